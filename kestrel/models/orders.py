@@ -1,0 +1,140 @@
+"""Orders and fills, in ccxt's vocabulary plus what a bot must remember to survive restarts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import Field
+
+from kestrel.errors import InvalidTransition
+from kestrel.mode import TradingMode
+from kestrel.models._base import KestrelModel, Money, utcnow
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP_MARKET = "stop_market"
+
+
+class OrderRole(StrEnum):
+    PRIMARY = "PRIMARY"
+    STOP_LOSS = "STOP_LOSS"
+    TAKE_PROFIT = "TAKE_PROFIT"
+    EXIT = "EXIT"
+
+
+class OrderStatus(StrEnum):
+    NEW = "NEW"  # intent stored, exchange not yet asked (or answer not yet seen)
+    OPEN = "OPEN"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    FAILED = "FAILED"
+
+
+class StatusSource(StrEnum):
+    """Which piece of exchange truth set the status; an order is only final on confirmation."""
+
+    INTENT = "intent"
+    CREATE_RESPONSE = "create_response"
+    OPEN_ORDERS = "open_orders"
+    ORDER_HISTORY = "order_history"
+    TRADE_HISTORY = "trade_history"
+    CANCEL_RESPONSE = "cancel_response"
+    PRE_CHECK = "pre_check"
+
+
+FINAL_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.FAILED}
+)
+LIVE_STATUSES = frozenset({OrderStatus.NEW, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
+
+_ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.NEW: frozenset(
+        {
+            OrderStatus.OPEN,
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELED,
+            OrderStatus.REJECTED,
+            OrderStatus.FAILED,
+        }
+    ),
+    OrderStatus.OPEN: frozenset(
+        {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.CANCELED}
+    ),
+    OrderStatus.PARTIALLY_FILLED: frozenset(
+        {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.CANCELED}
+    ),
+}
+
+
+def check_transition(current: OrderStatus, new: OrderStatus) -> None:
+    """Raise unless the lifecycle allows current -> new (same status is a no-op, allowed)."""
+    if current == new:
+        return
+    if new not in _ALLOWED.get(current, frozenset()):
+        raise InvalidTransition(f"order status cannot go from {current} to {new}")
+
+
+class Order(KestrelModel):
+    client_order_id: str = Field(min_length=1, max_length=36)
+    exchange_order_id: str | None = None
+    mode: TradingMode
+    exchange: str
+    symbol: str
+    side: Side
+    type: OrderType
+    role: OrderRole = OrderRole.PRIMARY
+    amount: Money = Field(gt=0)
+    price: Money | None = Field(default=None, gt=0)
+    stop_price: Money | None = Field(default=None, gt=0)
+    status: OrderStatus = OrderStatus.NEW
+    status_source: StatusSource = StatusSource.INTENT
+    filled: Money = Decimal("0")
+    average_price: Money | None = None
+    fee_cost: Money = Decimal("0")
+    fee_currency: str | None = None
+    cycle_id: str | None = None
+    parent_client_order_id: str | None = None
+    reason: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = 0
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.amount - self.filled
+
+
+class Fill(KestrelModel):
+    """One trade against one order (ccxt's myTrades entry). trade_id is unique per exchange."""
+
+    trade_id: str
+    client_order_id: str
+    exchange_order_id: str | None = None
+    symbol: str
+    side: Side
+    amount: Money = Field(gt=0)
+    price: Money = Field(gt=0)
+    fee_cost: Money = Decimal("0")
+    fee_currency: str
+    taker_or_maker: str = "taker"
+    timestamp: int
+
+    @property
+    def cost(self) -> Decimal:
+        return self.amount * self.price
