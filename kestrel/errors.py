@@ -51,3 +51,11 @@ class InsufficientFunds(OrderRejected):
 
 class InvalidMarketData(KestrelError):
     """Candles that cannot be trusted: NaN, non-increasing timestamps, high < low, ..."""
+
+
+class OrderNotFoundOnExchange(ExchangeError):
+    """The exchange says it has no such order (yet): never read this as 'canceled'."""
+
+
+class DuplicateOrderOnExchange(OrderRejected):
+    """The exchange already has an order with this client order id: look it up, don't retry."""

@@ -16,7 +16,9 @@ class TradingMode(StrEnum):
     REAL = "REAL"
 
 
-_current_mode: ContextVar[TradingMode] = ContextVar("kestrel_trading_mode", default=TradingMode.DEMO)
+_current_mode: ContextVar[TradingMode] = ContextVar(
+    "kestrel_trading_mode", default=TradingMode.DEMO
+)
 
 
 def current_mode() -> TradingMode:

@@ -36,7 +36,9 @@ class WatchlistItem(_Section):
     trade_enabled: bool = True
     alert_enabled: bool = True
     trade_amount_usd: Decimal = Field(default=Decimal("100"), ge=0)
-    strategy: str | None = Field(default=None, description="strategy preset, e.g. SWING/CONSERVATIVE")
+    strategy: str | None = Field(
+        default=None, description="strategy preset, e.g. SWING/CONSERVATIVE"
+    )
 
     @field_validator("symbol")
     @classmethod
@@ -106,7 +108,9 @@ class KestrelSettings(BaseSettings):
         if not value:
             return None
         if not value.startswith(("mongodb://", "mongodb+srv://", "sqlite:///")):
-            raise ValueError("must start with mongodb://, mongodb+srv:// or sqlite:/// (or be empty)")
+            raise ValueError(
+                "must start with mongodb://, mongodb+srv:// or sqlite:/// (or be empty)"
+            )
         return value
 
     @field_validator("exchange")

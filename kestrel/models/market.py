@@ -54,7 +54,9 @@ class Candle(KestrelModel):
     def _consistent(self) -> Candle:
         if self.low <= 0:
             raise ValueError(f"low must be > 0, got {self.low}")
-        if self.high < max(self.open, self.close, self.low) or self.low > min(self.open, self.close):
+        if self.high < max(self.open, self.close, self.low) or self.low > min(
+            self.open, self.close
+        ):
             raise ValueError(
                 f"inconsistent candle at {self.timestamp}: high={self.high} low={self.low} "
                 f"open={self.open} close={self.close}"
@@ -75,7 +77,9 @@ class CandleSeries(KestrelModel):
     symbol: str
     timeframe: str
     candles: list[Candle]
-    source: str = Field(description="where they came from: ccxt:<exchange>, replay:<file>, simulated")
+    source: str = Field(
+        description="where they came from: ccxt:<exchange>, replay:<file>, simulated"
+    )
 
     @field_validator("timeframe")
     @classmethod
@@ -88,7 +92,8 @@ class CandleSeries(KestrelModel):
         for prev, cur in zip(self.candles, self.candles[1:], strict=False):
             if cur.timestamp <= prev.timestamp:
                 raise ValueError(
-                    f"{self.symbol} candles must increase in time: {cur.timestamp} after {prev.timestamp}"
+                    f"{self.symbol} candles must increase in time: "
+                    f"{cur.timestamp} after {prev.timestamp}"
                 )
         return self
 
@@ -111,7 +116,9 @@ class MarketSpec(KestrelModel):
     symbol: str
     base: str
     quote: str
-    amount_step: Money = Field(gt=0, description="smallest amount increment (ccxt precision.amount)")
+    amount_step: Money = Field(
+        gt=0, description="smallest amount increment (ccxt precision.amount)"
+    )
     price_tick: Money = Field(gt=0, description="smallest price increment (ccxt precision.price)")
     min_amount: Money = Decimal("0")
     min_notional: Money = Decimal("0")

@@ -104,6 +104,8 @@ class Order(KestrelModel):
     average_price: Money | None = None
     fee_cost: Money = Decimal("0")
     fee_currency: str | None = None
+    stop_loss: Money | None = Field(default=None, description="protective level for the position")
+    take_profit: Money | None = Field(default=None, description="target for the position")
     cycle_id: str | None = None
     parent_client_order_id: str | None = None
     reason: str | None = None

@@ -1,0 +1,81 @@
+"""Everything a process needs to trade, built once per process and mode.
+
+Under Prefect every deployment run is its own process, and tasks run in threads; the
+runtime is therefore built lazily, cached per (settings, mode), and holds nothing that
+cannot be rebuilt from the settings and the store.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from kestrel.exchange.base import ExchangeClient
+from kestrel.mode import TradingMode, current_mode
+from kestrel.models import MarketSpec
+from kestrel.settings import KestrelSettings
+from kestrel.store.base import Store
+
+if TYPE_CHECKING:
+    from kestrel.market import MarketFeed
+
+
+@dataclass
+class Runtime:
+    settings: KestrelSettings
+    store: Store
+    exchange: ExchangeClient
+    feed: MarketFeed | None = None
+    _markets: dict[str, MarketSpec] = field(default_factory=dict)
+
+    @property
+    def mode(self) -> TradingMode:
+        return self.settings.mode
+
+    def market(self, symbol: str) -> MarketSpec:
+        if symbol not in self._markets:
+            self.exchange.load_markets()
+            self._markets[symbol] = MarketSpec.from_ccxt(self.exchange.market(symbol))
+        return self._markets[symbol]
+
+    def now_ms(self, symbol: str) -> int:
+        """Market time: the replay/simulation clock in DEMO replays, else the wall clock."""
+        if self.feed is not None:
+            return self.feed.now_ms(symbol)
+        return int(time.time() * 1000)
+
+
+_cache: dict[tuple[str, TradingMode], Runtime] = {}
+_lock = threading.Lock()
+
+
+def build_runtime(settings: KestrelSettings) -> Runtime:
+    from kestrel.store.router import StoreRouter
+    from kestrel.wallet import build_exchange
+
+    store = StoreRouter(settings)
+    feed = None
+    if settings.mode is TradingMode.DEMO:
+        from kestrel.market import choose_feed
+
+        feed = choose_feed(settings, store, [item.symbol for item in settings.watchlist])
+    exchange = build_exchange(settings, store, feed=feed)
+    return Runtime(settings=settings, store=store, exchange=exchange, feed=feed)
+
+
+def get_runtime(settings: KestrelSettings) -> Runtime:
+    """The process's runtime for these settings in the current mode."""
+    key = (settings.model_dump_json(), current_mode())
+    with _lock:
+        if key not in _cache:
+            _cache[key] = build_runtime(settings)
+        return _cache[key]
+
+
+def reset_runtimes() -> None:
+    with _lock:
+        for runtime in _cache.values():
+            runtime.store.close()
+        _cache.clear()
