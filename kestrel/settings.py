@@ -61,6 +61,9 @@ class PaperSettings(_Section):
 
     quote_currency: str = "USDT"
     starting_balance: Decimal = Field(default=Decimal("10000"), gt=0)
+    extra_balances: dict[str, Decimal] = Field(
+        default_factory=dict, description="other starting balances, e.g. {BTC = 0.5}"
+    )
     maker_fee: Decimal = Field(default=Decimal("0.001"), ge=0, lt=Decimal("0.05"))
     taker_fee: Decimal = Field(default=Decimal("0.001"), ge=0, lt=Decimal("0.05"))
     slippage_bps: Decimal = Field(default=Decimal("5"), ge=0, le=500)
@@ -69,6 +72,18 @@ class PaperSettings(_Section):
         default=None, description="folder of <BASE>_<QUOTE>-<tf>.csv candle files to replay"
     )
     seed: int = 7
+
+    @field_validator("extra_balances")
+    @classmethod
+    def _non_negative(cls, balances: dict[str, Decimal]) -> dict[str, Decimal]:
+        for currency, amount in balances.items():
+            if amount < 0:
+                raise ValueError(f"{currency} balance must be >= 0, got {amount}")
+        return {currency.upper(): amount for currency, amount in balances.items()}
+
+    def starting_balances(self) -> dict[str, Decimal]:
+        return {**self.extra_balances, self.quote_currency: self.starting_balance}
+
     network_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
 
