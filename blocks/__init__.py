@@ -1,0 +1,1 @@
+"""Custom Prefect block types (exchange account, Telegram bot, store, trading config)."""

@@ -1,0 +1,1 @@
+"""Deployment helpers. The deployments themselves are declared in ../prefect.yaml."""
