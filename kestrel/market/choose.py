@@ -1,0 +1,123 @@
+"""Picking the market data source from settings: live, replay or simulated.
+
+"auto" prefers live data, but only if the exchange answers a cheap request within a short,
+hard bound: a demo started on a laptop without network must come up at once with replay or
+simulated data rather than hang in DNS or TCP timeouts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from kestrel.errors import ConfigError
+from kestrel.market.base import MarketFeed
+from kestrel.market.csvfile import find_replay_files
+from kestrel.market.live import CcxtLiveFeed, make_exchange
+from kestrel.market.replay import DEFAULT_WARMUP, ReplayFeed
+from kestrel.market.simulated import SimulatedFeed
+from kestrel.settings import KestrelSettings, PaperSettings
+from kestrel.store.base import Store
+
+log = logging.getLogger(__name__)
+PROBE_TIMEOUT_S = 3.0
+
+
+def probe(exchange: Any, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """None if the exchange answered `fetch_time` within `timeout_s`, else why not.
+
+    The request runs in a daemon thread and we wait at most `timeout_s` for it: ccxt's own
+    timeout does not cover DNS resolution, which can block far longer when offline.
+    """
+    outcome: dict[str, str | None] = {}
+    previous_timeout = exchange.timeout
+    exchange.timeout = max(1, int(timeout_s * 1000))
+
+    def ask() -> None:
+        try:
+            exchange.fetch_time()
+            outcome["error"] = None
+        except Exception as exc:  # any failure means "not usable now"
+            outcome["error"] = f"{type(exc).__name__}: {exc}"
+
+    worker = threading.Thread(target=ask, name=f"probe-{exchange.id}", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        return f"no answer from {exchange.id} within {timeout_s:g}s"
+    exchange.timeout = previous_timeout
+    return outcome.get("error", "probe did not run")
+
+
+def choose_feed(
+    settings: KestrelSettings | PaperSettings,
+    store: Store,
+    symbols: Sequence[str],
+    *,
+    timeframe: str | None = None,
+    exchange: Any = None,
+    probe_timeout_s: float = PROBE_TIMEOUT_S,
+    warmup: int = DEFAULT_WARMUP,
+) -> MarketFeed:
+    """The feed `settings.market_data` asks for ("live" | "replay" | "simulated" | "auto").
+
+    `settings` may be the whole KestrelSettings (exchange id and watchlist timeframe come
+    from it) or just PaperSettings. `exchange` overrides the ccxt client (id or instance).
+    auto: live if the exchange answers within `probe_timeout_s`, else replay if replay_dir has
+    a file for every symbol, else simulated. The reason is logged.
+    """
+    paper = settings.paper if isinstance(settings, KestrelSettings) else settings
+    if timeframe is None:
+        timeframe = _watchlist_timeframe(settings, symbols)
+    if exchange is None:
+        exchange = settings.exchange if isinstance(settings, KestrelSettings) else "binance"
+    source = paper.market_data
+
+    if source == "live":
+        return CcxtLiveFeed(exchange, timeout_s=paper.network_timeout_s)
+    if source == "replay":
+        if paper.replay_dir is None:
+            raise ConfigError(
+                "paper.market_data = 'replay' needs paper.replay_dir (a folder of CSVs)"
+            )
+        return ReplayFeed.from_dir(
+            paper.replay_dir, store, symbols, timeframe=timeframe, warmup=warmup
+        )
+    if source == "simulated":
+        return _simulated(paper, store, symbols, timeframe, warmup)
+
+    client = (
+        make_exchange(exchange, paper.network_timeout_s) if isinstance(exchange, str) else exchange
+    )
+    why_not_live = probe(client, min(probe_timeout_s, paper.network_timeout_s))
+    if why_not_live is None:
+        log.info("market data: live from %s", client.id)
+        return CcxtLiveFeed(client, timeout_s=paper.network_timeout_s)
+    if paper.replay_dir is not None:
+        files = find_replay_files(paper.replay_dir, symbols, timeframe)
+        if all(s in files for s in symbols):
+            log.warning("market data: replay from %s (%s)", paper.replay_dir, why_not_live)
+            return ReplayFeed(files, store, warmup=warmup)
+        why_not_live += f"; {paper.replay_dir} lacks files for " + ", ".join(
+            s for s in symbols if s not in files
+        )
+    log.warning("market data: SIMULATED (%s)", why_not_live)
+    return _simulated(paper, store, symbols, timeframe, warmup)
+
+
+def _simulated(
+    paper: PaperSettings, store: Store, symbols: Sequence[str], timeframe: str, warmup: int
+) -> SimulatedFeed:
+    return SimulatedFeed(store, symbols, seed=paper.seed, timeframe=timeframe, warmup=warmup)
+
+
+def _watchlist_timeframe(settings: KestrelSettings | PaperSettings, symbols: Sequence[str]) -> str:
+    """The finest watchlist timeframe of these symbols (coarser ones are aggregated from it)."""
+    if not isinstance(settings, KestrelSettings):
+        return "1h"
+    from kestrel.models import timeframe_ms
+
+    timeframes = [i.timeframe for i in settings.watchlist if i.symbol in symbols] or ["1h"]
+    return min(timeframes, key=timeframe_ms)
