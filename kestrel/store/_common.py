@@ -14,11 +14,17 @@ from kestrel.models import Event, Order
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-#: Raised to the outermost `atomic()` when an inner block failed but the outer one carried on.
-DOOMED_MESSAGE = (
-    "a nested store.atomic() block raised, so the whole transaction was rolled back; "
-    "catch store errors outside atomic(), not inside it"
-)
+
+def doomed_error(cause: BaseException) -> StoreError:
+    """What leaving the outermost atomic() raises when a nested block failed and the caller
+    carried on regardless: the work is rolled back, so it must not look committed. A lost
+    compare-and-set stays a ConcurrentUpdate, so the caller's re-read-and-retry loop still
+    catches it."""
+    kind = ConcurrentUpdate if isinstance(cause, ConcurrentUpdate) else StoreError
+    return kind(
+        f"a nested store.atomic() block raised {type(cause).__name__}: {cause}; the whole "
+        "transaction was rolled back (catch store errors outside atomic(), not inside it)"
+    )
 
 
 def micros(moment: datetime) -> int:

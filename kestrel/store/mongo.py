@@ -52,10 +52,10 @@ from kestrel.models import (
     PositionStatus,
 )
 from kestrel.store._common import (
-    DOOMED_MESSAGE,
     check_limit,
     check_mode,
     check_version,
+    doomed_error,
     enum_values,
     lost_cas,
     micros,
@@ -99,7 +99,7 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], bool]]] = {
 class _ThreadState(threading.local):
     session: ClientSession | None = None
     depth: int = 0
-    doomed: bool = False
+    doomed: BaseException | None = None  # what escaped a nested block
 
 
 class MongoStore(Store):
@@ -176,8 +176,8 @@ class MongoStore(Store):
             local.depth += 1
             try:
                 yield
-            except BaseException:
-                local.doomed = True
+            except BaseException as exc:
+                local.doomed = local.doomed or exc
                 raise
             finally:
                 local.depth -= 1
@@ -187,17 +187,17 @@ class MongoStore(Store):
             try:
                 yield
             finally:
-                local.depth, local.doomed = 0, False
+                local.depth, local.doomed = 0, None
             return
         with self.db.client.start_session() as session:
             session.start_transaction(
                 read_concern=ReadConcern("snapshot"), write_concern=WriteConcern("majority")
             )
-            local.session, local.depth, local.doomed = session, 1, False
+            local.session, local.depth, local.doomed = session, 1, None
             try:
                 yield
-                if local.doomed:
-                    raise StoreError(DOOMED_MESSAGE)
+                if local.doomed is not None:
+                    raise doomed_error(local.doomed) from local.doomed
                 _commit(session)
             except BaseException as exc:
                 if session.in_transaction:
@@ -211,7 +211,7 @@ class MongoStore(Store):
                     ) from exc
                 raise
             finally:
-                local.session, local.depth, local.doomed = None, 0, False
+                local.session, local.depth, local.doomed = None, 0, None
 
     def _write[T](self, work: Callable[[], T]) -> T:
         """Run one method's writes as one unit. Alone on a replica set it is its own
@@ -223,7 +223,7 @@ class MongoStore(Store):
             with self.atomic():
                 return work()
         with self.db.client.start_session() as session:
-            local.session, local.depth, local.doomed = session, 1, False
+            local.session, local.depth, local.doomed = session, 1, None
             try:
                 return session.with_transaction(
                     lambda _: work(),
@@ -231,7 +231,7 @@ class MongoStore(Store):
                     write_concern=WriteConcern("majority"),
                 )
             finally:
-                local.session, local.depth, local.doomed = None, 0, False
+                local.session, local.depth, local.doomed = None, 0, None
 
     def close(self) -> None:
         if self._close_client:

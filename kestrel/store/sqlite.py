@@ -23,11 +23,12 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from kestrel.errors import DuplicateClientOrderId, StoreError
 from kestrel.mode import TradingMode
@@ -42,10 +43,10 @@ from kestrel.models import (
     PositionStatus,
 )
 from kestrel.store._common import (
-    DOOMED_MESSAGE,
     check_limit,
     check_mode,
     check_version,
+    doomed_error,
     enum_values,
     lost_cas,
     micros,
@@ -110,13 +111,19 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
+class _Opened(NamedTuple):
+    pid: int
+    thread: weakref.ref[threading.Thread]
+    conn: sqlite3.Connection
+
+
 class _ThreadState(threading.local):
     """Per-thread connection and transaction nesting (class attributes are the defaults)."""
 
     conn: sqlite3.Connection | None = None
     pid: int = 0
     depth: int = 0
-    doomed: bool = False
+    doomed: BaseException | None = None  # what escaped a nested block
 
 
 class SQLiteStore(Store):
@@ -129,7 +136,7 @@ class SQLiteStore(Store):
         self.mode = TradingMode(mode)
         self.path = Path(path)
         self._local = _ThreadState()
-        self._all_conns: list[sqlite3.Connection] = []
+        self._opened: list[_Opened] = []
         self._conns_lock = threading.Lock()
         self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,10 +159,28 @@ class SQLiteStore(Store):
             )
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             conn.execute("PRAGMA synchronous = NORMAL")
-            local.conn, local.pid, local.depth, local.doomed = conn, os.getpid(), 0, False
-            with self._conns_lock:
-                self._all_conns.append(conn)
+            local.conn, local.pid, local.depth, local.doomed = conn, os.getpid(), 0, None
+            self._register(conn)
         return local.conn
+
+    def _register(self, conn: sqlite3.Connection) -> None:
+        """Remember `conn` for close(), and close those of threads that have ended (Prefect
+        may run each task in a fresh thread). Connections inherited through fork() are
+        forgotten, never closed: closing one could let SQLite believe it is the last user of
+        the file and checkpoint or remove the WAL under the parent's feet."""
+        pid = os.getpid()
+        with self._conns_lock:
+            keep: list[_Opened] = []
+            for opened in self._opened:
+                if opened.pid != pid:
+                    continue
+                thread = opened.thread()
+                if thread is None or not thread.is_alive():
+                    opened.conn.close()
+                else:
+                    keep.append(opened)
+            keep.append(_Opened(pid, weakref.ref(threading.current_thread()), conn))
+            self._opened = keep
 
     def _enable_wal(self) -> None:
         """WAL is a property of the file; switching to it needs a moment alone with the file,
@@ -211,23 +236,23 @@ class SQLiteStore(Store):
             local.depth += 1
             try:
                 yield
-            except BaseException:
-                local.doomed = True
+            except BaseException as exc:
+                local.doomed = local.doomed or exc
                 raise
             finally:
                 local.depth -= 1
             return
         conn.execute("BEGIN IMMEDIATE")
-        local.depth, local.doomed = 1, False
+        local.depth, local.doomed = 1, None
         try:
             yield
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         else:
-            if local.doomed:
+            if local.doomed is not None:
                 conn.execute("ROLLBACK")
-                raise StoreError(DOOMED_MESSAGE)
+                raise doomed_error(local.doomed) from local.doomed
             try:
                 conn.execute("COMMIT")
             except BaseException:
@@ -235,15 +260,16 @@ class SQLiteStore(Store):
                     conn.execute("ROLLBACK")
                 raise
         finally:
-            local.depth, local.doomed = 0, False
+            local.depth, local.doomed = 0, None
 
     def close(self) -> None:
         """Close every thread's connection; the store cannot be used afterwards."""
         self._closed = True
         with self._conns_lock:
-            conns, self._all_conns = self._all_conns, []
-        for conn in conns:
-            conn.close()
+            opened, self._opened = self._opened, []
+        for entry in opened:
+            if entry.pid == os.getpid():
+                entry.conn.close()
 
     # -- orders --------------------------------------------------------------------------------
     def insert_order(self, order: Order, events: Sequence[Event] = ()) -> Order:

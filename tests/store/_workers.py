@@ -41,8 +41,8 @@ def count_up(
     path: Path, times: int, in_transaction: bool, barrier: Barrier, results: Queue[object]
 ) -> None:
     try:
+        barrier.wait()  # all start together, opening the file included
         store = SQLiteStore(path, TradingMode.DEMO)
-        barrier.wait()
         lost = sum(increment(store, in_transaction=in_transaction) for _ in range(times))
         store.close()
         results.put(("ok", lost))
@@ -54,8 +54,8 @@ def insert_same_order(
     path: Path, client_order_id: str, barrier: Barrier, results: Queue[object]
 ) -> None:
     try:
-        store = SQLiteStore(path, TradingMode.DEMO)
         barrier.wait()
+        store = SQLiteStore(path, TradingMode.DEMO)
         try:
             store.insert_order(make_order(client_order_id))
             outcome = "won"

@@ -218,12 +218,20 @@ def test_a_failed_inner_block_rolls_back_the_outer_one(store: Store) -> None:
     if not transactional(store):
         pytest.skip("this backend has no multi-document transactions (documented limit)")
 
-    with pytest.raises(StoreError, match="rolled back"), store.atomic():
+    # A lost CAS stays a ConcurrentUpdate, so the caller's re-read-and-retry loop catches it.
+    with pytest.raises(ConcurrentUpdate, match="rolled back"), store.atomic():
         store.put_state("outer", {"n": 1}, expected_version=0)
         with pytest.raises(ConcurrentUpdate):
             store.put_state("outer", {"n": 2}, expected_version=0)  # inner block fails ...
         # ... and the caller carries on, but the transaction is doomed
     assert store.get_state("outer") is None
+
+    with pytest.raises(StoreError, match="ValueError") as caught, store.atomic():
+        store.insert_order(make_order("o-1"))
+        with pytest.raises(ValueError), store.atomic():
+            raise ValueError("inner")
+    assert not isinstance(caught.value, ConcurrentUpdate)
+    assert store.get_order("o-1") is None
 
 
 # -- fills -------------------------------------------------------------------------------------

@@ -66,6 +66,12 @@ def test_processes_counting_with_compare_and_set_lose_no_update(db_path: Path) -
     assert final_count(db_path) == PROCESSES * INCREMENTS
 
 
+def test_processes_creating_a_new_file_together_agree_on_one_schema(tmp_path: Path) -> None:
+    path = tmp_path / "fresh" / "kestrel_demo.sqlite3"
+    run_processes(_workers.count_up, path, 5, False)
+    assert final_count(path) == PROCESSES * 5
+
+
 def test_read_modify_write_inside_atomic_never_loses_its_compare_and_set(db_path: Path) -> None:
     """BEGIN IMMEDIATE takes the write lock before the read, so no other process can change
     the row between this process's get_state and put_state."""
@@ -119,3 +125,29 @@ def test_the_file_uses_wal_and_records_its_schema_version(db_path: Path) -> None
         conn.close()
     with pytest.raises(StoreError, match="newer than this Kestrel"):
         SQLiteStore(db_path, TradingMode.DEMO)
+
+
+def test_connections_of_finished_threads_are_closed(db_path: Path) -> None:
+    """Prefect may run each task in a new thread; their connections must not pile up.
+    (White-box: it looks at each thread's connection through the private _conn().)"""
+    store = SQLiteStore(db_path, TradingMode.DEMO)
+    seen: list[sqlite3.Connection] = []
+
+    def use_store() -> None:
+        store.get_state("anything")
+        seen.append(store._conn())
+
+    def is_open(conn: sqlite3.Connection) -> bool:
+        try:
+            conn.execute("SELECT 1")
+        except sqlite3.ProgrammingError:
+            return False
+        return True
+
+    for _ in range(10):
+        thread = threading.Thread(target=use_store)
+        thread.start()
+        thread.join()
+    assert [is_open(conn) for conn in seen] == [False] * 9 + [True]
+    store.close()
+    assert not is_open(seen[-1])
