@@ -18,6 +18,7 @@ import json
 import re
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -121,9 +122,7 @@ class FakeTelegramServer:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> FakeTelegramServer:
-        handler = _make_handler(self)
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _QuietServer(("127.0.0.1", 0), _make_handler(self))
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="fake-telegram", daemon=True
         )
@@ -280,12 +279,16 @@ class FakeTelegramServer:
         """Wait in a handler thread, bounded, released early by shutdown."""
         self._closing.wait(self.max_hang_s if seconds is None else seconds)
 
-    def dispatch(self, token: str, method: str, params: dict[str, Any]) -> Any:
+    def record(self, token: str, method: str, params: dict[str, Any]) -> bool:
+        """Log a request (faulted ones too: a hung request was still received)."""
         ok = secrets.compare_digest(token, self.token)
         with self._cond:
             self._state.requests.append(RecordedRequest(method, params, ok))
             self._cond.notify_all()
-        if not ok:
+        return ok
+
+    def dispatch(self, token: str, method: str, params: dict[str, Any]) -> Any:
+        if not secrets.compare_digest(token, self.token):
             raise ApiError(401, "Unauthorized")
         handler = _METHODS.get(method.lower())
         if handler is None:
@@ -399,6 +402,16 @@ _METHODS: dict[str, Callable[[FakeTelegramServer, dict[str, Any]], Any]] = {
 }
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that timed out or was killed is expected here, not an error."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
+
+
 def _chat_id(params: dict[str, Any]) -> int:
     value = params.get("chat_id")
     if value in (None, ""):
@@ -456,14 +469,20 @@ def _make_handler(server: FakeTelegramServer) -> type[BaseHTTPRequestHandler]:
             if match is None:
                 self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
                 return
-            method = match.group("method")
-            fault = server._take_fault(method) if match.group("token") == server.token else None
+            method, token = match.group("method"), match.group("token")
+            decode_error: ApiError | None = None
+            try:
+                params = _decode_params(parts.query, body, self.headers.get("Content-Type", ""))
+            except ApiError as exc:
+                params, decode_error = {}, exc
+            fault = server._take_fault(method) if server.record(token, method, params) else None
             if fault is not None and fault.kind in ("hang", "5xx", "429"):
                 self._fault_before(fault)
                 return
             try:
-                params = _decode_params(parts.query, body, self.headers.get("Content-Type", ""))
-                result = server.dispatch(match.group("token"), method, params)
+                if decode_error is not None:
+                    raise decode_error
+                result = server.dispatch(token, method, params)
             except ApiError as exc:
                 payload: dict[str, Any] = {
                     "ok": False,

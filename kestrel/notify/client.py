@@ -1,0 +1,97 @@
+"""Building the python-telegram-bot client, and reading its errors for delivery decisions.
+
+The one question the outbox must answer after a failed sendMessage is "could Telegram have
+delivered it?". PTB folds everything into a few exception classes; the httpx exception it
+chains (`__cause__`) tells whether the request ever reached the server.
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import timedelta
+from enum import StrEnum
+
+import httpx
+from telegram import Bot
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.request import HTTPXRequest
+from telegram.warnings import PTBDeprecationWarning
+
+from kestrel.notify.redact import register_token
+from kestrel.notify.settings import TelegramSettings
+
+
+class Failure(StrEnum):
+    RATE_LIMITED = "rate_limited"  # 429: Telegram refused, nothing sent; wait retry_after
+    NOT_SENT = "not_sent"  # Telegram answered an error, or we never connected: safe to retry
+    UNKNOWN = "unknown"  # request may have been processed (read timeout, dropped connection)
+    BAD_MARKUP = "bad_markup"  # 400 can't parse entities: nothing sent; resend as plain text
+    REFUSED = "refused"  # 400 for this message only: retrying the same request cannot help
+    CHAT_UNAVAILABLE = "chat_unavailable"  # blocked, kicked, chat not found: config problem
+    BAD_TOKEN = "bad_token"  # 401/404: the token is wrong
+
+
+# Failures of these httpx kinds happen before a complete request reached the server.
+_BEFORE_SERVER = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteTimeout)
+
+
+def classify(exc: TelegramError) -> Failure:
+    """Decide whether a failed sendMessage may have delivered its message."""
+    if isinstance(exc, RetryAfter):
+        return Failure.RATE_LIMITED
+    if isinstance(exc, InvalidToken):
+        return Failure.BAD_TOKEN
+    if isinstance(exc, Forbidden | ChatMigrated):
+        return Failure.CHAT_UNAVAILABLE
+    if isinstance(exc, BadRequest):
+        text = str(exc).lower()
+        if "parse entities" in text:
+            return Failure.BAD_MARKUP
+        if "chat not found" in text or "chat_id is empty" in text:
+            return Failure.CHAT_UNAVAILABLE
+        return Failure.REFUSED
+    if isinstance(exc, NetworkError):  # includes TimedOut
+        cause = exc.__cause__
+        if cause is None or isinstance(cause, TelegramError):
+            return Failure.NOT_SENT  # PTB raised it from the server's error answer (5xx, 409)
+        if isinstance(cause, _BEFORE_SERVER):
+            return Failure.NOT_SENT
+        return Failure.UNKNOWN
+    return Failure.UNKNOWN
+
+
+def retry_after_seconds(exc: RetryAfter) -> float:
+    """Seconds, whichever type PTB hands out (int now, timedelta in its next major)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def make_bot(settings: TelegramSettings, token: str | None = None) -> Bot:
+    """A PTB Bot for `settings.api_base_url` with bounded timeouts. The token is registered
+    with the log scrubber before the first request can log a URL containing it."""
+    secret = token or settings.token()
+    register_token(secret)
+    timeout = settings.request_timeout_s
+    request = HTTPXRequest(
+        connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout, pool_timeout=timeout
+    )
+    # PTB adds the long-poll timeout to this read timeout for getUpdates itself.
+    updates_request = HTTPXRequest(
+        connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout, pool_timeout=timeout
+    )
+    return Bot(
+        secret,
+        base_url=settings.api_base_url,
+        request=request,
+        get_updates_request=updates_request,
+    )
