@@ -229,7 +229,7 @@ class SQLiteStore(Store):
     def atomic(self) -> Iterator[None]:
         """BEGIN IMMEDIATE ... COMMIT. Nested blocks join the outer transaction; an exception
         leaving any block rolls back everything when the outermost block ends (if the outer
-        block swallowed it, leaving the outer block raises StoreError)."""
+        block swallowed it, leaving the outer block raises: see `doomed_error`)."""
         local = self._local
         conn = self._conn()
         if local.depth > 0:
@@ -246,19 +246,13 @@ class SQLiteStore(Store):
         local.depth, local.doomed = 1, None
         try:
             yield
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
             if local.doomed is not None:
-                conn.execute("ROLLBACK")
                 raise doomed_error(local.doomed) from local.doomed
-            try:
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # some SQLite errors have rolled back already
+                conn.execute("ROLLBACK")
+            raise
         finally:
             local.depth, local.doomed = 0, None
 
