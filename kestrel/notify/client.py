@@ -76,19 +76,28 @@ def retry_after_seconds(exc: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+def make_requests(settings: TelegramSettings) -> tuple[HTTPXRequest, HTTPXRequest]:
+    """(requests, getUpdates requests) with bounded timeouts; PTB adds the long-poll timeout
+    to the read timeout of getUpdates itself."""
+    timeout = settings.request_timeout_s
+
+    def build() -> HTTPXRequest:
+        return HTTPXRequest(
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            write_timeout=timeout,
+            pool_timeout=timeout,
+        )
+
+    return build(), build()
+
+
 def make_bot(settings: TelegramSettings, token: str | None = None) -> Bot:
-    """A PTB Bot for `settings.api_base_url` with bounded timeouts. The token is registered
-    with the log scrubber before the first request can log a URL containing it."""
+    """A PTB Bot for `settings.api_base_url`. The token is registered with the log scrubber
+    before the first request can log a URL containing it."""
     secret = token or settings.token()
     register_token(secret)
-    timeout = settings.request_timeout_s
-    request = HTTPXRequest(
-        connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout, pool_timeout=timeout
-    )
-    # PTB adds the long-poll timeout to this read timeout for getUpdates itself.
-    updates_request = HTTPXRequest(
-        connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout, pool_timeout=timeout
-    )
+    request, updates_request = make_requests(settings)
     return Bot(
         secret,
         base_url=settings.api_base_url,

@@ -95,6 +95,11 @@ class TelegramSettings(BaseSettings):
         default=30.0, ge=0, description="the cursor never passes events younger than this"
     )
     poll_timeout_s: int = Field(default=20, ge=0, le=50, description="getUpdates long poll")
+    command_max_age_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="older commands (queued while the bot was down) are ignored, except /stop",
+    )
 
     @field_validator("command_chat_ids", "event_types", "quiet_hours_bypass", mode="before")
     @classmethod

@@ -86,30 +86,44 @@ def _generic(event: Event) -> Card:
     return Card(title=title, icon=icon, rows=tuple(rows), lines=lines)
 
 
+def money_map(amounts: object) -> str:
+    """{'USDT': '12.5', 'BTC': '0.001'} -> '12.5 USDT, 0.001 BTC' (never summed across)."""
+    if not isinstance(amounts, dict) or not amounts:
+        return "0"
+    return ", ".join(f"{fmt_num(v)} {k}" for k, v in sorted(amounts.items()))
+
+
 def _daily_summary(event: Event) -> Card:
     data: dict[str, Any] = event.data
+    positions = data.get("open_positions") or []
     rows = [
-        ("Day", str(data.get("day", "?"))),
-        ("Trades", str(data.get("trade_count", 0))),
-        ("Realized PnL", f"{fmt_num(data.get('realized_pnl'))} {data.get('quote', '')}".strip()),
-        ("Fees", f"{fmt_num(data.get('fees'))} {data.get('quote', '')}".strip()),
-        ("Win rate", _win_rate(data)),
-        ("Open positions", str(len(data.get("open_positions", [])))),
+        ("Day", f"{data.get('day', '?')} ({data.get('timezone', 'UTC')})"),
+        (
+            "Trades",
+            f"{data.get('trade_count', 0)} ({data.get('buy_count', 0)} buys, "
+            f"{data.get('sell_count', 0)} sells)",
+        ),
+        ("Realized PnL", money_map(data.get("realized_pnl"))),
+        ("Fees", money_map(data.get("fees"))),
+        ("Win rate", win_rate_text(data.get("win_count", 0), data.get("closed_count", 0))),
+        ("Open positions", str(len(positions))),
     ]
-    lines = tuple(
-        f"{p.get('symbol')}: {fmt_num(p.get('amount'))} @ {fmt_num(p.get('avg_entry_price'))}"
-        + (f" (uPnL {fmt_num(p.get('unrealized_pnl'))})" if p.get("unrealized_pnl") else "")
-        for p in data.get("open_positions", [])
-    )
+    lines = tuple(position_line(p) for p in positions)
     return Card(title="Daily report", icon="📊", rows=tuple(rows), lines=lines)
 
 
-def _win_rate(data: dict[str, Any]) -> str:
-    closed = int(data.get("closed_count", 0) or 0)
-    if closed == 0:
-        return "- (no closed trades)"
-    wins = int(data.get("win_count", 0) or 0)
-    return f"{100 * wins // closed}% ({wins}/{closed})"
+def position_line(p: dict[str, Any]) -> str:
+    text = f"{p.get('symbol')}: {fmt_num(p.get('amount'))} @ {fmt_num(p.get('avg_entry_price'))}"
+    if p.get("unrealized_pnl") is not None:
+        text += f", last {fmt_num(p.get('last_price'))}, uPnL {fmt_num(p.get('unrealized_pnl'))}"
+    return text
+
+
+def win_rate_text(wins: object, closed: object) -> str:
+    closed_n, wins_n = int(str(closed or 0)), int(str(wins or 0))
+    if closed_n == 0:
+        return "- (no closed positions)"
+    return f"{100 * wins_n // closed_n}% ({wins_n}/{closed_n})"
 
 
 _SPECIAL: dict[EventType, Callable[[Event], Card]] = {EventType.DAILY_SUMMARY: _daily_summary}

@@ -205,9 +205,11 @@ class FakeTelegramServer:
         user_id: int | None = None,
         username: str = "someone",
         chat_type: str = "private",
+        age_s: float = 0.0,
     ) -> int:
         """Queue an incoming user message (an Update) for getUpdates; returns its update_id.
-        Bot commands get the bot_command entity Telegram adds, so PTB's CommandHandler fires."""
+        Bot commands get the bot_command entity Telegram adds, so PTB's CommandHandler fires.
+        `age_s` back-dates it, like a message that waited while the bot was down."""
         entities = []
         if text.startswith("/"):
             length = len(text.split()[0])
@@ -222,7 +224,7 @@ class FakeTelegramServer:
                     "update_id": update_id,
                     "message": {
                         "message_id": message_id,
-                        "date": int(time.time()),
+                        "date": int(time.time() - age_s),
                         "chat": {"id": chat_id, "type": chat_type, "username": username},
                         "from": {
                             "id": sender,

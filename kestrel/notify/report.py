@@ -1,0 +1,171 @@
+"""Trading results over a period, from the store alone: the daily report and /pnl.
+
+Realized PnL is recomputed by replaying every fill with the ledger's own rules (average
+entry price, fees in quote via `kestrel.ledger.fee_in_quote`), so a sell is credited to the
+day it happened even when its position opened days before. PnL is gross, fees are listed
+separately, as in the ledger. A closed position is a win when realized PnL minus its fees is
+positive. Money is kept per quote currency: USDT and BTC profits are never added together.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+
+from kestrel.ledger import base_received, fee_in_quote
+from kestrel.mode import TradingMode
+from kestrel.models import Event, EventType, Fill, Money, PositionStatus, Side
+from kestrel.store.base import Store
+
+ZERO = Decimal("0")
+
+
+class OpenPositionLine(BaseModel):
+    symbol: str
+    amount: Money
+    avg_entry_price: Money
+    last_price: Money | None = None
+    unrealized_pnl: Money | None = None
+
+
+class PeriodStats(BaseModel):
+    start: datetime
+    end: datetime
+    trade_count: int = 0
+    buy_count: int = 0
+    sell_count: int = 0
+    volume: dict[str, Money] = Field(default_factory=dict)
+    realized_pnl: dict[str, Money] = Field(default_factory=dict)
+    fees: dict[str, Money] = Field(default_factory=dict)
+    closed_count: int = 0
+    win_count: int = 0
+
+    @property
+    def win_rate(self) -> float | None:
+        return self.win_count / self.closed_count if self.closed_count else None
+
+
+class DailySummary(PeriodStats):
+    day: date
+    timezone: str
+    open_positions: list[OpenPositionLine] = Field(default_factory=list)
+
+
+def _quote(symbol: str) -> str:
+    return symbol.partition("/")[2] or "?"
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def realized_by_fill(fills: Iterable[Fill]) -> list[tuple[Fill, Decimal]]:
+    """Each fill with the PnL it realized (zero for buys), replaying the ledger's rules."""
+    held: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    entry: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    out: list[tuple[Fill, Decimal]] = []
+    for fill in sorted(fills, key=lambda f: (f.timestamp, f.trade_id)):
+        amount, price = held[fill.symbol], entry[fill.symbol]
+        if fill.side is Side.BUY:
+            received = base_received(fill)
+            new_amount = amount + received
+            if new_amount > 0:
+                entry[fill.symbol] = (amount * price + fill.amount * fill.price) / new_amount
+            held[fill.symbol] = new_amount
+            out.append((fill, ZERO))
+            continue
+        sold = min(fill.amount, amount)
+        held[fill.symbol] = amount - sold
+        out.append((fill, (fill.price - price) * sold))
+    return out
+
+
+def period_stats(store: Store, start: datetime, end: datetime) -> PeriodStats:
+    """Trades, realized PnL and fees of fills in [start, end), and positions closed then."""
+    stats = PeriodStats(start=start, end=end)
+    lo, hi = _ms(start), _ms(end)
+    volume: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    pnl: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    fees: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for fill, realized in realized_by_fill(store.list_fills()):
+        if not lo <= fill.timestamp < hi:
+            continue
+        quote = _quote(fill.symbol)
+        stats.trade_count += 1
+        if fill.side is Side.BUY:
+            stats.buy_count += 1
+        else:
+            stats.sell_count += 1
+        volume[quote] += fill.cost
+        pnl[quote] += realized
+        fees[quote] += fee_in_quote(fill)
+    for position in store.list_positions(status=PositionStatus.CLOSED):
+        closed_at = position.closed_at
+        if closed_at is None or not start <= closed_at < end:
+            continue
+        stats.closed_count += 1
+        if position.realized_pnl - position.fees_paid > 0:
+            stats.win_count += 1
+    stats.volume, stats.realized_pnl, stats.fees = dict(volume), dict(pnl), dict(fees)
+    return stats
+
+
+def open_position_lines(store: Store) -> list[OpenPositionLine]:
+    lines = []
+    for position in store.list_positions(status=PositionStatus.OPEN):
+        last = position.last_price
+        lines.append(
+            OpenPositionLine(
+                symbol=position.symbol,
+                amount=position.amount,
+                avg_entry_price=position.avg_entry_price,
+                last_price=last,
+                unrealized_pnl=position.unrealized_pnl(last) if last is not None else None,
+            )
+        )
+    return lines
+
+
+def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time.min, tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def previous_day(now: datetime, zone: ZoneInfo) -> date:
+    """The report's default day: yesterday where the operator lives."""
+    return (now.astimezone(zone) - timedelta(days=1)).date()
+
+
+def build_daily_summary(store: Store, day: date, zone: ZoneInfo) -> DailySummary:
+    start, end = day_bounds(day, zone)
+    stats = period_stats(store, start, end)
+    return DailySummary(
+        **stats.model_dump(),
+        day=day,
+        timezone=str(zone.key),
+        open_positions=open_position_lines(store),
+    )
+
+
+def daily_summary_event(summary: DailySummary, mode: TradingMode) -> Event:
+    """Deterministic id: one DAILY_SUMMARY per day and mode, however often the flow runs."""
+    return Event(
+        event_id=f"daily_summary:{summary.day.isoformat()}",
+        type=EventType.DAILY_SUMMARY,
+        mode=mode,
+        message=f"daily report for {summary.day.isoformat()} ({summary.timezone})",
+        data=summary.model_dump(mode="json"),
+    )
+
+
+def record_daily_summary(store: Store, summary: DailySummary) -> Event:
+    """Store the summary as an event (the outbox then delivers it); returns the stored one,
+    which is the earlier one if this day was already reported."""
+    (stored,) = store.append_events([daily_summary_event(summary, store.mode)])
+    return stored
