@@ -103,6 +103,18 @@ class BinanceEmulator:
         check_timestamps: bool = True,
         duplicate_rule: DuplicateRule = "binance",
     ) -> None:
+        """
+        markets: {"BTC/USDT": rows-or-CSV-path} or MarketConfig list (filters, timeframe).
+        accounts: key pairs and balances; default one `emulator-key`/`emulator-secret`
+            account holding 10000 of every quote asset.
+        fill_policy: per-candle caps that make partial fills, and market slippage.
+        start_index: the candle of the first market that has just closed at start; its
+            close is the opening price and candles 0..start_index are history.
+        port: 0 picks a free port (see `.url`).
+        check_timestamps: enforce timestamp/recvWindow (-1021) against the wall clock.
+        duplicate_rule: "binance" rejects a reused newClientOrderId unless the earlier order
+            FILLED (Binance's documented rule); "always" rejects any reuse.
+        """
         configs = _market_configs(markets)
         if accounts is None:
             quotes = {c.quote: Decimal("10000") for c in configs}

@@ -6,14 +6,15 @@ Expected numbers come from tests/emulator/scripted.py: price 100 at start, candl
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
 import ccxt
 import pytest
 
-from kestrel.emulator import BinanceEmulator, FillPolicy
-from tests.emulator.scripted import HOUR, T0, MakeEmulator, raw_request
+from kestrel.emulator import AccountConfig, BinanceEmulator, FillPolicy
+from tests.emulator.scripted import HOUR, T0, MakeEmulator, account, raw_request
 
 SYMBOL = "BTC/USDT"
 
@@ -260,3 +261,30 @@ def test_balance_reconciles_exactly_with_trades(partial_emu: BinanceEmulator) ->
     assert balances(ex)["USDT"] == (usdt, Decimal("0"))
     assert balances(ex)["BTC"] == (btc, Decimal("0"))
     assert len(ex.fetch_my_trades(SYMBOL)) == 5
+
+
+def test_accounts_are_isolated(make_emulator: MakeEmulator) -> None:
+    other = AccountConfig(api_key="other", secret="other-secret", balances={"USDT": Decimal(50)})
+    emu = make_emulator(accounts=[account(), other])
+    mine, theirs = emu.ccxt_client(timeout_ms=2000), emu.ccxt_client("other", timeout_ms=2000)
+    order = mine.create_order(SYMBOL, "limit", "buy", 1, 97)
+    assert theirs.fetch_open_orders(SYMBOL) == []
+    with pytest.raises(ccxt.OrderNotFound):
+        theirs.fetch_order(order["id"], SYMBOL)
+    with pytest.raises(ccxt.OrderNotFound):
+        theirs.cancel_order(order["id"], SYMBOL)
+    assert theirs.fetch_balance()["USDT"]["free"] == 50.0
+
+
+def test_concurrent_clients_keep_balances_consistent(emu: BinanceEmulator) -> None:
+    def buy_ten(_: int) -> int:
+        client = emu.ccxt_client(timeout_ms=5000)
+        for _ in range(10):
+            client.create_order(SYMBOL, "market", "buy", 0.1)
+        return 10
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert sum(pool.map(buy_ten, range(4))) == 40
+    emu.advance()
+    assert emu.balance("USDT") == (Decimal("600"), Decimal("0"))  # 40 x 0.1 x 100
+    assert emu.balance("BTC") == (Decimal("2") + 40 * Decimal("0.0999"), Decimal("0"))
