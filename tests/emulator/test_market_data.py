@@ -25,6 +25,12 @@ def test_load_markets_parses_precision_and_limits(ex: ccxt.binance) -> None:
     assert ex.amount_to_precision("BTC/USDT", 0.12345) == "0.123"
 
 
+def test_ping_and_time(ex: ccxt.binance, emu: BinanceEmulator) -> None:
+    assert ex.public_get_ping() == {}
+    before = emu.server_time_ms()
+    assert ex.fetch_time() >= before > emu.now_ms  # /time is the wall clock, not candle time
+
+
 def test_load_markets_calls_only_exchange_info(emu: BinanceEmulator) -> None:
     client = emu.ccxt_client(timeout_ms=2000)
     client.load_markets()
