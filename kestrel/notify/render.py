@@ -54,7 +54,9 @@ def _fit(card: Card) -> Card:
     """Drop free-text lines from the end until the plain text fits in one message."""
     lines = list(card.lines)
     rows = tuple((_clip(k, 60), _clip(v)) for k, v in card.rows)
-    fitted = replace(card, rows=rows, lines=tuple(_clip(line) for line in lines))
+    fitted = replace(
+        card, title=_clip(card.title, 200), rows=rows, lines=tuple(_clip(x) for x in lines)
+    )
     while len(_render(fitted, None)) > MAX_TEXT and lines:
         lines.pop()
         fitted = replace(fitted, lines=(*(_clip(x) for x in lines), "… (truncated)"))

@@ -2,15 +2,17 @@
 
 Realized PnL is recomputed by replaying every fill with the ledger's own rules (average
 entry price, fees in quote via `kestrel.ledger.fee_in_quote`), so a sell is credited to the
-day it happened even when its position opened days before. PnL is gross, fees are listed
-separately, as in the ledger. A closed position is a win when realized PnL minus its fees is
-positive. Money is kept per quote currency: USDT and BTC profits are never added together.
+day it happened even when its position opened days before, and days are market time (fill
+timestamps), which also holds in replays. PnL is gross, fees are listed separately, as in
+the ledger. A closed position is a win when its realized PnL minus all its fees is positive.
+Money is kept per quote currency: USDT and BTC profits are never added together.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -64,35 +66,53 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def realized_by_fill(fills: Iterable[Fill]) -> list[tuple[Fill, Decimal]]:
-    """Each fill with the PnL it realized (zero for buys), replaying the ledger's rules."""
+@dataclass(frozen=True)
+class ReplayedFill:
+    fill: Fill
+    realized: Decimal  # PnL this fill realized (zero for buys)
+    fee: Decimal  # in quote
+    closed_trip_net: Decimal | None  # set when this fill closed a position: its PnL - fees
+
+
+def replay_fills(fills: Iterable[Fill]) -> list[ReplayedFill]:
+    """Replay every fill with the ledger's rules (average entry, fees in quote); a position
+    closes when a sell brings the holding to zero, as in kestrel.ledger."""
     held: dict[str, Decimal] = defaultdict(lambda: ZERO)
     entry: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    out: list[tuple[Fill, Decimal]] = []
+    trip: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    out: list[ReplayedFill] = []
     for fill in sorted(fills, key=lambda f: (f.timestamp, f.trade_id)):
-        amount, price = held[fill.symbol], entry[fill.symbol]
+        symbol, fee = fill.symbol, fee_in_quote(fill)
+        amount, price = held[symbol], entry[symbol]
         if fill.side is Side.BUY:
-            received = base_received(fill)
-            new_amount = amount + received
+            new_amount = amount + base_received(fill)
             if new_amount > 0:
-                entry[fill.symbol] = (amount * price + fill.amount * fill.price) / new_amount
-            held[fill.symbol] = new_amount
-            out.append((fill, ZERO))
+                entry[symbol] = (amount * price + fill.amount * fill.price) / new_amount
+            held[symbol] = new_amount
+            trip[symbol] -= fee
+            out.append(ReplayedFill(fill, ZERO, fee, None))
             continue
         sold = min(fill.amount, amount)
-        held[fill.symbol] = amount - sold
-        out.append((fill, (fill.price - price) * sold))
+        realized = (fill.price - price) * sold
+        held[symbol] = amount - sold
+        trip[symbol] += realized - fee
+        closed = None
+        if sold > 0 and held[symbol] == 0:
+            closed, trip[symbol] = trip[symbol], ZERO
+        out.append(ReplayedFill(fill, realized, fee, closed))
     return out
 
 
 def period_stats(store: Store, start: datetime, end: datetime) -> PeriodStats:
-    """Trades, realized PnL and fees of fills in [start, end), and positions closed then."""
+    """Trades, realized PnL and fees of the fills in [start, end), and the positions those
+    fills closed (a win when the position's PnL minus all its fees is positive)."""
     stats = PeriodStats(start=start, end=end)
     lo, hi = _ms(start), _ms(end)
     volume: dict[str, Decimal] = defaultdict(lambda: ZERO)
     pnl: dict[str, Decimal] = defaultdict(lambda: ZERO)
     fees: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for fill, realized in realized_by_fill(store.list_fills()):
+    for item in replay_fills(store.list_fills()):
+        fill = item.fill
         if not lo <= fill.timestamp < hi:
             continue
         quote = _quote(fill.symbol)
@@ -102,15 +122,11 @@ def period_stats(store: Store, start: datetime, end: datetime) -> PeriodStats:
         else:
             stats.sell_count += 1
         volume[quote] += fill.cost
-        pnl[quote] += realized
-        fees[quote] += fee_in_quote(fill)
-    for position in store.list_positions(status=PositionStatus.CLOSED):
-        closed_at = position.closed_at
-        if closed_at is None or not start <= closed_at < end:
-            continue
-        stats.closed_count += 1
-        if position.realized_pnl - position.fees_paid > 0:
-            stats.win_count += 1
+        pnl[quote] += item.realized
+        fees[quote] += item.fee
+        if item.closed_trip_net is not None:
+            stats.closed_count += 1
+            stats.win_count += int(item.closed_trip_net > 0)
     stats.volume, stats.realized_pnl, stats.fees = dict(volume), dict(pnl), dict(fees)
     return stats
 

@@ -20,7 +20,7 @@ from kestrel.notify.outbox import (
     get_delivery,
 )
 from kestrel.store.sqlite import SQLiteStore
-from kestrel.testing.telegram_server import FakeTelegramServer
+from kestrel.testing.telegram_server import FakeTelegramServer, FaultKind
 
 from . import _workers
 from .helpers import NOTIFY_CHAT, make_settings, ref, store_events
@@ -72,9 +72,9 @@ def test_two_runs_at_once_deliver_each_event_once(
         assert record is not None and record.status is DeliveryStatus.SENT
 
 
-def _kill_mid_send(server: FakeTelegramServer, store_path: Path, fault: str) -> None:
+def _kill_mid_send(server: FakeTelegramServer, store_path: Path, fault: FaultKind) -> None:
     """Run a drain in a child process and SIGKILL it while sendMessage is in flight."""
-    server.fail_next(1, fault)  # type: ignore[arg-type]
+    server.fail_next(1, fault)
     ctx = multiprocessing.get_context("spawn")
     results: Any = ctx.Queue()
     child = ctx.Process(
