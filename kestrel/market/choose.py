@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kestrel.errors import ConfigError
 from kestrel.market.base import MarketFeed
-from kestrel.market.csvfile import find_replay_files
+from kestrel.market.csvfile import replay_files
 from kestrel.market.live import CcxtLiveFeed, make_exchange
 from kestrel.market.replay import DEFAULT_WARMUP, ReplayFeed
 from kestrel.market.simulated import SimulatedFeed
+from kestrel.models import timeframe_ms
 from kestrel.settings import KestrelSettings, PaperSettings
 from kestrel.store.base import Store
 
@@ -63,14 +64,15 @@ def choose_feed(
 ) -> MarketFeed:
     """The feed `settings.market_data` asks for ("live" | "replay" | "simulated" | "auto").
 
-    `settings` may be the whole KestrelSettings (exchange id and watchlist timeframe come
-    from it) or just PaperSettings. `exchange` overrides the ccxt client (id or instance).
+    `settings` may be the whole KestrelSettings (exchange id and each symbol's watchlist
+    timeframe come from it) or just PaperSettings. `timeframe` overrides the timeframe of
+    every symbol (default 1h without a watchlist). `exchange` overrides the ccxt client (an id
+    or an instance).
     auto: live if the exchange answers within `probe_timeout_s`, else replay if replay_dir has
     a file for every symbol, else simulated. The reason is logged.
     """
     paper = settings.paper if isinstance(settings, KestrelSettings) else settings
-    if timeframe is None:
-        timeframe = _watchlist_timeframe(settings, symbols)
+    timeframes = _timeframes(settings, symbols, timeframe)
     if exchange is None:
         exchange = settings.exchange if isinstance(settings, KestrelSettings) else "binance"
     source = paper.market_data
@@ -83,10 +85,10 @@ def choose_feed(
                 "paper.market_data = 'replay' needs paper.replay_dir (a folder of CSVs)"
             )
         return ReplayFeed.from_dir(
-            paper.replay_dir, store, symbols, timeframe=timeframe, warmup=warmup
+            paper.replay_dir, store, symbols, timeframe=timeframes, warmup=warmup
         )
     if source == "simulated":
-        return _simulated(paper, store, symbols, timeframe, warmup)
+        return _simulated(paper, store, timeframes, warmup)
 
     client = (
         make_exchange(exchange, paper.network_timeout_s) if isinstance(exchange, str) else exchange
@@ -96,7 +98,7 @@ def choose_feed(
         log.info("market data: live from %s", client.id)
         return CcxtLiveFeed(client, timeout_s=paper.network_timeout_s)
     if paper.replay_dir is not None:
-        files = find_replay_files(paper.replay_dir, symbols, timeframe)
+        files = replay_files(paper.replay_dir, timeframes)
         if all(s in files for s in symbols):
             log.warning("market data: replay from %s (%s)", paper.replay_dir, why_not_live)
             return ReplayFeed(files, store, warmup=warmup)
@@ -104,20 +106,24 @@ def choose_feed(
             s for s in symbols if s not in files
         )
     log.warning("market data: SIMULATED (%s)", why_not_live)
-    return _simulated(paper, store, symbols, timeframe, warmup)
+    return _simulated(paper, store, timeframes, warmup)
 
 
 def _simulated(
-    paper: PaperSettings, store: Store, symbols: Sequence[str], timeframe: str, warmup: int
+    paper: PaperSettings, store: Store, timeframes: Mapping[str, str], warmup: int
 ) -> SimulatedFeed:
-    return SimulatedFeed(store, symbols, seed=paper.seed, timeframe=timeframe, warmup=warmup)
+    """One simulated timeframe for all: the finest asked for (coarser ones are aggregated)."""
+    finest = min(timeframes.values(), key=timeframe_ms, default="1h")
+    return SimulatedFeed(store, list(timeframes), seed=paper.seed, timeframe=finest, warmup=warmup)
 
 
-def _watchlist_timeframe(settings: KestrelSettings | PaperSettings, symbols: Sequence[str]) -> str:
-    """The finest watchlist timeframe of these symbols (coarser ones are aggregated from it)."""
-    if not isinstance(settings, KestrelSettings):
-        return "1h"
-    from kestrel.models import timeframe_ms
-
-    timeframes = [i.timeframe for i in settings.watchlist if i.symbol in symbols] or ["1h"]
-    return min(timeframes, key=timeframe_ms)
+def _timeframes(
+    settings: KestrelSettings | PaperSettings, symbols: Sequence[str], timeframe: str | None
+) -> dict[str, str]:
+    """symbol -> the timeframe it is analysed on: explicit, else its watchlist entry, else 1h."""
+    listed = (
+        {item.symbol: item.timeframe for item in settings.watchlist}
+        if isinstance(settings, KestrelSettings)
+        else {}
+    )
+    return {s: timeframe or listed.get(s, "1h") for s in symbols}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -104,3 +104,11 @@ def find_replay_files(
         dividing = [p for ms, _, p in reversed(options) if target and target % ms == 0]
         chosen[symbol] = (exact or dividing or [options[0][2]])[0]
     return chosen
+
+
+def replay_files(directory: Path, timeframes: Mapping[str, str]) -> dict[str, Path]:
+    """symbol -> file, each symbol choosing by its own timeframe (see find_replay_files)."""
+    found: dict[str, Path] = {}
+    for symbol, timeframe in timeframes.items():
+        found.update(find_replay_files(directory, [symbol], timeframe))
+    return found

@@ -8,7 +8,12 @@ from pathlib import Path
 from kestrel.errors import ConfigError, InvalidMarketData
 from kestrel.market.base import FeedKind
 from kestrel.market.clock import Cursor
-from kestrel.market.csvfile import find_replay_files, parse_candle_filename, read_candle_csv
+from kestrel.market.csvfile import (
+    find_replay_files,
+    parse_candle_filename,
+    read_candle_csv,
+    replay_files,
+)
 from kestrel.market.cursor import CursorFeed, Track
 from kestrel.store.base import Store
 
@@ -52,12 +57,18 @@ class ReplayFeed(CursorFeed):
         store: Store,
         symbols: Iterable[str],
         *,
-        timeframe: str | None = None,
+        timeframe: str | Mapping[str, str] | None = None,
         warmup: int = DEFAULT_WARMUP,
     ) -> ReplayFeed:
-        """The feed for `symbols` from a folder; ConfigError names any symbol without a file."""
+        """The feed for `symbols` from a folder; ConfigError names any symbol without a file.
+
+        `timeframe` (one for all, or per symbol) picks among several files of a symbol.
+        """
         wanted = list(symbols)
-        files = find_replay_files(directory, wanted, timeframe)
+        if timeframe is None or isinstance(timeframe, str):
+            files = find_replay_files(directory, wanted, timeframe)
+        else:
+            files = replay_files(directory, {s: timeframe.get(s, "1h") for s in wanted})
         missing = [s for s in wanted if s not in files]
         if missing:
             raise ConfigError(

@@ -117,3 +117,39 @@ def test_whole_settings_bring_watchlist_timeframe(store: SQLiteStore, replay_dir
     )
     feed = choose_feed(settings, store, ["BTC/USDT"])
     assert isinstance(feed, SimulatedFeed) and feed.timeframe == "4h"
+
+
+def test_replay_picks_each_symbols_file_by_its_own_timeframe(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name, step in [
+        ("BTC_USDT-1m.csv", 60_000),
+        ("BTC_USDT-1h.csv", 3_600_000),
+        ("ETH_BTC-1m.csv", 60_000),
+        ("ETH_BTC-5m.csv", 300_000),
+    ]:
+        write_csv(folder / name, ramp(30, step=step))
+    settings = KestrelSettings(
+        watchlist=[
+            WatchlistItem(symbol="BTC/USDT", timeframe="1h"),
+            WatchlistItem(symbol="ETH/BTC", timeframe="5m"),
+        ],
+        paper=PaperSettings(market_data="replay", replay_dir=folder),
+    )
+    feed = choose_feed(settings, store, ["BTC/USDT", "ETH/BTC"], warmup=5)
+    assert isinstance(feed, ReplayFeed)
+    assert {s: p.name for s, p in feed.files.items()} == {
+        "BTC/USDT": "BTC_USDT-1h.csv",
+        "ETH/BTC": "ETH_BTC-5m.csv",
+    }
+    auto = settings.model_copy(
+        update={"paper": PaperSettings(market_data="auto", replay_dir=folder)}
+    )
+    unreachable = binance_at(f"http://127.0.0.1:{closed_port()}")
+    feed = choose_feed(auto, store, ["BTC/USDT", "ETH/BTC"], exchange=unreachable, warmup=5)
+    assert isinstance(feed, ReplayFeed) and feed.files["ETH/BTC"].name == "ETH_BTC-5m.csv"
+    simulated = settings.model_copy(update={"paper": PaperSettings(market_data="simulated")})
+    sim = choose_feed(simulated, store, ["BTC/USDT", "ETH/BTC"])
+    assert isinstance(sim, SimulatedFeed) and sim.timeframe == "5m"
