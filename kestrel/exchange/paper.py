@@ -80,8 +80,8 @@ class PaperExchange:
         settings: PaperSettings,
         starting_balances: Mapping[str, Decimal] | None = None,
     ) -> None:
-        """`starting_balances` (default: settings' starting balance in its quote currency) is
-        only used when the store has no paper account yet."""
+        """`starting_balances` (default: `settings.starting_balances()`, the starting balance in
+        the quote currency plus extra_balances) only seed a store that has no paper account."""
         self.store = store
         self.feed = feed
         self.settings = settings
@@ -94,8 +94,7 @@ class PaperExchange:
         self.markets: dict[str, CcxtDict] = {s: ccxt_market(spec) for s, spec in self.specs.items()}
         self.symbols = sorted(self.markets)
         if starting_balances is None:
-            extra: Mapping[str, Decimal] = getattr(settings, "extra_balances", None) or {}
-            starting_balances = {**extra, settings.quote_currency: settings.starting_balance}
+            starting_balances = settings.starting_balances()
         self.starting_balances = {c: to_decimal(v) for c, v in starting_balances.items()}
         self.has = {
             "fetchOHLCV": True,
