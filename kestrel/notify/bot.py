@@ -18,7 +18,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from telegram import Update
-from telegram.error import BadRequest, TelegramError
+from telegram.error import RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -30,7 +30,7 @@ from telegram.ext import (
 )
 
 from kestrel.models import utcnow
-from kestrel.notify.client import Failure, classify, make_requests
+from kestrel.notify.client import Failure, classify, make_requests, retry_after_seconds
 from kestrel.notify.commands import (
     COMMANDS,
     Caller,
@@ -42,7 +42,7 @@ from kestrel.notify.commands import (
 from kestrel.notify.errors import DeliveryBlocked, TelegramUnavailable
 from kestrel.notify.redact import register_token, safe_error
 from kestrel.notify.render import Card, format_card
-from kestrel.notify.settings import TelegramSettings
+from kestrel.notify.settings import ParseMode, TelegramSettings
 from kestrel.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 # A late /stop is still the safe direction; a late /resume (queued while the bot was down)
 # could restart trading nobody is watching, so only /stop runs whatever its age.
 RUNS_WHEN_STALE = frozenset({"stop"})
+REPLY_ATTEMPTS = 3
 Balances = Callable[[], Mapping[str, Decimal]]
 
 
@@ -125,17 +126,31 @@ class CommandBot:
         await self.reply(update, Card(title="Send /help for the commands", icon="🦅"))
 
     async def reply(self, update: Update, card: Card) -> None:
+        """Answer in the chat; honours 429 retry_after and retries answers Telegram provably
+        did not take (a lost reply is retried by the user; a duplicate would confuse)."""
         message = update.effective_message
         if message is None:
             return
-        mode = self.settings.parse_mode
-        try:
-            await message.reply_text(format_card(card, mode), parse_mode=mode)
-        except BadRequest as exc:
-            if classify(exc) is not Failure.BAD_MARKUP:
-                raise
-            log.error("reply markup refused by Telegram (%s); sending plain text", safe_error(exc))
-            await message.reply_text(format_card(card, None))
+        mode: ParseMode | None = self.settings.parse_mode
+        for attempt in range(REPLY_ATTEMPTS):
+            try:
+                await message.reply_text(format_card(card, mode), parse_mode=mode)
+                return
+            except TelegramError as exc:
+                failure = classify(exc)
+                last = attempt + 1 == REPLY_ATTEMPTS
+                if failure is Failure.BAD_MARKUP and mode is not None:
+                    log.error("reply markup refused (%s); sending plain text", safe_error(exc))
+                    mode = None
+                elif failure is Failure.RATE_LIMITED and isinstance(exc, RetryAfter) and not last:
+                    wait = retry_after_seconds(exc)
+                    if wait > self.settings.max_retry_after_s:
+                        raise
+                    await asyncio.sleep(wait)
+                elif failure is Failure.NOT_SENT and not last:
+                    await asyncio.sleep(self.settings.retry_backoff_s * (2**attempt))
+                else:
+                    raise
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         error = context.error

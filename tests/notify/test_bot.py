@@ -129,7 +129,9 @@ def test_help_mode_and_unknown_commands(
     server: FakeTelegramServer, settings: TelegramSettings, store: Store
 ) -> None:
     with running_bot(server, settings, store):
-        help_reply = ask(server, OWNER_CHAT, "/help")
+        server.fail_next(1, "429", retry_after=1)
+        server.fail_next(1, "5xx")
+        help_reply = ask(server, OWNER_CHAT, "/help")  # after a 429 and a 500
         mode_reply = ask(server, OWNER_CHAT, "/mode@kestrel_test_bot")
         unknown = ask(server, OWNER_CHAT, "/sell_everything")
         bad_arg = ask(server, OWNER_CHAT, "/pnl year")
