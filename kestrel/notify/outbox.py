@@ -178,16 +178,17 @@ class Outbox:
 
     # -- the run --------------------------------------------------------------------------------
     async def drain(self) -> DrainReport:
-        """Deliver what is due, oldest first, bounded by max_events_per_run."""
+        """Deliver what is due, oldest first. Only events acted on (sent, skipped, failed)
+        count toward max_events_per_run: a night of held events must not hide an emergency
+        stop behind them."""
         report = DrainReport(cursor=notify_cursor(self.store))
-        after, settled_upto, contiguous, seen = report.cursor, report.cursor, True, 0
+        after, settled_upto, contiguous, acted = report.cursor, report.cursor, True, 0
         try:
-            while seen < self.settings.max_events_per_run:
+            while acted < self.settings.max_events_per_run:
                 batch = self.store.list_events(after_seq=after, limit=self.settings.batch_size)
                 if not batch:
                     break
                 for event in batch:
-                    seen += 1
                     after = event.seq or after
                     outcome = await self._handle(event, report)
                     if outcome is Outcome.BUSY:
@@ -197,8 +198,10 @@ class Outbox:
                         settled_upto = after
                     else:
                         contiguous = False
-                    if seen >= self.settings.max_events_per_run:
-                        break
+                    if outcome in (Outcome.SENT, Outcome.SKIPPED, Outcome.FAILED):
+                        acted += 1
+                        if acted >= self.settings.max_events_per_run:
+                            break
         except _Stop as stop:
             if stop.kind == "busy":
                 log.info("notification run ends: %s", stop.reason)

@@ -123,3 +123,31 @@ def test_the_cursor_stays_behind_young_events(
         drain_with_bot(store, settings, clock=lambda: utcnow() + timedelta(seconds=31))
     )
     assert later.cursor == second.seq
+
+
+def test_a_run_is_bounded_but_held_events_do_not_use_up_the_budget(
+    server: FakeTelegramServer, store: SQLiteStore
+) -> None:
+    settings = make_settings(
+        server,
+        max_events_per_run=2,
+        batch_size=2,
+        quiet_hours_start=time(22, 0),
+        quiet_hours_end=time(7, 0),
+    )
+    night = datetime(2026, 3, 4, 23, 30, tzinfo=UTC)
+    held = [fill_event(n).model_copy(update={"created_at": night}) for n in range(1, 6)]
+    stops = [alert(n).model_copy(update={"created_at": night}) for n in range(1, 4)]
+    stored = store.append_events([*held, *stops])
+
+    at_night = asyncio.run(drain_with_bot(store, settings, clock=lambda: night))
+    assert at_night.held == 5 and at_night.sent == 2  # the budget: two alerts per run
+    in_the_morning = datetime(2026, 3, 5, 8, 0, tzinfo=UTC)
+    runs = [asyncio.run(drain_with_bot(store, settings, clock=lambda: in_the_morning))]
+    while runs[-1].sent:
+        runs.append(asyncio.run(drain_with_bot(store, settings, clock=lambda: in_the_morning)))
+
+    assert [r.sent for r in runs] == [2, 2, 2, 0]
+    sent_refs = [m.text.split(" #")[1].split(" ")[0] for m in server.sent_messages()]
+    assert sorted(sent_refs, key=int) == [str(e.seq) for e in stored]
+    assert runs[-1].cursor == stored[-1].seq
