@@ -27,3 +27,5 @@ def configure_prefect_env(data_dir: Path | None = None) -> None:
     if "PREFECT_HOME" not in os.environ:
         base = data_dir or Path(os.environ.get("KESTREL_DATA_DIR", ".kestrel"))
         os.environ["PREFECT_HOME"] = str((base / "prefect").resolve())
+    # The ephemeral server never comes up (start-up times out) if its home does not exist.
+    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)

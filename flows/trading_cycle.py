@@ -6,7 +6,7 @@ exchange outage past its retries) does not stop the others, and fails the run at
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
@@ -22,15 +22,20 @@ class CycleFailed(Exception):
     pass
 
 
+def later[T](future: PrefectFuture[T]) -> T:
+    """Prefect resolves a future passed as a task argument; this says so to the type checker."""
+    return cast(T, future)
+
+
 def run_cycle(settings: KestrelSettings) -> list[Decision]:
     """Submit every symbol's chain of tasks, then gather; usable from any flow."""
     chains: list[tuple[str, PrefectFuture[Decision], PrefectFuture[Any]]] = []
     for item in settings.watchlist:
         series = fetch_task.submit(settings, item)
-        analysis = analyze_task.submit(series)
-        verdict = risk_task.submit(settings, item, analysis)
-        decision = decide_task.submit(settings, item, analysis, verdict)
-        order = execute_task.submit(settings, decision)
+        analysis = analyze_task.submit(later(series))
+        verdict = risk_task.submit(settings, item, later(analysis))
+        decision = decide_task.submit(settings, item, later(analysis), later(verdict))
+        order = execute_task.submit(settings, later(decision))
         chains.append((item.symbol, decision, order))
     decisions: list[Decision] = []
     failures: list[str] = []

@@ -20,6 +20,7 @@ from pydantic_settings import (
 from kestrel.errors import ConfigError
 from kestrel.mode import TradingMode
 from kestrel.models.market import TIMEFRAME_SECONDS
+from kestrel.notify.settings import TelegramSettings
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,10}$")
 CONFIG_ENV = "KESTREL_CONFIG"
@@ -116,6 +117,7 @@ class KestrelSettings(BaseSettings):
     )
     paper: PaperSettings = Field(default_factory=PaperSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
 
     @field_validator("store_uri")
     @classmethod

@@ -1,0 +1,15 @@
+"""The `kestrel` command line. Imports are lazy: `kestrel --help` loads neither prefect,
+pandas, pandas-ta nor ccxt, so it answers at once. Each module below adds its commands."""
+
+from __future__ import annotations
+
+from kestrel.cli import control, demo, trading  # noqa: F401  (registers commands)
+from kestrel.cli._common import app
+
+
+def main() -> None:
+    app(prog_name="kestrel")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""`kestrel cycle` and `kestrel sync`: one run of a flow, from the CLI, with the user's settings."""
+
+from __future__ import annotations
+
+import typer
+
+from kestrel.cli._common import app, load_cli_settings, prepare_prefect
+
+
+@app.command()
+def cycle() -> None:
+    """Run one trading cycle over the watchlist (settings from env / kestrel.toml)."""
+    settings = load_cli_settings()
+    prepare_prefect(settings.data_dir.resolve())
+    from flows.trading_cycle import trading_cycle
+
+    for decision in trading_cycle(config=settings.model_dump(mode="json")):
+        codes = ", ".join(r.code.value for r in decision.reasons)
+        typer.echo(f"{decision.symbol}: {decision.action.value} ({codes})")
+
+
+@app.command()
+def sync() -> None:
+    """Reconcile every live order with the exchange once."""
+    settings = load_cli_settings()
+    prepare_prefect(settings.data_dir.resolve())
+    from flows.upkeep import order_sync
+
+    typer.echo(order_sync(config=settings.model_dump(mode="json")).model_dump_json(indent=2))
