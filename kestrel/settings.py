@@ -18,6 +18,7 @@ from pydantic_settings import (
 )
 
 from kestrel.errors import ConfigError
+from kestrel.exchange.settings import ExchangeSettings
 from kestrel.mode import TradingMode
 from kestrel.models.market import TIMEFRAME_SECONDS
 from kestrel.notify.settings import TelegramSettings
@@ -112,6 +113,7 @@ class KestrelSettings(BaseSettings):
     )
     exchange: str = Field(default="binance", description="ccxt exchange id")
     real_exchange_whitelist: list[str] = Field(default_factory=lambda: ["binance"])
+    exchange_api: ExchangeSettings = Field(default_factory=ExchangeSettings)
     watchlist: list[WatchlistItem] = Field(
         default_factory=lambda: [WatchlistItem(symbol="BTC/USDT"), WatchlistItem(symbol="ETH/USDT")]
     )
