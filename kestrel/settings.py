@@ -22,6 +22,7 @@ from kestrel.exchange.settings import ExchangeSettings
 from kestrel.mode import TradingMode
 from kestrel.models.market import TIMEFRAME_SECONDS
 from kestrel.notify.settings import TelegramSettings
+from kestrel.ops_settings import OpsSettings
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,10}$")
 CONFIG_ENV = "KESTREL_CONFIG"
@@ -120,6 +121,7 @@ class KestrelSettings(BaseSettings):
     paper: PaperSettings = Field(default_factory=PaperSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
 
     @field_validator("store_uri")
     @classmethod
