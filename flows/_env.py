@@ -1,31 +1,6 @@
-"""Prefect environment defaults, applied before prefect is first imported.
+"""Kept for imports written against the old location; the defaults live in kestrel.prefect_env
+(which imports nothing from Prefect, so the CLI can apply them before Prefect loads)."""
 
-- a project-local PREFECT_HOME (unless the user set one), so a fresh clone needs no set-up;
-- telemetry off (these machines have no internet; it only logs errors);
-- a generous ephemeral-server start-up timeout: the first start on a fresh machine runs the
-  database migrations and took ~40 s here, past Prefect's 20 s default.
-"""
+from kestrel.prefect_env import configure_prefect_env
 
-from __future__ import annotations
-
-import os
-import sys
-from pathlib import Path
-
-DEFAULTS = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
-    "PREFECT_LOGGING_LOG_PRINTS": "true",
-}
-
-
-def configure_prefect_env(data_dir: Path | None = None) -> None:
-    if "prefect" in sys.modules:
-        return  # too late to change its settings; the caller's environment wins
-    for key, value in DEFAULTS.items():
-        os.environ.setdefault(key, value)
-    if "PREFECT_HOME" not in os.environ:
-        base = data_dir or Path(os.environ.get("KESTREL_DATA_DIR", ".kestrel"))
-        os.environ["PREFECT_HOME"] = str((base / "prefect").resolve())
-    # The ephemeral server never comes up (start-up times out) if its home does not exist.
-    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+__all__ = ["configure_prefect_env"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,21 @@ def shared_data_dir() -> Path:
     if not SHARED_DIR.is_dir():
         pytest.skip(f"{SHARED_DIR.resolve()} is absent")
     return (SHARED_DIR / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One temporary Prefect API server for the whole session (starting one costs ~10-20 s).
+
+    Prefect's environment defaults are applied first (kestrel/prefect_env.py), with PREFECT_HOME in a
+    temporary folder so tests never touch the user's Prefect home."""
+    import os
+
+    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
+    from kestrel.prefect_env import configure_prefect_env
+
+    configure_prefect_env()
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield

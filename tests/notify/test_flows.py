@@ -3,7 +3,6 @@ parameter), the outbox drains, the daily report is recorded and sent, the bot ru
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -18,14 +17,6 @@ from kestrel.testing.telegram_server import FakeTelegramServer
 from .helpers import NOTIFY_CHAT, store_events
 
 pytestmark = pytest.mark.prefect
-
-
-@pytest.fixture(scope="module")
-def prefect_harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=180):
-        yield
 
 
 def test_notification_and_daily_report_flows(
