@@ -31,7 +31,7 @@ def shared_data_dir() -> Path:
 def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """One temporary Prefect API server for the whole session (starting one costs ~10-20 s).
 
-    Prefect's environment defaults are applied first (kestrel/prefect_env.py), with PREFECT_HOME in a
+    Kestrel's Prefect defaults are applied first (kestrel/prefect_env.py), with PREFECT_HOME in a
     temporary folder so tests never touch the user's Prefect home."""
     import os
 

@@ -37,7 +37,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def prepare_prefect(data_dir: Path) -> None:
-    """Prefect's environment defaults, set before prefect is imported (see kestrel/prefect_env.py)."""
+    """Prefect environment defaults, set before prefect is imported (kestrel/prefect_env.py)."""
     from kestrel.prefect_env import configure_prefect_env
 
     configure_prefect_env(data_dir)

@@ -9,8 +9,15 @@ from pydantic import ValidationError
 from kestrel.errors import InvalidTransition
 from kestrel.ids import client_order_id, cycle_id
 from kestrel.mode import TradingMode
-from kestrel.models import Candle, CandleSeries, MarketSpec, Order, OrderRole, OrderStatus
-from kestrel.models import check_transition
+from kestrel.models import (
+    Candle,
+    CandleSeries,
+    MarketSpec,
+    Order,
+    OrderRole,
+    OrderStatus,
+    check_transition,
+)
 from kestrel.money import round_down_to_step, round_to_tick, to_decimal
 
 

@@ -89,10 +89,9 @@ def test_emergency_stop_blocks_every_symbol(prefect_harness: None, tmp_data_dir:
 
 def test_bad_settings_fail_before_any_task(prefect_harness: None, tmp_data_dir: Path) -> None:
     from flows.trading_cycle import trading_cycle
-
     from kestrel.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="watchlist.0.timeframe"):
+    with pytest.raises(ConfigError, match=r"watchlist\.0\.timeframe"):
         trading_cycle(
             config={
                 "data_dir": str(tmp_data_dir),
