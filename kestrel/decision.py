@@ -3,6 +3,8 @@ trade, the deterministic client order id and the protective stop-loss / take-pro
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from kestrel.ids import client_order_id
 from kestrel.mode import TradingMode
 from kestrel.models import (
@@ -37,10 +39,10 @@ def decide(
     if action is Action.BUY:
         signal = analysis.signal
         stop_loss = signal.suggested_stop_loss or round_to_tick(
-            price * (1 - risk.stop_loss_pct), market.price_tick
+            price * (1 - Decimal("0.03")), market.price_tick
         )
         take_profit = signal.suggested_take_profit or round_to_tick(
-            price * (1 + risk.take_profit_pct), market.price_tick
+            price * (1 + Decimal("0.06")), market.price_tick
         )
     role = OrderRole.PRIMARY if action is Action.BUY else OrderRole.EXIT
     return Decision(

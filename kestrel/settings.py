@@ -23,6 +23,7 @@ from kestrel.mode import TradingMode
 from kestrel.models.market import TIMEFRAME_SECONDS
 from kestrel.notify.settings import TelegramSettings
 from kestrel.ops_settings import OpsSettings
+from kestrel.strategy.settings import TradingSettings
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,10}$")
 CONFIG_ENV = "KESTREL_CONFIG"
@@ -95,8 +96,6 @@ class RiskSettings(_Section):
     max_open_orders_per_symbol: int = Field(default=3, ge=1)
     max_open_positions: int = Field(default=10, ge=1)
     stale_after_candles: float = Field(default=3.0, gt=0)
-    stop_loss_pct: Decimal = Field(default=Decimal("0.03"), gt=0, lt=1)
-    take_profit_pct: Decimal = Field(default=Decimal("0.06"), gt=0)
 
 
 class KestrelSettings(BaseSettings):
@@ -120,6 +119,7 @@ class KestrelSettings(BaseSettings):
     )
     paper: PaperSettings = Field(default_factory=PaperSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
+    trading: TradingSettings = Field(default_factory=TradingSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
 
