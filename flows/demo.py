@@ -41,6 +41,8 @@ def demo_session(config: dict[str, Any], cycles: int = 200) -> SessionSummary:
             run_cycle(settings)
             rt.feed.advance()
             done += 1
+            if done % 25 == 0:
+                logger.info("%d/%d cycles", done, cycles)
         sync_orders_task(settings)  # the last orders fill at the next price
         summary = summarize(rt, settings.paper.starting_balances(), done)
     create_table_artifact(

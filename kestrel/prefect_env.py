@@ -2,6 +2,7 @@
 
 - a project-local PREFECT_HOME (unless the user set one), so a fresh clone needs no set-up;
 - telemetry off (these machines have no internet; it only logs errors);
+- a quiet temporary server (its shutdown races are logged as errors upstream);
 - a generous ephemeral-server start-up timeout: the first start on a fresh machine runs the
   database migrations and took ~40 s here, past Prefect's 20 s default.
 """
@@ -24,6 +25,10 @@ def configure_prefect_env(data_dir: Path | None = None) -> None:
         return  # too late to change its settings; the caller's environment wins
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
+    if "PREFECT_API_URL" not in os.environ:
+        # The temporary server is stopped when the process ends, while its task-run recorder
+        # may still be flushing; the resulting CancelledError tracebacks are upstream noise.
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     if "PREFECT_HOME" not in os.environ:
         base = data_dir or Path(os.environ.get("KESTREL_DATA_DIR", ".kestrel"))
         os.environ["PREFECT_HOME"] = str((base / "prefect").resolve())

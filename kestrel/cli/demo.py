@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -37,6 +38,8 @@ def demo(
 
     choice: MarketChoice = market  # type: ignore[assignment]
     run_dir = fresh_run_dir(data_dir.resolve())
+    # Hundreds of cycles x tasks: keep the console to the flow's progress lines.
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
     prepare_prefect(data_dir.resolve())
     settings = demo_settings(data_dir=run_dir, market=choice, replay_dir=replay_dir)
     typer.echo(f"Kestrel demo: {cycles} cycles, books in {run_dir}")
