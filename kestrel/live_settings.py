@@ -1,0 +1,637 @@
+"""Live settings: operator changes to the watchlist and the risk gates, made without a restart.
+
+Why an overlay in the store rather than rewriting kestrel.toml: the configuration file (and the
+environment) stays the operator's declared baseline, every process that trades reads the same
+store, and the store gives us compare-and-set plus the audit event in one transaction.
+
+- The overlay is one state document per mode (`live_settings`), so DEMO experiments never
+  change REAL settings. It holds only what was changed: risk fields, per-symbol fields,
+  symbols added, configured symbols removed.
+- `effective_settings(base, store)` = the configured settings with the overlay applied. Every
+  consumer that acts on settings (the trading cycle, manual orders) calls it at the start of
+  a run, so a change takes effect at the next cycle. A flow that already started keeps the
+  settings it started with.
+- Every change is validated by building the settings it would produce (the same pydantic
+  models that validate kestrel.toml) before anything is written; an invalid change raises
+  SettingsError naming the field and what is allowed, and the previous overlay stays.
+- Every change is a SETTINGS_CHANGED event (who, what, old, new, revision), written in the
+  same transaction as the overlay.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Callable, Collection
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from kestrel.errors import ConcurrentUpdate, ConfigError, KestrelError
+from kestrel.mode import TradingMode
+from kestrel.models import Event, EventType, PositionStatus, utcnow
+from kestrel.settings import KestrelSettings, RiskSettings, WatchlistItem
+from kestrel.store.base import Store
+
+log = logging.getLogger(__name__)
+
+LIVE_SETTINGS_KEY = "live_settings"
+CAS_ATTEMPTS = 20
+
+# Per-symbol fields an operator may change live, and the names people use for them.
+SYMBOL_FIELDS: tuple[str, ...] = (
+    "trade_enabled",
+    "alert_enabled",
+    "trade_amount_usd",
+    "strategy",
+    "timeframe",
+)
+ALIASES: dict[str, str] = {
+    "trading": "trade_enabled",
+    "trade": "trade_enabled",
+    "alerts": "alert_enabled",
+    "alert": "alert_enabled",
+    "trade_amount": "trade_amount_usd",
+    "amount": "trade_amount_usd",
+    "preset": "strategy",
+    "strategy_preset": "strategy",
+    "signal_interval": "timeframe",
+    "interval": "timeframe",
+}
+# The strategy presets an operator may pick. kestrel.analysis may publish its own list as
+# STRATEGY_PRESETS; until it does, these are the names the settings document.
+DEFAULT_STRATEGY_PRESETS: tuple[str, ...] = ("SWING", "CONSERVATIVE", "AGGRESSIVE", "SCALPING")
+ALL_SYMBOLS = ("*", "ALL")
+_NONE_WORDS = frozenset({"", "none", "null", "default", "off"})
+
+
+class SettingsError(KestrelError):
+    """A refused change; the message names the field, the value and what is allowed."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class SettingsOverlay(BaseModel):
+    """What operators changed on top of the configured settings (one per mode)."""
+
+    risk: dict[str, Any] = Field(default_factory=dict)
+    symbols: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="symbol -> {field: value} overrides"
+    )
+    added: list[dict[str, Any]] = Field(
+        default_factory=list, description="watchlist items added live"
+    )
+    removed: list[str] = Field(default_factory=list, description="configured symbols removed")
+    revision: int = 0
+    updated_by: str = ""
+    updated_at: datetime | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.risk or self.symbols or self.added or self.removed)
+
+
+class SettingsChange(BaseModel):
+    """The result of one change request: what it was and whether anything changed."""
+
+    field: str
+    symbol: str | None = None
+    old: Any = None
+    new: Any = None
+    changed: bool
+    by: str
+    revision: int
+    event_id: str | None = None
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def load_overlay(store: Store) -> tuple[SettingsOverlay, int]:
+    """(overlay, version); an empty overlay at version 0 when nothing was ever changed."""
+    found = store.get_state(LIVE_SETTINGS_KEY)
+    if found is None:
+        return SettingsOverlay(), 0
+    return SettingsOverlay.model_validate(found[0]), found[1]
+
+
+def effective_settings(base: KestrelSettings, store: Store) -> KestrelSettings:
+    """`base` with this mode's live changes applied. ConfigError if the stored overlay no
+    longer validates against `base` (e.g. the config file changed): fail loudly, never trade
+    on settings nobody chose; `kestrel settings reset` clears it."""
+    overlay, _ = load_overlay(store)
+    if overlay.is_empty:
+        return base
+    try:
+        return apply_overlay(base, overlay)
+    except SettingsError as exc:
+        raise ConfigError(
+            f"live settings ({LIVE_SETTINGS_KEY}, revision {overlay.revision}) no longer apply: "
+            f"{exc}; fix it with `kestrel settings set` or clear it with `kestrel settings reset`"
+        ) from None
+
+
+def resolve_settings(base: KestrelSettings, mode: TradingMode | None = None) -> KestrelSettings:
+    """The one-line hook for flows: open the mode's store, apply its overlay, close it."""
+    from kestrel.store.router import open_store
+
+    store = open_store(base, mode or base.mode)
+    try:
+        return effective_settings(base, store)
+    finally:
+        store.close()
+
+
+def strategy_presets() -> tuple[str, ...]:
+    """Presets the analysis knows (kestrel.analysis.STRATEGY_PRESETS when it publishes them)."""
+    try:
+        import kestrel.analysis as analysis
+    except ImportError:  # pragma: no cover - analysis is part of the package
+        return DEFAULT_STRATEGY_PRESETS
+    published = getattr(analysis, "STRATEGY_PRESETS", None)
+    if published:
+        return tuple(str(name).upper() for name in published)
+    return DEFAULT_STRATEGY_PRESETS
+
+
+def apply_overlay(base: KestrelSettings, overlay: SettingsOverlay) -> KestrelSettings:
+    """Validate and apply; SettingsError names the first field that does not validate."""
+    removed = set(overlay.removed)
+    raw: list[dict[str, Any]] = [
+        item.model_dump() for item in base.watchlist if item.symbol not in removed
+    ]
+    present = {row["symbol"] for row in raw}
+    for added in overlay.added:
+        if added.get("symbol") not in present:
+            raw.append(dict(added))
+            present.add(added.get("symbol"))
+    items: list[WatchlistItem] = []
+    for row in raw:
+        symbol = row["symbol"]
+        merged = {**row, **overlay.symbols.get(symbol, {})}
+        try:
+            items.append(WatchlistItem.model_validate(merged))
+        except ValidationError as exc:
+            raise _from_validation(exc, f"watchlist[{symbol}]") from None
+    for symbol, fields in overlay.symbols.items():
+        if symbol not in present and fields:
+            log.info("live settings for %s ignored: not on the watchlist", symbol)
+    try:
+        risk = RiskSettings.model_validate({**base.risk.model_dump(), **overlay.risk})
+    except ValidationError as exc:
+        raise _from_validation(exc, "risk") from None
+    if not items:
+        raise SettingsError("watchlist", "must keep at least one symbol")
+    for item in items:
+        _check_strategy(item.symbol, item.strategy)
+    return base.model_copy(update={"watchlist": items, "risk": risk})
+
+
+def _from_validation(exc: ValidationError, prefix: str) -> SettingsError:
+    problem = exc.errors()[0]
+    path = ".".join(str(part) for part in problem["loc"])
+    field = f"{prefix}.{path}" if path else prefix
+    value = problem.get("input")
+    return SettingsError(field, f"got {value!r}; {problem['msg']}")
+
+
+def _check_strategy(symbol: str, strategy: str | None) -> None:
+    if strategy is None:
+        return
+    allowed = strategy_presets()
+    if strategy.upper() not in allowed:
+        raise SettingsError(
+            f"watchlist[{symbol}].strategy",
+            f"got {strategy!r}; allowed: {', '.join(allowed)} (or none for the default)",
+        )
+
+
+# -- describing -----------------------------------------------------------------------------------
+
+
+def describe(base: KestrelSettings, store: Store) -> dict[str, Any]:
+    """The effective live-changeable settings and where each value comes from."""
+    overlay, _ = load_overlay(store)
+    settings = effective_settings(base, store)
+    configured = {item.symbol for item in base.watchlist}
+    watchlist = []
+    for item in settings.watchlist:
+        overridden = set(overlay.symbols.get(item.symbol, {}))
+        watchlist.append(
+            {
+                **item.model_dump(mode="json"),
+                "source": "config" if item.symbol in configured else "live",
+                "live_fields": sorted(overridden),
+            }
+        )
+    return {
+        "mode": settings.mode.value,
+        "revision": overlay.revision,
+        "updated_by": overlay.updated_by,
+        "updated_at": overlay.updated_at.isoformat() if overlay.updated_at else None,
+        "risk": settings.risk.model_dump(mode="json"),
+        "risk_live_fields": sorted(overlay.risk),
+        "watchlist": watchlist,
+        "removed": list(overlay.removed),
+    }
+
+
+# -- changing -------------------------------------------------------------------------------------
+
+
+def settable_keys() -> list[str]:
+    return [*SYMBOL_FIELDS, *(f"risk.{name}" for name in RiskSettings.model_fields)]
+
+
+def resolve_key(key: str) -> tuple[str, str]:
+    """('symbol' | 'risk', field name) for a user-supplied key, or SettingsError."""
+    name = key.strip().lower().replace("-", "_")
+    if name.startswith("risk."):
+        field = name.removeprefix("risk.")
+        if field in RiskSettings.model_fields:
+            return "risk", field
+    else:
+        name = ALIASES.get(name, name)
+        if name in SYMBOL_FIELDS:
+            return "symbol", name
+        if name in RiskSettings.model_fields:
+            return "risk", name
+    close = difflib.get_close_matches(name, settable_keys(), n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise SettingsError(key, f"not a live setting{hint}; allowed: {', '.join(settable_keys())}")
+
+
+def canonical_value(kind: str, field: str, value: Any) -> Any:
+    """The JSON value the overlay stores for `value`, validated by the very model field that
+    will hold it (so "false", "0.6" or "4h" from a command line become False, 0.6, "4h")."""
+    if field == "strategy" and isinstance(value, str):
+        value = None if value.strip().lower() in _NONE_WORDS else value.strip().upper()
+    probe: RiskSettings | WatchlistItem = (
+        RiskSettings() if kind == "risk" else WatchlistItem(symbol="BTC/USDT")
+    )
+    try:
+        setattr(probe, field, value)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        prefix = f"risk.{field}" if kind == "risk" else field
+        raise SettingsError(prefix, f"got {value!r}; {problem['msg']}") from None
+    return probe.model_dump(mode="json")[field]
+
+
+def set_setting(
+    store: Store,
+    base: KestrelSettings,
+    key: str,
+    value: Any,
+    *,
+    by: str,
+    symbol: str | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> list[SettingsChange]:
+    """Change one setting (for one symbol, or every watchlist symbol with symbol='*').
+
+    Returns one SettingsChange per symbol touched (one for a risk field). Nothing is written
+    when the value is invalid (SettingsError) or unchanged."""
+    kind, field = resolve_key(key)
+    if kind == "risk":
+        if symbol is not None:
+            raise SettingsError(f"risk.{field}", "is global; do not pass a symbol")
+        stored = canonical_value(kind, field, value)
+
+        def set_risk(overlay: SettingsOverlay) -> None:
+            overlay.risk[field] = stored
+
+        return [
+            _commit(
+                store,
+                base,
+                by,
+                now,
+                field=f"risk.{field}",
+                symbol=None,
+                change=set_risk,
+                read=lambda s: _jsonable(getattr(s.risk, field)),
+            )
+        ]
+    if symbol is None:
+        raise SettingsError(field, "is per symbol; pass a watchlist symbol (or * for every symbol)")
+    stored = canonical_value(kind, field, value)
+    if field == "trade_amount_usd":
+        _require_positive(field, stored)
+    current = effective_settings(base, store)
+    targets = (
+        [item.symbol for item in current.watchlist]
+        if symbol.strip().upper() in ALL_SYMBOLS
+        else [_on_watchlist(current, symbol)]
+    )
+    return [_set_symbol_field(store, base, by, now, target, field, stored) for target in targets]
+
+
+def _set_symbol_field(
+    store: Store,
+    base: KestrelSettings,
+    by: str,
+    now: Callable[[], datetime],
+    symbol: str,
+    field: str,
+    stored: Any,
+) -> SettingsChange:
+    def change(overlay: SettingsOverlay) -> None:
+        overlay.symbols.setdefault(symbol, {})[field] = stored
+
+    return _commit(
+        store,
+        base,
+        by,
+        now,
+        field=field,
+        symbol=symbol,
+        change=change,
+        read=lambda s: _jsonable(getattr(s.watch(symbol), field)),
+    )
+
+
+def reset_setting(
+    store: Store,
+    base: KestrelSettings,
+    key: str | None,
+    *,
+    by: str,
+    symbol: str | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> SettingsChange:
+    """Return a field (or, with key None, everything) to its configured value. Audited too."""
+    if key is None:
+
+        def clear(overlay: SettingsOverlay) -> None:
+            overlay.risk.clear()
+            overlay.symbols.clear()
+            overlay.added.clear()
+            overlay.removed.clear()
+
+        return _commit(
+            store,
+            base,
+            by,
+            now,
+            field="*",
+            symbol=None,
+            change=clear,
+            read=_snapshot,
+            lenient_before=True,
+        )
+    kind, field = resolve_key(key)
+    if kind == "risk":
+        return _commit(
+            store,
+            base,
+            by,
+            now,
+            field=f"risk.{field}",
+            symbol=None,
+            change=lambda o: o.risk.pop(field, None),
+            read=lambda s: _jsonable(getattr(s.risk, field)),
+            lenient_before=True,
+        )
+    if symbol is None:
+        raise SettingsError(field, "is per symbol; pass the symbol to reset it for")
+    target = symbol.strip().upper()
+
+    def drop(overlay: SettingsOverlay) -> None:
+        fields = overlay.symbols.get(target, {})
+        fields.pop(field, None)
+        if not fields:
+            overlay.symbols.pop(target, None)
+
+    return _commit(
+        store,
+        base,
+        by,
+        now,
+        field=field,
+        symbol=target,
+        change=drop,
+        read=lambda s: _symbol_value(s, target, field),
+        lenient_before=True,
+    )
+
+
+def watch_add(
+    store: Store,
+    base: KestrelSettings,
+    symbol: str,
+    *,
+    markets: Collection[str],
+    by: str,
+    timeframe: str | None = None,
+    trade_amount_usd: Decimal | str | None = None,
+    trade_enabled: bool | None = None,
+    exchange_name: str = "the exchange",
+    now: Callable[[], datetime] = utcnow,
+) -> SettingsChange:
+    """Add `symbol` to the watchlist if the exchange lists it (`markets`: its symbols)."""
+    try:
+        normalised = WatchlistItem(symbol=symbol).symbol
+    except ValidationError as exc:
+        raise _from_validation(exc, "symbol") from None
+    if normalised not in markets:
+        close = difflib.get_close_matches(normalised, list(markets), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise SettingsError("symbol", f"{normalised} is not a spot market on {exchange_name}{hint}")
+    current = effective_settings(base, store)
+    if any(item.symbol == normalised for item in current.watchlist):
+        raise SettingsError("symbol", f"{normalised} is already on the watchlist")
+    item: dict[str, Any] = {"symbol": normalised}
+    if timeframe is not None:
+        item["timeframe"] = timeframe
+    if trade_amount_usd is not None:
+        _require_positive("trade_amount_usd", str(trade_amount_usd))
+        item["trade_amount_usd"] = str(trade_amount_usd)
+    if trade_enabled is not None:
+        item["trade_enabled"] = trade_enabled
+    try:
+        WatchlistItem.model_validate(item)
+    except ValidationError as exc:
+        raise _from_validation(exc, f"watchlist[{normalised}]") from None
+    configured = {i.symbol for i in base.watchlist}
+
+    def add(overlay: SettingsOverlay) -> None:
+        if normalised in overlay.removed and normalised in configured:
+            overlay.removed.remove(normalised)
+            extra = {k: v for k, v in item.items() if k != "symbol"}
+            if extra:
+                overlay.symbols.setdefault(normalised, {}).update(extra)
+        else:
+            overlay.added.append(item)
+
+    return _commit(
+        store, base, by, now, field="watchlist", symbol=normalised, change=add, read=_symbols
+    )
+
+
+def watch_remove(
+    store: Store,
+    base: KestrelSettings,
+    symbol: str,
+    *,
+    by: str,
+    force: bool = False,
+    now: Callable[[], datetime] = utcnow,
+) -> SettingsChange:
+    """Remove `symbol`. Refused while it has an open position or live orders (the paper
+    exchange only quotes watchlist symbols, and the cycle would stop managing them) unless
+    `force`."""
+    current = effective_settings(base, store)
+    normalised = _on_watchlist(current, symbol)
+    if not force:
+        busy = []
+        if store.list_positions(status=PositionStatus.OPEN, symbol=normalised):
+            busy.append("an open position")
+        if list(store.iter_live_orders(normalised)):
+            busy.append("live orders")
+        if busy:
+            raise SettingsError(
+                "symbol",
+                f"{normalised} has {' and '.join(busy)}; close/cancel them first or force it",
+            )
+
+    def remove(overlay: SettingsOverlay) -> None:
+        overlay.symbols.pop(normalised, None)
+        kept = [a for a in overlay.added if a.get("symbol") != normalised]
+        if len(kept) != len(overlay.added):
+            overlay.added = kept
+        else:
+            overlay.removed.append(normalised)
+
+    return _commit(
+        store, base, by, now, field="watchlist", symbol=normalised, change=remove, read=_symbols
+    )
+
+
+# -- the one write path ---------------------------------------------------------------------------
+
+
+def _commit(
+    store: Store,
+    base: KestrelSettings,
+    by: str,
+    now: Callable[[], datetime],
+    *,
+    field: str,
+    symbol: str | None,
+    change: Callable[[SettingsOverlay], Any],
+    read: Callable[[KestrelSettings], Any],
+    lenient_before: bool = False,
+) -> SettingsChange:
+    """Apply `change` to the stored overlay with compare-and-set, after validating the
+    settings it produces; the SETTINGS_CHANGED event goes in the same transaction."""
+    for _ in range(CAS_ATTEMPTS):
+        overlay, version = load_overlay(store)
+        try:
+            old = read(apply_overlay(base, overlay))
+        except SettingsError:
+            if not lenient_before:
+                raise
+            old = None
+        updated = overlay.model_copy(deep=True)
+        change(updated)
+        new = read(apply_overlay(base, updated))  # raises SettingsError: nothing written
+        if updated.model_dump(exclude={"revision", "updated_by", "updated_at"}) == (
+            overlay.model_dump(exclude={"revision", "updated_by", "updated_at"})
+        ):
+            return SettingsChange(
+                field=field,
+                symbol=symbol,
+                old=old,
+                new=new,
+                changed=False,
+                by=by,
+                revision=overlay.revision,
+            )
+        moment = now()
+        updated.revision = overlay.revision + 1
+        updated.updated_by, updated.updated_at = by, moment
+        target = f" for {symbol}" if symbol else ""
+        event = Event(
+            event_id=f"settings:{store.mode.value}:{updated.revision}",
+            type=EventType.SETTINGS_CHANGED,
+            mode=store.mode,
+            symbol=symbol,
+            reasons=[field],
+            message=f"{field}{target}: {old!r} -> {new!r} by {by}",
+            data={
+                "by": by,
+                "field": field,
+                "symbol": symbol,
+                "old": old,
+                "new": new,
+                "revision": updated.revision,
+                "at": moment.isoformat(),
+            },
+            created_at=moment,
+        )
+        try:
+            with store.atomic():
+                store.put_state(
+                    LIVE_SETTINGS_KEY, updated.model_dump(mode="json"), expected_version=version
+                )
+                store.append_events([event])
+        except ConcurrentUpdate:
+            continue
+        log.info("settings changed: %s", event.message)
+        return SettingsChange(
+            field=field,
+            symbol=symbol,
+            old=old,
+            new=new,
+            changed=True,
+            by=by,
+            revision=updated.revision,
+            event_id=event.event_id,
+        )
+    raise ConcurrentUpdate("live settings kept changing under us; try again")
+
+
+def _on_watchlist(settings: KestrelSettings, symbol: str) -> str:
+    wanted = symbol.strip().upper()
+    listed = [item.symbol for item in settings.watchlist]
+    if wanted not in listed:
+        raise SettingsError("symbol", f"{wanted} is not on the watchlist ({', '.join(listed)})")
+    return wanted
+
+
+def _require_positive(field: str, value: Any) -> None:
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError:
+        raise SettingsError(field, f"got {value!r}; must be a number > 0") from None
+    if not amount.is_finite() or amount <= 0:
+        raise SettingsError(
+            field, f"got {value!r}; must be > 0 (to stop trading a symbol set trade_enabled false)"
+        )
+
+
+def _symbol_value(settings: KestrelSettings, symbol: str, field: str) -> Any:
+    listed = [item for item in settings.watchlist if item.symbol == symbol]
+    return _jsonable(getattr(listed[0], field)) if listed else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _symbols(settings: KestrelSettings) -> list[str]:
+    return [item.symbol for item in settings.watchlist]
+
+
+def _snapshot(settings: KestrelSettings) -> dict[str, Any]:
+    return {
+        "risk": settings.risk.model_dump(mode="json"),
+        "watchlist": [item.model_dump(mode="json") for item in settings.watchlist],
+    }

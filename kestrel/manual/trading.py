@@ -1,0 +1,831 @@
+"""Manual orders and closes through the automated order path.
+
+A manual order is a decision like any other: the cycle's risk context (`cycle.risk_context`),
+the risk rules (`risk.rules.ENTRY_RULES` and `check_size`: precision, minimums, balance),
+`decide` (client order id, default stop-loss / take-profit), the decision event, then
+`orders.intent_from_decision` + `orders.place` (intent stored first, looked up before any
+resend, order events). What differs is only where the signal comes from and the size:
+
+- the signal is the operator's: action BUY/SELL, confidence 1, the price is the limit price or
+  the exchange's last price, the candle time is the symbol's latest closed candle (so the
+  market-data freshness gate still applies);
+- the size is what the operator asked for (base, or quote converted at the reference price),
+  rounded down to the market's step, instead of `size_order`'s watchlist amount; the
+  symbol's trade amount in the risk context is this order's value, so the amount gate checks
+  this order.
+- Closes are exits, the safe direction, like the position monitor's: the entry gates
+  (emergency stop, trading disabled, freshness, max orders) do not block them; the size and
+  balance checks do. Live stop-loss / take-profit orders of the symbol are cancelled first so
+  the coins they reserve can be sold.
+
+Idempotency: the cycle id of a manual action is `manual|<request id>`, so its client order
+ids are deterministic; the request (its fingerprint and client order ids) is recorded under
+`manual_request:<id>` before anything is sent. The same request id again resumes or reports
+those orders and never places twice; the same id with other parameters is refused.
+
+REAL mode takes two calls: the first plans, records nothing but a token (kestrel.manual.
+tokens) and returns the preview; the second, with the token, re-plans and acts only if the
+token is valid for exactly this action, the legs are the ones previewed and the price has not
+moved more than `max_price_move` since.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from kestrel.cycle import decision_event, fetch_candles, risk_context
+from kestrel.decision import decide
+from kestrel.errors import ConcurrentUpdate
+from kestrel.exchange.errors import FailureKind, classify
+from kestrel.manual.models import (
+    AnyRequest,
+    CancelOutcome,
+    ClosePositionRequest,
+    ConfirmationRefused,
+    LegPreview,
+    ManualError,
+    ManualOutcome,
+    ManualRequest,
+    OutcomeStatus,
+    PlaceOrderRequest,
+    RequestIdConflict,
+    canonical_decimal,
+)
+from kestrel.manual.tokens import (
+    DEFAULT_TTL_S,
+    TokenRecord,
+    consume_token,
+    issue_token,
+    void_token,
+)
+from kestrel.mode import TradingMode, current_mode
+from kestrel.models import (
+    LIVE_STATUSES,
+    Action,
+    AnalysisResult,
+    Decision,
+    MarketSpec,
+    Order,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Position,
+    PositionStatus,
+    Reason,
+    ReasonCode,
+    RiskVerdict,
+    Side,
+    Signal,
+    StatusSource,
+    utcnow,
+)
+from kestrel.money import round_down_to_step, round_to_tick, to_decimal
+from kestrel.orders import absorb, find_remote, intent_from_decision, place
+from kestrel.risk import RiskContext
+from kestrel.risk.rules import ENTRY_RULES, check_size, has_price
+from kestrel.runtime import Runtime
+from kestrel.settings import WatchlistItem
+
+log = logging.getLogger(__name__)
+
+REQUEST_KEY_PREFIX = "manual_request:"
+DEFAULT_MAX_PRICE_MOVE = Decimal("0.02")
+PROTECTIVE_ROLES = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
+_REQUEST_ADAPTER: TypeAdapter[AnyRequest] = TypeAdapter(ManualRequest)
+
+Clock = Callable[[], datetime]
+
+
+def check_mode(rt: Runtime) -> None:
+    """Stores and order ids follow the current mode: it must be the runtime's."""
+    if current_mode() is not rt.mode:
+        raise ManualError(
+            f"runtime for {rt.mode} used while running in {current_mode()}; wrap the call in "
+            f"trading_mode({rt.mode.value})"
+        )
+
+
+def manual_cycle_id(request_id: str) -> str:
+    """The cycle id of a manual action (cf. kestrel.ids.cycle_id for automated ones)."""
+    return f"manual|{request_id}"
+
+
+def new_request_id() -> str:
+    return f"m{utcnow():%Y%m%d%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def parse_request(data: dict[str, Any]) -> AnyRequest:
+    return _REQUEST_ADAPTER.validate_python(data)
+
+
+class RequestRecord(BaseModel):
+    """What ran under a request id (`manual_request:<id>`)."""
+
+    request_id: str
+    fingerprint: str
+    action: dict[str, Any]
+    client_order_ids: list[str] = Field(default_factory=list)
+    by: str
+    at: datetime
+
+
+@dataclass
+class Leg:
+    """One order of a plan: its preview, the decision that would place it, and its inputs."""
+
+    preview: LegPreview
+    decision: Decision
+    analysis: AnalysisResult
+    position: Position | None = None
+
+    @property
+    def approved(self) -> bool:
+        return self.preview.approved
+
+
+# -- entry points ---------------------------------------------------------------------------------
+
+
+def submit(
+    rt: Runtime,
+    request: AnyRequest,
+    *,
+    actor: str,
+    confirm: str | None = None,
+    dry_run: bool = False,
+    require_confirmation: bool = False,
+    ttl_s: float = DEFAULT_TTL_S,
+    max_price_move: Decimal = DEFAULT_MAX_PRICE_MOVE,
+    now: Clock = utcnow,
+) -> ManualOutcome:
+    """Place an order, close a position or close all, by hand.
+
+    - dry_run: the preview only; nothing is written.
+    - REAL (always) or require_confirmation (DEMO): without `confirm`, the preview and a
+      one-time token; with it, the action, if the token is valid for exactly this request.
+    - DEMO: the action at once (a token passed anyway is checked just the same).
+    """
+    check_mode(rt)
+    require_confirmation = require_confirmation or rt.mode is TradingMode.REAL
+    if dry_run:
+        request_id = request.request_id or new_request_id()
+        legs = plan(rt, request, request_id, actor)
+        return _outcome(rt, request, request_id, OutcomeStatus.PREVIEW, legs, "dry run")
+    if confirm is not None:
+        record = consume_token(
+            rt.store, confirm, request, request_id=request.request_id, by=actor, now=now
+        )
+        return _confirmed(rt, request, record, confirm, actor, max_price_move, now)
+    request_id = request.request_id or new_request_id()
+    done = _previous_run(rt, request, request_id)
+    if done is not None:
+        return done
+    legs = plan(rt, request, request_id, actor)
+    if not legs:
+        return _outcome(
+            rt, request, request_id, OutcomeStatus.NOTHING_TO_DO, legs, "no open position to close"
+        )
+    if not any(leg.approved for leg in legs):
+        _record_blocked(rt, legs, request_id, actor)
+        return _outcome(rt, request, request_id, OutcomeStatus.BLOCKED, legs, _blocked_text(legs))
+    if require_confirmation:
+        token, record = issue_token(
+            rt.store,
+            request,
+            request_id=request_id,
+            plan=plan_fingerprint(request, legs),
+            prices={leg.preview.symbol: str(leg.preview.price) for leg in legs},
+            by=actor,
+            ttl_s=ttl_s,
+            now=now,
+        )
+        outcome = _outcome(
+            rt,
+            request,
+            request_id,
+            OutcomeStatus.NEEDS_CONFIRMATION,
+            legs,
+            f"REAL mode: nothing placed yet. Confirm within {ttl_s:g}s with this token.",
+        )
+        return outcome.model_copy(update={"token": token, "expires_at": record.expires_at})
+    return _act(rt, request, request_id, legs, actor)
+
+
+def confirm_token(
+    rt: Runtime,
+    token: str,
+    *,
+    actor: str,
+    max_price_move: Decimal = DEFAULT_MAX_PRICE_MOVE,
+    now: Clock = utcnow,
+) -> ManualOutcome:
+    """Confirm whatever `token` was issued for (Telegram's /confirm TOKEN): the token's
+    stored action, so the parameters cannot differ."""
+    check_mode(rt)
+    record = consume_token(rt.store, token, None, request_id=None, by=actor, now=now)
+    request = parse_request({**record.action, "request_id": record.request_id})
+    return _confirmed(rt, request, record, token, actor, max_price_move, now)
+
+
+def _confirmed(
+    rt: Runtime,
+    request: AnyRequest,
+    record: TokenRecord,
+    token: str,
+    actor: str,
+    max_price_move: Decimal,
+    now: Clock,
+) -> ManualOutcome:
+    """Act on a consumed token: only if the re-planned legs are the ones previewed."""
+    request_id, planned, prices = record.request_id, record.plan, record.prices
+    request = request.model_copy(update={"request_id": request_id})
+    done = _previous_run(rt, request, request_id)
+    if done is not None:
+        void_token(rt.store, token, "request had already run", now)
+        return done
+    try:
+        legs = plan(rt, request, request_id, actor)
+    except ManualError as exc:
+        void_token(rt.store, token, f"not executed: {exc}", now)
+        raise
+    if plan_fingerprint(request, legs) != planned:
+        void_token(rt.store, token, "not executed: the positions changed since the preview", now)
+        raise ConfirmationRefused(
+            "changed",
+            "the positions to close changed since the preview: nothing was placed; preview again",
+        )
+    for leg in legs:
+        before = prices.get(leg.preview.symbol)
+        if before is None or leg.preview.type is not OrderType.MARKET:
+            continue
+        move = abs(leg.preview.price - Decimal(before)) / Decimal(before)
+        if move > max_price_move:
+            void_token(rt.store, token, "not executed: price moved", now)
+            raise ConfirmationRefused(
+                "price_moved",
+                f"{leg.preview.symbol} moved from {before} to {leg.preview.price} "
+                f"({move:.2%} > {max_price_move:.2%}) since the preview: nothing was placed; "
+                "preview again",
+            )
+    if not any(leg.approved for leg in legs):
+        _record_blocked(rt, legs, request_id, actor)
+        void_token(rt.store, token, "not executed: blocked by risk rules", now)
+        return _outcome(rt, request, request_id, OutcomeStatus.BLOCKED, legs, _blocked_text(legs))
+    return _act(rt, request, request_id, legs, actor)
+
+
+# -- planning -------------------------------------------------------------------------------------
+
+
+def plan(rt: Runtime, request: AnyRequest, request_id: str, actor: str) -> list[Leg]:
+    """The orders `request` would place now, each with its verdict. Writes nothing."""
+    if isinstance(request, PlaceOrderRequest):
+        return [_plan_place(rt, request, request_id, actor)]
+    if isinstance(request, ClosePositionRequest):
+        position = rt.store.open_position(request.symbol)
+        if position is None:
+            raise ManualError(f"there is no open {request.symbol} position to close")
+        return [_plan_close(rt, position, request, request_id, actor)]
+    legs = []
+    for position in rt.store.list_positions(status=PositionStatus.OPEN):
+        close = ClosePositionRequest(symbol=position.symbol, fraction=Decimal(1))
+        legs.append(_plan_close(rt, position, close, request_id, actor))
+    return legs
+
+
+def plan_fingerprint(request: AnyRequest, legs: list[Leg]) -> str:
+    """What a confirmation must find again: for closes the positions and amounts, for orders
+    the symbol and side (the price is checked separately)."""
+    rows = sorted(
+        (
+            leg.preview.symbol,
+            leg.preview.side.value,
+            leg.preview.position_id or "",
+            "" if isinstance(request, PlaceOrderRequest) else canonical_decimal(leg.preview.amount),
+        )
+        for leg in legs
+        if leg.approved
+    )
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+def _watch_item(rt: Runtime, symbol: str) -> WatchlistItem:
+    try:
+        return rt.settings.watch(symbol)
+    except KeyError:
+        listed = ", ".join(item.symbol for item in rt.settings.watchlist)
+        raise ManualError(
+            f"{symbol} is not on the watchlist ({listed}); add it first "
+            f"(`kestrel settings watch-add {symbol}`)"
+        ) from None
+
+
+def _last_price(rt: Runtime, symbol: str) -> Decimal:
+    last = rt.exchange.fetch_ticker(symbol).get("last")
+    return to_decimal(last) if last is not None else Decimal("0")
+
+
+def _last_candle_ts(rt: Runtime, item: WatchlistItem) -> int:
+    """The latest closed candle's open time (0 if none): the freshness gate's input."""
+    series = fetch_candles(rt, item, limit=3)
+    return series.last.timestamp if series.last is not None else 0
+
+
+def _analysis(
+    item: WatchlistItem,
+    action: Action,
+    price: Decimal,
+    candle_ts: int,
+    reasoning: str,
+    stop_loss: Decimal | None = None,
+    take_profit: Decimal | None = None,
+) -> AnalysisResult:
+    return AnalysisResult(
+        symbol=item.symbol,
+        timeframe=item.timeframe,
+        candle_timestamp=candle_ts,
+        price=price,
+        indicators={},
+        signal=Signal(
+            action=action,
+            confidence=1.0,
+            reasoning=reasoning,
+            analyst="manual",
+            suggested_stop_loss=stop_loss,
+            suggested_take_profit=take_profit,
+        ),
+    )
+
+
+def _plan_place(rt: Runtime, request: PlaceOrderRequest, request_id: str, actor: str) -> Leg:
+    item = _watch_item(rt, request.symbol)
+    market = rt.market(request.symbol)
+    last = _last_price(rt, request.symbol)
+    if request.type is OrderType.LIMIT:
+        assert request.price is not None
+        price = round_to_tick(request.price, market.price_tick)
+    else:
+        price = last
+    if price <= 0:
+        raw = Decimal("0")
+    elif request.amount_in == "base":
+        raw = request.amount
+    else:
+        raw = request.amount / price
+    amount = round_down_to_step(raw, market.amount_step)
+    stop_loss = _tick(request.stop_loss, market)
+    take_profit = _tick(request.take_profit, market)
+    if price > 0 and stop_loss is not None and stop_loss >= price:
+        raise ManualError(f"stop_loss {stop_loss} must be below the order price {price}")
+    if price > 0 and take_profit is not None and take_profit <= price:
+        raise ManualError(f"take_profit {take_profit} must be above the order price {price}")
+    action = Action.BUY if request.side is Side.BUY else Action.SELL
+    analysis = _analysis(
+        item,
+        action,
+        price,
+        _last_candle_ts(rt, item),
+        f"manual order by {actor}: {request.describe()}",
+        stop_loss,
+        take_profit,
+    )
+    ctx = risk_context(rt, item, analysis)
+    ctx = _with_order_value(ctx, amount * price)
+    reasons = [reason for rule in ENTRY_RULES if (reason := rule(ctx)) is not None]
+    size_problem = check_size(ctx, amount, price) if price > 0 else None
+    if size_problem is not None:
+        reasons.append(size_problem)
+    verdict = _verdict(action, reasons, amount, price, f"manual order by {actor}")
+    decision = decide(
+        cycle=manual_cycle_id(request_id),
+        mode=rt.mode,
+        analysis=analysis,
+        verdict=verdict,
+        market=market,
+        risk=rt.settings.risk,
+    )
+    if decision.is_trade and request.type is OrderType.LIMIT:
+        decision = decision.model_copy(update={"order_type": OrderType.LIMIT})
+    position = ctx.position
+    warnings = []
+    if request.amount_in == "base" and amount != request.amount:
+        warnings.append(f"amount {request.amount} rounded down to {amount} (step)")
+    return Leg(
+        preview=_preview(
+            rt,
+            ctx,
+            market,
+            request.side,
+            request.type,
+            amount,
+            price,
+            last,
+            verdict,
+            decision,
+            position,
+            warnings,
+        ),
+        decision=decision,
+        analysis=analysis,
+        position=position,
+    )
+
+
+def _plan_close(
+    rt: Runtime, position: Position, request: ClosePositionRequest, request_id: str, actor: str
+) -> Leg:
+    symbol = position.symbol
+    market = rt.market(symbol)
+    last = _last_price(rt, symbol)
+    if request.amount is not None:
+        if request.amount > position.amount:
+            raise ManualError(
+                f"the {symbol} position holds {position.amount}; cannot close {request.amount}"
+            )
+        raw = request.amount
+    else:
+        raw = position.amount * (request.fraction or Decimal(1))
+    amount = round_down_to_step(raw, market.amount_step)
+    try:
+        item = rt.settings.watch(symbol)
+    except KeyError:
+        item = WatchlistItem(symbol=symbol)
+    analysis = _analysis(
+        item,
+        Action.SELL,
+        last,
+        _last_candle_ts(rt, item),
+        f"manual close by {actor}: {request.describe()}",
+    )
+    ctx = risk_context(rt, item, analysis)
+    protective = _protective_orders(rt, symbol)
+    # Coins reserved by our own protective orders are freed (cancelled) before the exit.
+    reserved = sum((o.remaining for o in protective if o.side is Side.SELL), Decimal("0"))
+    ctx = _with_order_value(ctx, amount * last).model_copy(
+        update={"base_free": ctx.base_free + reserved}
+    )
+    reasons = [r for r in (has_price(ctx),) if r is not None]
+    size_problem = check_size(ctx, amount, last) if last > 0 else None
+    if size_problem is not None:
+        reasons.append(size_problem)
+    verdict = _verdict(Action.SELL, reasons, amount, last, f"manual close by {actor}")
+    decision = decide(
+        cycle=manual_cycle_id(request_id),
+        mode=rt.mode,
+        analysis=analysis,
+        verdict=verdict,
+        market=market,
+        risk=rt.settings.risk,
+    )
+    warnings = []
+    remainder = position.amount - amount
+    if remainder > 0 and (remainder < market.min_amount or remainder * last < market.min_notional):
+        warnings.append(
+            f"leaves {remainder} {market.base}, below the market minimum: it could not be "
+            "sold on its own later"
+        )
+    if protective:
+        warnings.append(
+            f"cancels {len(protective)} live stop-loss/take-profit order(s) of {symbol} first"
+        )
+    preview = _preview(
+        rt,
+        ctx,
+        market,
+        Side.SELL,
+        OrderType.MARKET,
+        amount,
+        last,
+        last,
+        verdict,
+        decision,
+        position,
+        warnings,
+    )
+    return Leg(
+        preview=preview.model_copy(update={"position_id": position.position_id}),
+        decision=decision,
+        analysis=analysis,
+        position=position,
+    )
+
+
+def _tick(value: Decimal | None, market: MarketSpec) -> Decimal | None:
+    return round_to_tick(value, market.price_tick) if value is not None else None
+
+
+def _with_order_value(ctx: RiskContext, notional: Decimal) -> RiskContext:
+    """The symbol's trade amount, for this order, is the order's value (in USD)."""
+    if ctx.quote_to_usd is None:
+        return ctx
+    item = ctx.item.model_copy(update={"trade_amount_usd": notional * ctx.quote_to_usd})
+    return ctx.model_copy(update={"item": item})
+
+
+def _verdict(
+    action: Action, blocking: list[Reason], amount: Decimal, price: Decimal, detail: str
+) -> RiskVerdict:
+    if blocking:
+        return RiskVerdict(approved=False, reasons=blocking, amount=amount, price=price)
+    code = ReasonCode.SIGNAL_BUY if action is Action.BUY else ReasonCode.SIGNAL_SELL
+    return RiskVerdict(
+        approved=True,
+        reasons=[
+            Reason(code=code, detail=detail),
+            Reason(code=ReasonCode.APPROVED, values={"amount": str(amount), "price": str(price)}),
+        ],
+        amount=amount,
+        price=price,
+    )
+
+
+def _preview(
+    rt: Runtime,
+    ctx: RiskContext,
+    market: MarketSpec,
+    side: Side,
+    order_type: OrderType,
+    amount: Decimal,
+    price: Decimal,
+    last: Decimal,
+    verdict: RiskVerdict,
+    decision: Decision,
+    position: Position | None,
+    warnings: list[str],
+) -> LegPreview:
+    marketable = order_type is OrderType.MARKET or (
+        price >= last if side is Side.BUY else price <= last
+    )
+    fee_rate = market.taker_fee if marketable else market.maker_fee
+    notional = amount * price
+    fee = notional * fee_rate
+    before = position.amount if position is not None else Decimal("0")
+    after = before + amount if side is Side.BUY else max(before - amount, Decimal("0"))
+    opened = side is Side.BUY and position is None and amount > 0
+    closed = side is Side.SELL and position is not None and after == 0
+    exposure = after * price
+    usd = ctx.quote_to_usd
+    return LegPreview(
+        symbol=market.symbol,
+        side=side,
+        type=order_type,
+        amount=amount,
+        price=price,
+        last_price=last,
+        notional=notional,
+        fee_rate=fee_rate,
+        estimated_fee=fee,
+        fee_currency=market.quote,
+        quote_delta=-(notional + fee) if side is Side.BUY else notional - fee,
+        position_before=before,
+        position_after=after,
+        exposure_after=exposure,
+        exposure_after_usd=exposure * usd if usd is not None else None,
+        open_positions_after=ctx.open_positions + int(opened) - int(closed),
+        stop_loss=decision.stop_loss,
+        take_profit=decision.take_profit,
+        approved=verdict.approved,
+        reasons=verdict.reasons,
+        warnings=warnings,
+        client_order_id=decision.client_order_id,
+    )
+
+
+# -- acting ---------------------------------------------------------------------------------------
+
+
+def _request_key(request_id: str) -> str:
+    return REQUEST_KEY_PREFIX + request_id
+
+
+def _previous_run(rt: Runtime, request: AnyRequest, request_id: str) -> ManualOutcome | None:
+    """The outcome of an earlier run of this request id (resuming its orders), if any."""
+    found = rt.store.get_state(_request_key(request_id))
+    if found is None:
+        return None
+    record = RequestRecord.model_validate(found[0])
+    if record.fingerprint != request.fingerprint():
+        raise RequestIdConflict(
+            f"request id {request_id} was already used by {record.by} for a different action "
+            f"({parse_request(record.action).describe()}); use a new request id"
+        )
+    orders, errors = [], []
+    for cid in record.client_order_ids:
+        stored = rt.store.get_order(cid)
+        if stored is None:
+            return None  # crashed after recording the request, before the intent: redo
+        try:
+            orders.append(place(rt.store, rt.exchange, stored))  # resumes a NEW intent
+        except Exception as exc:
+            errors.append(f"{stored.symbol}: {type(exc).__name__}: {exc}")
+            orders.append(stored)
+    return ManualOutcome(
+        status=OutcomeStatus.ALREADY_DONE,
+        mode=rt.mode,
+        action=request.describe(),
+        request_id=request_id,
+        orders=orders,
+        errors=errors,
+        message=f"request {request_id} already ran at {record.at:%Y-%m-%d %H:%M:%S} UTC; "
+        "nothing new was placed",
+    )
+
+
+def _record_request(
+    rt: Runtime, request: AnyRequest, request_id: str, legs: list[Leg], actor: str
+) -> None:
+    record = RequestRecord(
+        request_id=request_id,
+        fingerprint=request.fingerprint(),
+        action=request.model_dump(mode="json", exclude={"request_id"}),
+        client_order_ids=[
+            leg.decision.client_order_id
+            for leg in legs
+            if leg.approved and leg.decision.client_order_id
+        ],
+        by=actor,
+        at=utcnow(),
+    )
+    try:
+        rt.store.put_state(
+            _request_key(request_id), record.model_dump(mode="json"), expected_version=0
+        )
+    except ConcurrentUpdate:
+        raise RequestIdConflict(
+            f"request id {request_id} is being run by someone else right now; retry it to see "
+            "its orders"
+        ) from None
+
+
+def _act(
+    rt: Runtime, request: AnyRequest, request_id: str, legs: list[Leg], actor: str
+) -> ManualOutcome:
+    _record_request(rt, request, request_id, legs, actor)
+    orders: list[Order] = []
+    errors: list[str] = []
+    for leg in legs:
+        _record_decision(rt, leg, request_id, actor)
+        if not leg.approved:
+            continue
+        try:
+            if leg.position is not None and leg.preview.side is Side.SELL:
+                for protective in _protective_orders(rt, leg.preview.symbol):
+                    _cancel_on_exchange(rt, protective)
+            intent = intent_from_decision(leg.decision, rt.exchange.id)
+            orders.append(place(rt.store, rt.exchange, intent))
+        except Exception as exc:
+            log.exception("manual %s on %s failed", request.kind, leg.preview.symbol)
+            errors.append(f"{leg.preview.symbol}: {type(exc).__name__}: {exc}")
+    placed = [o for o in orders if o.status not in (OrderStatus.REJECTED, OrderStatus.FAILED)]
+    message = f"{len(placed)} order(s) sent"
+    if errors:
+        message += f"; {len(errors)} failed (a stored intent is resolved by order sync)"
+    return _outcome(rt, request, request_id, OutcomeStatus.PLACED, legs, message).model_copy(
+        update={"orders": orders, "errors": errors}
+    )
+
+
+def _record_decision(rt: Runtime, leg: Leg, request_id: str, actor: str) -> None:
+    event = decision_event(leg.decision, leg.analysis)
+    data = {**event.data, "manual": True, "by": actor, "request_id": request_id}
+    rt.store.append_events([event.model_copy(update={"data": data})])
+
+
+def _record_blocked(rt: Runtime, legs: list[Leg], request_id: str, actor: str) -> None:
+    for leg in legs:
+        _record_decision(rt, leg, request_id, actor)
+
+
+def _blocked_text(legs: list[Leg]) -> str:
+    return "blocked: " + "; ".join(
+        f"{leg.preview.symbol} "
+        + ", ".join(
+            f"{r.code.value} ({r.detail})" if r.detail else r.code.value
+            for r in leg.preview.reasons
+        )
+        for leg in legs
+    )
+
+
+def _outcome(
+    rt: Runtime,
+    request: AnyRequest,
+    request_id: str,
+    status: OutcomeStatus,
+    legs: list[Leg],
+    message: str,
+) -> ManualOutcome:
+    return ManualOutcome(
+        status=status,
+        mode=rt.mode,
+        action=request.describe(),
+        request_id=request_id,
+        legs=[leg.preview for leg in legs],
+        message=message,
+    )
+
+
+# -- cancel ---------------------------------------------------------------------------------------
+
+
+def _protective_orders(rt: Runtime, symbol: str) -> list[Order]:
+    return [o for o in rt.store.iter_live_orders(symbol) if o.role in PROTECTIVE_ROLES]
+
+
+def find_live_order(rt: Runtime, ref: str) -> Order:
+    """A live order by client order id or exchange order id."""
+    order = rt.store.get_order(ref)
+    if order is None:
+        matches = [
+            o for o in rt.store.list_orders(statuses=LIVE_STATUSES) if o.exchange_order_id == ref
+        ]
+        order = matches[0] if matches else None
+    if order is None:
+        raise ManualError(f"no order {ref!r} (give a client order id or exchange order id)")
+    if order.is_final:
+        raise ManualError(
+            f"order {order.client_order_id} is already {order.status.value}: nothing to cancel"
+        )
+    return order
+
+
+def cancel_order(rt: Runtime, ref: str, *, actor: str) -> CancelOutcome:
+    """Cancel a live order on the exchange and record what the exchange says.
+
+    If the exchange no longer has it open (it filled meanwhile), its real final state is
+    recorded instead and `canceled` is False. An intent the exchange never acknowledged is
+    not cancelled here: order sync decides its fate."""
+    check_mode(rt)
+    order = find_live_order(rt, ref)
+    result = _cancel_on_exchange(rt, order, note=f"canceled by {actor}")
+    canceled = result.status is OrderStatus.CANCELED
+    if canceled:
+        message = f"order {result.client_order_id} canceled (filled {result.filled})"
+    else:
+        message = f"order {result.client_order_id} could not be canceled: it is {result.status}"
+    return CancelOutcome(
+        client_order_id=result.client_order_id,
+        symbol=result.symbol,
+        canceled=canceled,
+        order=result,
+        message=message,
+    )
+
+
+def _cancel_on_exchange(rt: Runtime, order: Order, note: str | None = None) -> Order:
+    store, exchange = rt.store, rt.exchange
+    if order.status is OrderStatus.NEW and not order.exchange_order_id:
+        remote = find_remote(exchange, order)
+        if remote is None:
+            raise ManualError(
+                f"order {order.client_order_id} is not on the exchange yet (intent only); "
+                "order sync resolves it (`kestrel sync`)"
+            )
+        order = absorb(store, exchange, order, remote, StatusSource.ORDER_HISTORY)
+        if order.is_final:
+            return order
+    noted = order
+    if note:
+        reason = f"{order.reason}; {note}" if order.reason else note
+        noted = order.model_copy(update={"reason": reason})
+    try:
+        remote = exchange.cancel_order(
+            order.exchange_order_id or "",
+            order.symbol,
+            {"origClientOrderId": order.client_order_id},
+        )
+    except Exception as exc:
+        if classify(exc) is not FailureKind.NOT_FOUND:
+            raise
+        remote = find_remote(exchange, order)
+        if remote is None:
+            raise ManualError(
+                f"the exchange knows no order {order.client_order_id}; `kestrel sync` will "
+                "resolve it"
+            ) from None
+        return absorb(store, exchange, order, remote, StatusSource.ORDER_HISTORY)
+    return absorb(store, exchange, noted, remote, StatusSource.CANCEL_RESPONSE)
+
+
+__all__ = [
+    "DEFAULT_MAX_PRICE_MOVE",
+    "Leg",
+    "cancel_order",
+    "confirm_token",
+    "find_live_order",
+    "manual_cycle_id",
+    "new_request_id",
+    "parse_request",
+    "plan",
+    "submit",
+]
