@@ -3,11 +3,33 @@ transaction, moves the symbol's position: buys average in, sells realize PnL.
 
 PnL is gross; fees are counted separately in quote terms, so that for every quote currency
 start balance + realized PnL - fees - cost of what is still held = cash.
+
+A sell that leaves less than the market can trade (below its minimum amount, step or
+notional; typically the slice of a buy fee taken in the base asset) closes the position and
+keeps that remainder as `dust`.
+
+Daily PnL, for the daily loss limit: every recorded fill also adds, in the same transaction,
+to the state document `daily_pnl:<YYYY-MM-DD>` (UTC date of the fill's exchange timestamp,
+i.e. market time in a replay; the wall clock when the exchange gave none):
+
+    {"date": "2024-05-01", "mode": "REAL",
+     "currencies": {"USDT": {"realized_pnl": "12.5", "fees": "0.75", "net": "11.75",
+                             "unrealized_pnl": "-3.1"}},
+     "fills": 7, "positions_closed": 2, "updated_at": "<ISO time>"}
+
+Amounts are Decimal strings per quote currency. realized_pnl is gross (sells), fees are every
+fill's fee in quote terms, net = realized_pnl - fees. unrealized_pnl is the latest
+mark-to-market of the positions open that day, written by the position monitor
+(`record_unrealized`). A day's loss is -(net + unrealized_pnl) when that is positive.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from kestrel.errors import ConcurrentUpdate
 from kestrel.mode import current_mode
@@ -21,6 +43,19 @@ from kestrel.models import (
     utcnow,
 )
 from kestrel.store.base import Store
+
+DAILY_PNL_PREFIX = "daily_pnl:"
+
+
+@dataclass(frozen=True)
+class Tradable:
+    """The smallest sell a market takes: below it, what is left of a position is dust."""
+
+    min_amount: Decimal = Decimal("0")
+    min_notional: Decimal = Decimal("0")
+
+    def is_dust(self, amount: Decimal, price: Decimal) -> bool:
+        return amount <= 0 or amount < self.min_amount or amount * price < self.min_notional
 
 
 def fee_in_quote(fill: Fill) -> Decimal:
@@ -40,7 +75,10 @@ def base_received(fill: Fill) -> Decimal:
 
 
 def _apply(
-    position: Position | None, fill: Fill, protect: tuple[Decimal | None, Decimal | None]
+    position: Position | None,
+    fill: Fill,
+    protect: tuple[Decimal | None, Decimal | None],
+    tradable: Tradable | None = None,
 ) -> tuple[Position, list[EventType]]:
     now = utcnow()
     fee = fee_in_quote(fill)
@@ -77,11 +115,15 @@ def _apply(
     sold = min(fill.amount, position.amount)
     realized = (fill.price - position.avg_entry_price) * sold
     remaining = position.amount - sold
+    dust = Decimal("0")
+    if remaining > 0 and tradable is not None and tradable.is_dust(remaining, fill.price):
+        dust, remaining = remaining, Decimal("0")
     closed = remaining == 0
     return (
         position.model_copy(
             update={
                 "amount": remaining,
+                "dust": position.dust + dust,
                 "realized_pnl": position.realized_pnl + realized,
                 "fees_paid": position.fees_paid + fee,
                 "last_price": fill.price,
@@ -98,9 +140,11 @@ def record_fill(
     store: Store,
     fill: Fill,
     protect: tuple[Decimal | None, Decimal | None] = (None, None),
+    tradable: Tradable | None = None,
 ) -> bool:
     """Store the fill and move the position, atomically. False if already recorded.
-    `protect` is the (stop-loss, take-profit) a position opened by this fill starts with."""
+    `protect` is the (stop-loss, take-profit) a position opened by this fill starts with;
+    `tradable` the market's minimums, below which a sell's remainder is dust."""
     for _ in range(20):
         try:
             with store.atomic():
@@ -109,9 +153,14 @@ def record_fill(
                 current = _position_for(store, fill)
                 if current is None and fill.side is Side.SELL:
                     store.append_events([_untracked_sell(fill)])
+                    _add_to_daily(store, fill, Decimal("0"), closed=False)
                     return True
                 expected = current.version if current else 0
-                updated, event_types = _apply(current, fill, protect)
+                updated, event_types = _apply(current, fill, protect, tradable)
+                realized = updated.realized_pnl - (current.realized_pnl if current else Decimal(0))
+                _add_to_daily(
+                    store, fill, realized, closed=EventType.POSITION_CLOSED in event_types
+                )
                 events = [
                     Event(
                         event_id=f"{updated.position_id}:{kind}",
@@ -157,3 +206,70 @@ def _untracked_sell(fill: Fill) -> Event:
         client_order_id=fill.client_order_id,
         message=f"sell fill {fill.trade_id} of {fill.amount} {fill.symbol} has no tracked position",
     )
+
+
+def fill_day(fill: Fill) -> str:
+    """The UTC day a fill belongs to, by the exchange's clock (market time in replays)."""
+    moment = (
+        datetime.fromtimestamp(fill.timestamp / 1000, tz=UTC) if fill.timestamp > 0 else utcnow()
+    )
+    return moment.date().isoformat()
+
+
+def daily_pnl_key(day: str) -> str:
+    return f"{DAILY_PNL_PREFIX}{day}"
+
+
+def _currency_entry(doc: dict[str, Any], quote: str) -> dict[str, str]:
+    currencies: dict[str, dict[str, str]] = doc.setdefault("currencies", {})
+    return currencies.setdefault(
+        quote, {"realized_pnl": "0", "fees": "0", "net": "0", "unrealized_pnl": "0"}
+    )
+
+
+def _add_to_daily(store: Store, fill: Fill, realized: Decimal, *, closed: bool) -> None:
+    """Add one fill to its day's PnL document (inside the fill's transaction: exactly once)."""
+    day = fill_day(fill)
+    key = daily_pnl_key(day)
+    current = store.get_state(key)
+    doc, version = (dict(current[0]), current[1]) if current else ({}, 0)
+    doc.setdefault("date", day)
+    doc["mode"] = current_mode().value
+    quote = fill.symbol.partition("/")[2]
+    entry = _currency_entry(doc, quote)
+    entry["realized_pnl"] = str(Decimal(entry["realized_pnl"]) + realized)
+    entry["fees"] = str(Decimal(entry["fees"]) + fee_in_quote(fill))
+    entry["net"] = str(Decimal(entry["realized_pnl"]) - Decimal(entry["fees"]))
+    doc["fills"] = int(doc.get("fills", 0)) + 1
+    doc["positions_closed"] = int(doc.get("positions_closed", 0)) + (1 if closed else 0)
+    doc["updated_at"] = utcnow().isoformat()
+    store.put_state(key, doc, expected_version=version)
+
+
+def record_unrealized(store: Store, day: str, unrealized: Mapping[str, Decimal]) -> None:
+    """The position monitor's latest mark-to-market, per quote currency, on `day`'s document."""
+    key = daily_pnl_key(day)
+    for _ in range(20):
+        current = store.get_state(key)
+        doc, version = (dict(current[0]), current[1]) if current else ({}, 0)
+        doc.setdefault("date", day)
+        doc["mode"] = current_mode().value
+        doc.setdefault("fills", 0)
+        doc.setdefault("positions_closed", 0)
+        for entry in (doc.get("currencies") or {}).values():
+            entry["unrealized_pnl"] = "0"
+        for quote, amount in unrealized.items():
+            _currency_entry(doc, quote)["unrealized_pnl"] = str(amount)
+        doc["updated_at"] = utcnow().isoformat()
+        try:
+            store.put_state(key, doc, expected_version=version)
+            return
+        except ConcurrentUpdate:
+            continue
+    raise ConcurrentUpdate(f"could not record unrealized PnL on {key}: it kept changing")
+
+
+def daily_pnl(store: Store, day: str) -> dict[str, Any] | None:
+    """The day's PnL document (shape in the module docstring), or None if nothing happened."""
+    found = store.get_state(daily_pnl_key(day))
+    return found[0] if found else None

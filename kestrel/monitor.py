@@ -1,24 +1,35 @@
-"""Position monitoring: mark every open position to market and exit on stop-loss,
-take-profit or trailing-stop hits.
+"""Position monitoring: mark every open position to market, keep the day's unrealized PnL for
+the daily loss limit, and exit on stop-loss, take-profit or trailing-stop hits.
 
-Exits are ordinary market orders through `kestrel.orders.place`, with a client order id
-derived from the position, so a position is exited at most once however often this runs.
+Exits are market orders through `kestrel.orders.place`, whose client order id is derived from
+the position and an attempt number (a refused or canceled exit can be retried, a live one is
+never duplicated). Placing an exit first cancels the position's protective orders (OCO).
+A stop-loss hit is left to the exchange when a native stop-loss order is live for the
+position: it executes there, and selling here too would only be refused (the stop holds the
+coins). The position becomes CLOSED, with realized PnL and fees, when the exit's fills are
+recorded (at once from the create response, or by the order sync).
 """
 
 from __future__ import annotations
 
+import logging
+from collections import defaultdict
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
 from kestrel.errors import ConcurrentUpdate
 from kestrel.ids import client_order_id
+from kestrel.ledger import record_unrealized
 from kestrel.mode import current_mode
 from kestrel.models import (
+    LIVE_STATUSES,
     Event,
     EventType,
     Order,
     OrderRole,
+    OrderStatus,
     OrderType,
     Position,
     PositionStatus,
@@ -30,12 +41,19 @@ from kestrel.models import (
 from kestrel.money import round_down_to_step, to_decimal
 from kestrel.orders import place
 from kestrel.runtime import Runtime
+from kestrel.wallet import check_wallet_mode
+
+log = logging.getLogger(__name__)
 
 
 class MonitorReport(BaseModel):
     marked: int = 0
     unrealized_pnl: dict[str, str] = Field(default_factory=dict)
     exits: dict[str, str] = Field(default_factory=dict, description="symbol -> reason code")
+    deferred: dict[str, str] = Field(
+        default_factory=dict, description="symbol -> why no exit was sent"
+    )
+    errors: dict[str, str] = Field(default_factory=dict)
 
 
 def exit_reason(position: Position, price: Decimal) -> Reason | None:
@@ -70,10 +88,35 @@ def _mark(rt: Runtime, position: Position, price: Decimal) -> Position:
         return position  # a fill moved it meanwhile; the next run marks it
 
 
-def _exit(rt: Runtime, position: Position, reason: Reason) -> Order:
+def _exit_orders(rt: Runtime, position: Position) -> list[Order]:
+    return [
+        o
+        for o in rt.store.list_orders(symbol=position.symbol, roles=(OrderRole.EXIT,))
+        if o.position_id == position.position_id
+    ]
+
+
+def _native_stop_live(rt: Runtime, position: Position) -> bool:
+    return any(
+        o.position_id == position.position_id and o.status is not OrderStatus.NEW
+        for o in rt.store.list_orders(
+            symbol=position.symbol, statuses=LIVE_STATUSES, roles=(OrderRole.STOP_LOSS,)
+        )
+    )
+
+
+def _exit(rt: Runtime, position: Position, reason: Reason) -> Order | None:
+    previous = _exit_orders(rt, position)
+    live = [o for o in previous if o.status in LIVE_STATUSES]
+    if live:
+        return place(rt.store, rt.exchange, live[-1])  # resolve / finish the one in flight
     market = rt.market(position.symbol)
+    amount = round_down_to_step(position.amount, market.amount_step)
+    if amount <= 0 or amount < market.min_amount:
+        return None
     mode = current_mode()
-    cid = client_order_id(mode, f"exit|{position.position_id}", position.symbol, OrderRole.EXIT)
+    attempt = f"exit|{position.position_id}|{len(previous)}"
+    cid = client_order_id(mode, attempt, position.symbol, OrderRole.EXIT)
     intent = Order(
         client_order_id=cid,
         mode=mode,
@@ -82,7 +125,9 @@ def _exit(rt: Runtime, position: Position, reason: Reason) -> Order:
         side=Side.SELL,
         type=OrderType.MARKET,
         role=OrderRole.EXIT,
-        amount=round_down_to_step(position.amount, market.amount_step),
+        amount=amount,
+        reference_price=position.last_price,
+        position_id=position.position_id,
         reason=reason.code.value,
     )
     if rt.store.get_order(cid) is None:
@@ -103,15 +148,47 @@ def _exit(rt: Runtime, position: Position, reason: Reason) -> Order:
     return place(rt.store, rt.exchange, intent)
 
 
+def _day(rt: Runtime, symbol: str | None) -> str:
+    """Market time in DEMO replays, the wall clock otherwise."""
+    if symbol is not None:
+        try:
+            stamp = rt.now_ms(symbol)
+            return datetime.fromtimestamp(stamp / 1000, tz=UTC).date().isoformat()
+        except Exception:  # a feed without this symbol: fall back to the wall clock
+            pass
+    return utcnow().date().isoformat()
+
+
 def monitor_positions(rt: Runtime) -> MonitorReport:
+    check_wallet_mode(rt.store, rt.exchange, "position monitor")
     report = MonitorReport()
-    for position in rt.store.list_positions(status=PositionStatus.OPEN):
-        price = to_decimal(rt.exchange.fetch_ticker(position.symbol)["last"])
-        position = _mark(rt, position, price)
-        report.marked += 1
-        report.unrealized_pnl[position.symbol] = str(position.unrealized_pnl(price))
-        reason = exit_reason(position, price)
-        if reason is not None and position.amount > 0:
+    unrealized: dict[str, Decimal] = defaultdict(lambda: Decimal("0"))
+    positions = rt.store.list_positions(status=PositionStatus.OPEN)
+    for position in positions:
+        try:
+            price = to_decimal(rt.exchange.fetch_ticker(position.symbol)["last"])
+            position = _mark(rt, position, price)
+            report.marked += 1
+            pnl = position.unrealized_pnl(price)
+            report.unrealized_pnl[position.symbol] = str(pnl)
+            unrealized[position.symbol.partition("/")[2]] += pnl
+            reason = exit_reason(position, price)
+            if reason is None or position.amount <= 0:
+                continue
+            if reason.code is ReasonCode.STOP_LOSS_HIT and _native_stop_live(rt, position):
+                report.deferred[position.symbol] = "stop-loss order live on the exchange"
+                continue
             order = _exit(rt, position, reason)
-            report.exits[position.symbol] = f"{reason.code.value}: {order.status.value}"
+            if order is None:
+                report.deferred[position.symbol] = "below the market minimum: cannot exit"
+            else:
+                report.exits[position.symbol] = f"{reason.code.value}: {order.status.value}"
+        except Exception as exc:
+            log.warning("monitoring %s failed: %s", position.symbol, exc)
+            report.errors[position.symbol] = f"{type(exc).__name__}: {exc}"
+    day = _day(rt, positions[0].symbol if positions else None)
+    try:
+        record_unrealized(rt.store, day, unrealized)
+    except ConcurrentUpdate as exc:
+        report.errors["daily_pnl"] = str(exc)
     return report

@@ -1,29 +1,42 @@
 """The order lifecycle against an exchange: state is written before and after every call.
 
-- `place`: store the intent (NEW) first; look the client order id up on the exchange before
-  (re)sending; send; store what the exchange said. A crash anywhere leaves a NEW intent that
-  the next attempt or the order sync resolves by client order id: never a second order.
-- `absorb`: fold an exchange report of an order (create response, open orders, order
-  history) into the store with its fills, positions and events, in one transaction.
+- `place`: round the intent to the market's precision and check its minimums (a refusal is
+  recorded, never sent); store the intent (NEW) first; if an earlier attempt may have reached
+  the exchange, look the client order id up (and, because Binance hides just-closed orders
+  from queries for a while, check recent trades for orders we cannot attribute) before
+  sending again; count the send; send; store what the exchange said. A crash anywhere leaves a
+  NEW intent that the next attempt or the order sync resolves by client order id: never a
+  second order.
+- `cancel`: cancel and record the confirmed result; "unknown order" is resolved by a lookup
+  (it may have filled meanwhile), never read as canceled.
+- `absorb`: fold an exchange report of an order (create / cancel response, open orders, order
+  history, trade history) into the store with its fills, positions and events, in one
+  transaction. The stored `filled` always equals the sum of the recorded fills: a report whose
+  trades cannot be seen yet moves the order only as far as its trades go.
+
+Crash points (`crash_point`) let tests kill the process between any two steps.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from decimal import Decimal
 from typing import Any
 
-from kestrel.errors import ConcurrentUpdate
+from kestrel.errors import ConcurrentUpdate, DuplicateClientOrderId
 from kestrel.exchange.adapter import apply_remote, fill_from_trade, trades_of
 from kestrel.exchange.base import ExchangeClient
-from kestrel.exchange.errors import FailureKind, classify
-from kestrel.ledger import record_fill
+from kestrel.exchange.ccxt_exchange import market_spec
+from kestrel.exchange.errors import FailureKind, OrderOutcomeUnknown, classify
+from kestrel.ledger import Tradable, record_fill
 from kestrel.mode import current_mode
 from kestrel.models import (
     Decision,
     Event,
     EventType,
     Fill,
+    MarketSpec,
     Order,
     OrderRole,
     OrderStatus,
@@ -33,9 +46,16 @@ from kestrel.models import (
     check_transition,
     utcnow,
 )
+from kestrel.money import round_down_to_step, round_to_tick, to_decimal
 from kestrel.store.base import Store
+from kestrel.wallet import check_wallet_mode, refuse
 
 log = logging.getLogger(__name__)
+
+CRASH_ENV = "KESTREL_CRASH_AT"
+CRASH_EXIT_CODE = 86
+PROTECTIVE_ROLES = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
+RECENT_TRADES = 100  # how far back unattributed trades are looked for
 
 _EVENT_FOR_STATUS = {
     OrderStatus.OPEN: EventType.ORDER_CREATED,
@@ -45,6 +65,12 @@ _EVENT_FOR_STATUS = {
     OrderStatus.REJECTED: EventType.ORDER_REJECTED,
     OrderStatus.FAILED: EventType.ORDER_FAILED,
 }
+
+
+def crash_point(name: str) -> None:
+    """Die here, at once and without cleanup, when KESTREL_CRASH_AT names this step (tests)."""
+    if os.environ.get(CRASH_ENV) == name:
+        os._exit(CRASH_EXIT_CODE)
 
 
 def intent_from_decision(decision: Decision, exchange_id: str) -> Order:
@@ -61,6 +87,7 @@ def intent_from_decision(decision: Decision, exchange_id: str) -> Order:
         role=OrderRole.PRIMARY if side is Side.BUY else OrderRole.EXIT,
         amount=decision.amount,
         price=decision.price if decision.order_type is OrderType.LIMIT else None,
+        reference_price=decision.price,
         stop_loss=decision.stop_loss,
         take_profit=decision.take_profit,
         cycle_id=decision.cycle_id,
@@ -68,32 +95,37 @@ def intent_from_decision(decision: Decision, exchange_id: str) -> Order:
     )
 
 
+# -- events and transitions -------------------------------------------------------------------
+
+
 def transition_events(before: Order, after: Order) -> list[Event]:
     """Events for what changed; ids are deterministic so a replay stores them once."""
     events = []
     if before.status is OrderStatus.NEW and after.exchange_order_id:
-        events.append(_order_event(EventType.ORDER_CREATED, after, "created"))
+        events.append(order_event(EventType.ORDER_CREATED, after, "created"))
     changed = after.status != before.status or after.filled != before.filled
     kind = _EVENT_FOR_STATUS.get(after.status)
     if changed and kind is not None and kind is not EventType.ORDER_CREATED:
         suffix = after.status.value
         if after.status is OrderStatus.PARTIALLY_FILLED:
             suffix = f"{suffix}:{after.filled}"
-        events.append(_order_event(kind, after, suffix))
+        events.append(order_event(kind, after, suffix))
     return events
 
 
-def _order_event(kind: EventType, order: Order, suffix: str) -> Event:
+def order_event(kind: EventType, order: Order, suffix: str) -> Event:
+    reasons = [r for r in (order.reason, order.cancel_reason) if r]
+    detail = f": {order.cancel_reason}" if order.cancel_reason else ""
     return Event(
         event_id=f"{order.client_order_id}:{suffix}",
         type=kind,
         mode=order.mode,
         symbol=order.symbol,
         client_order_id=order.client_order_id,
-        reasons=[order.reason] if order.reason else [],
+        reasons=reasons,
         message=(
             f"{order.role} {order.side} {order.amount} {order.symbol} {order.type}: {order.status}"
-            f" (via {order.status_source})"
+            f" (via {order.status_source}){detail}"
         ),
         data={
             "side": order.side.value,
@@ -105,6 +137,7 @@ def _order_event(kind: EventType, order: Order, suffix: str) -> Event:
             "status": order.status.value,
             "status_source": order.status_source.value,
             "exchange_order_id": order.exchange_order_id,
+            "position_id": order.position_id,
         },
     )
 
@@ -114,6 +147,25 @@ def save_transition(store: Store, before: Order, after: Order) -> Order:
     return store.update_order(
         after, expected_version=before.version, events=transition_events(before, after)
     )
+
+
+def mark(
+    store: Store,
+    order: Order,
+    status: OrderStatus,
+    source: StatusSource,
+    reason: str,
+) -> Order:
+    """A status we decided ourselves (pre-check refusal, exchange rejection, never sent)."""
+    update: dict[str, Any] = {"status": status, "status_source": source, "updated_at": utcnow()}
+    if status is OrderStatus.CANCELED:
+        update["cancel_reason"] = reason
+    else:
+        update["reason"] = f"{order.reason}; {reason}" if order.reason else reason
+    return save_transition(store, order, order.model_copy(update=update))
+
+
+# -- reading the exchange ---------------------------------------------------------------------
 
 
 def find_remote(exchange: ExchangeClient, order: Order) -> dict[str, Any] | None:
@@ -130,20 +182,40 @@ def find_remote(exchange: ExchangeClient, order: Order) -> dict[str, Any] | None
         raise
 
 
-def collect_fills(exchange: ExchangeClient, order: Order, remote: dict[str, Any]) -> list[Fill]:
-    """Fills from the report itself, else from trade history when it says something filled."""
-    embedded = [t for t in (remote.get("trades") or []) if t.get("id")]
-    if embedded:
-        return [fill_from_trade(order, trade) for trade in embedded]
-    if order.filled <= 0 or not order.exchange_order_id:
-        return []
-    return trades_of(order, trades_for_order(exchange, order))
-
-
 def trades_for_order(exchange: ExchangeClient, order: Order) -> list[dict[str, Any]]:
     """The order's trades. No `since`: exchange time is not our clock (a replay runs in
     2019); ccxt's binance asks myTrades by orderId, others return recent trades we filter."""
     return exchange.fetch_my_trades(order.symbol, None, None, {"orderId": order.exchange_order_id})
+
+
+def tradable(exchange: ExchangeClient, symbol: str) -> Tradable:
+    """The market's smallest sellable amount (for dust); no request once markets are loaded."""
+    spec = market_spec(exchange, symbol)
+    return Tradable(
+        min_amount=max(spec.min_amount, spec.amount_step), min_notional=spec.min_notional
+    )
+
+
+def _embedded_fills(order: Order, remote: dict[str, Any]) -> list[Fill]:
+    fallback = remote.get("lastTradeTimestamp") or remote.get("timestamp") or 0
+    fills = []
+    for trade in remote.get("trades") or []:
+        if not trade.get("id"):
+            continue
+        if not trade.get("timestamp"):
+            trade = {**trade, "timestamp": fallback}
+        fills.append(fill_from_trade(order, trade))
+    return fills
+
+
+def _unique(fills: list[Fill]) -> list[Fill]:
+    seen: set[str] = set()
+    out = []
+    for fill in fills:
+        if fill.trade_id not in seen:
+            seen.add(fill.trade_id)
+            out.append(fill)
+    return out
 
 
 def absorb(
@@ -152,16 +224,44 @@ def absorb(
     order: Order,
     remote: dict[str, Any],
     source: StatusSource,
+    *,
+    trades: list[dict[str, Any]] | None = None,
+    cancel_reason: str | None = None,
 ) -> Order:
-    """Fold one exchange report of `order` into the store; returns the stored order."""
+    """Fold one exchange report of `order` into the store; returns the stored order.
+
+    `trades` are trades already fetched for the symbol (saves a request per order)."""
     for _ in range(10):
         updated = apply_remote(order, remote, source)
-        fills = collect_fills(exchange, updated, remote) if updated.filled > 0 else []
-        known = {f.trade_id for f in store.list_fills(client_order_id=order.client_order_id)}
-        new_fills = [f for f in fills if f.trade_id not in known]
-        all_fees = sum((f.fee_cost for f in fills), Decimal("0")) if fills else order.fee_cost
-        fee_currency = fills[0].fee_currency if fills else order.fee_currency
-        updated = updated.model_copy(update={"fee_cost": all_fees, "fee_currency": fee_currency})
+        recorded = store.list_fills(client_order_id=order.client_order_id)
+        known = {f.trade_id for f in recorded}
+        have = sum((f.amount for f in recorded), Decimal("0"))
+        new_fills: list[Fill] = []
+        if updated.filled > have:
+            candidates = _embedded_fills(updated, remote)
+            if trades is not None and updated.exchange_order_id:
+                candidates += trades_of(updated, trades)
+            candidates = [f for f in _unique(candidates) if f.trade_id not in known]
+            short = have + sum((f.amount for f in candidates), Decimal("0")) < updated.filled
+            if short and updated.exchange_order_id:
+                fetched = trades_of(updated, trades_for_order(exchange, updated))
+                candidates = [f for f in _unique(candidates + fetched) if f.trade_id not in known]
+            new_fills = candidates
+        total = have + sum((f.amount for f in new_fills), Decimal("0"))
+        updated = _settle(order, updated, total)
+        fills = recorded + new_fills
+        if fills:
+            updated = updated.model_copy(
+                update={
+                    "fee_cost": sum((f.fee_cost for f in fills), Decimal("0")),
+                    "fee_currency": fills[0].fee_currency,
+                    "average_price": sum((f.cost for f in fills), Decimal("0")) / total
+                    if total > 0
+                    else updated.average_price,
+                }
+            )
+        if cancel_reason and updated.status is OrderStatus.CANCELED:
+            updated = updated.model_copy(update={"cancel_reason": cancel_reason})
         unchanged = (updated.status, updated.filled, updated.exchange_order_id) == (
             order.status,
             order.filled,
@@ -169,59 +269,291 @@ def absorb(
         )
         if unchanged and not new_fills:
             return order
+        limits = tradable(exchange, order.symbol) if new_fills else None
         try:
             with store.atomic():
                 for fill in new_fills:
-                    record_fill(store, fill, (order.stop_loss, order.take_profit))
+                    record_fill(store, fill, (order.stop_loss, order.take_profit), limits)
                 return save_transition(store, order, updated)
         except ConcurrentUpdate:
             fresh = store.get_order(order.client_order_id)
             if fresh is None:
                 raise
+            if fresh.is_final:
+                return fresh
             order = fresh
     raise ConcurrentUpdate(f"order {order.client_order_id} kept changing while absorbing")
 
 
-def mark(
-    store: Store, order: Order, status: OrderStatus, source: StatusSource, reason: str
-) -> Order:
-    after = order.model_copy(
-        update={"status": status, "status_source": source, "reason": reason, "updated_at": utcnow()}
+def _settle(before: Order, reported: Order, fills_total: Decimal) -> Order:
+    """The status the recorded fills support. The exchange's word is taken as final only when
+    its trades account for everything it says filled; until then the order stays live (the
+    next sync looks again), and `filled` is what the fills add up to."""
+    if fills_total == reported.filled:
+        return reported
+    if fills_total > reported.filled:  # trades newer than the order report
+        status = OrderStatus.FILLED if fills_total >= before.amount else reported.status
+        if status is OrderStatus.OPEN:
+            status = OrderStatus.PARTIALLY_FILLED
+        return reported.model_copy(update={"filled": fills_total, "status": status})
+    status = OrderStatus.PARTIALLY_FILLED if fills_total > 0 else OrderStatus.OPEN
+    if before.status is OrderStatus.PARTIALLY_FILLED:
+        status = OrderStatus.PARTIALLY_FILLED
+    log.info(
+        "order %s: exchange reports %s filled but its trades show %s; waiting for the trades",
+        before.client_order_id,
+        reported.filled,
+        fills_total,
     )
-    return save_transition(store, order, after)
+    return reported.model_copy(update={"filled": fills_total, "status": status})
+
+
+# -- placing ----------------------------------------------------------------------------------
+
+
+def prepare_intent(exchange: ExchangeClient, intent: Order) -> tuple[Order, str | None]:
+    """The intent rounded to the market's precision, and why it cannot be sent (or None):
+    amounts round down to the step, prices to the tick; below the minimum amount or the
+    minimum notional the exchange would refuse it, so we do not ask."""
+    spec: MarketSpec = market_spec(exchange, intent.symbol)
+    amount = round_down_to_step(intent.amount, spec.amount_step)
+    if amount <= 0 or amount < spec.min_amount:
+        return intent, (
+            f"amount {intent.amount} rounds down to {amount} (step {spec.amount_step}); "
+            f"the market minimum is {spec.min_amount}"
+        )
+    price = round_to_tick(intent.price, spec.price_tick) if intent.price is not None else None
+    stop = (
+        round_to_tick(intent.stop_price, spec.price_tick) if intent.stop_price is not None else None
+    )
+    reference = price or stop or intent.reference_price
+    if reference is None:
+        reference = to_decimal(exchange.fetch_ticker(intent.symbol)["last"])
+    notional = amount * reference
+    prepared = intent.model_copy(
+        update={"amount": amount, "price": price, "stop_price": stop, "reference_price": reference}
+    )
+    if notional < spec.min_notional:
+        return prepared, (
+            f"order value {notional} {spec.quote} ({amount} x {reference}) is below the "
+            f"market minimum notional {spec.min_notional} {spec.quote}"
+        )
+    return prepared, None
+
+
+def _insert_refused(store: Store, intent: Order, problem: str) -> Order:
+    refused = intent.model_copy(
+        update={
+            "status": OrderStatus.REJECTED,
+            "status_source": StatusSource.PRE_CHECK,
+            "reason": f"{intent.reason}; {problem}" if intent.reason else problem,
+        }
+    )
+    try:
+        return store.insert_order(
+            refused, events=[order_event(EventType.ORDER_REJECTED, refused, "REJECTED")]
+        )
+    except DuplicateClientOrderId:
+        stored = store.get_order(intent.client_order_id)
+        assert stored is not None
+        return stored
+
+
+def _create_params(order: Order) -> tuple[str, dict[str, Any]]:
+    """ccxt type and params. Stop-losses use ccxt's unified `stopLossPrice` (Binance:
+    STOP_LOSS for "market", STOP_LOSS_LIMIT for "limit"); `stopPrice` is the same trigger for
+    exchanges (and the paper exchange) that read that name."""
+    params: dict[str, Any] = {"clientOrderId": order.client_order_id}
+    kind = "limit" if order.type is OrderType.LIMIT else "market"
+    if order.stop_price is not None:
+        trigger = float(order.stop_price)
+        if order.role is OrderRole.TAKE_PROFIT:
+            params["takeProfitPrice"] = trigger
+        else:
+            params["stopLossPrice"] = trigger
+            params["stopPrice"] = trigger
+    return kind, params
 
 
 def place(store: Store, exchange: ExchangeClient, intent: Order) -> Order:
     """Place `intent` at most once. Safe to call again after any failure or crash."""
+    check_wallet_mode(store, exchange, f"placing {intent.client_order_id}")
+    if intent.mode is not current_mode():
+        raise refuse(
+            store,
+            f"order {intent.client_order_id} is a {intent.mode} order but the run is "
+            f"{current_mode()}; refused",
+        )
     stored = store.get_order(intent.client_order_id)
     if stored is None:
-        stored = store.insert_order(intent)
-    elif stored.status is not OrderStatus.NEW:
+        prepared, problem = prepare_intent(exchange, intent)
+        if problem is not None:
+            log.warning("order %s refused before sending: %s", intent.client_order_id, problem)
+            return _insert_refused(store, prepared, problem)
+        try:
+            stored = store.insert_order(prepared)
+        except DuplicateClientOrderId:
+            found = store.get_order(intent.client_order_id)
+            assert found is not None
+            stored = found
+        crash_point("place:intent_stored")
+    if stored.status is not OrderStatus.NEW:
         return stored  # already placed and seen: nothing to do
-    else:
-        remote = find_remote(exchange, stored)  # a previous attempt may have reached it
-        if remote is not None:
-            return absorb(store, exchange, stored, remote, StatusSource.ORDER_HISTORY)
-    params: dict[str, Any] = {"clientOrderId": stored.client_order_id}
-    if stored.stop_price is not None:
-        params["stopPrice"] = float(stored.stop_price)
+    if stored.send_attempts > 0:  # a previous attempt may have reached the exchange
+        resolved = resolve_sent(store, exchange, stored)
+        if resolved is not None:
+            return resolved
+    if stored.role is OrderRole.EXIT and stored.side is Side.SELL:
+        stored = _clear_way_for_exit(store, exchange, stored)
+        if stored.status is not OrderStatus.NEW:
+            return stored
+    stored = store.update_order(
+        stored.model_copy(
+            update={"send_attempts": stored.send_attempts + 1, "last_sent_at": utcnow()}
+        ),
+        expected_version=stored.version,
+    )
+    crash_point("place:before_send")
+    kind, params = _create_params(stored)
     try:
         remote = exchange.create_order(
             stored.symbol,
-            stored.type.value,
+            kind,
             stored.side.value,
             float(stored.amount),
             float(stored.price) if stored.price is not None else None,
             params,
         )
     except Exception as exc:
-        kind = classify(exc)
-        if kind is FailureKind.REJECTED:
+        failure = classify(exc)
+        if failure is FailureKind.REJECTED:
             log.warning("order %s rejected: %s", stored.client_order_id, exc)
             return mark(store, stored, OrderStatus.REJECTED, StatusSource.CREATE_RESPONSE, str(exc))
-        if kind is FailureKind.DUPLICATE:
-            remote = find_remote(exchange, stored)
-            if remote is not None:
-                return absorb(store, exchange, stored, remote, StatusSource.ORDER_HISTORY)
-        raise  # transient or unknown: the intent stays NEW; retry or sync resolves it
-    return absorb(store, exchange, stored, remote, StatusSource.CREATE_RESPONSE)
+        if failure is FailureKind.DUPLICATE:
+            resolved = resolve_sent(store, exchange, stored)
+            if resolved is not None:
+                return resolved
+            raise OrderOutcomeUnknown(
+                f"order {stored.client_order_id}: the exchange says it exists but does not "
+                "show it yet; will look again"
+            ) from None
+        raise  # transient or unknown: the intent stays NEW; a retry or the sync resolves it
+    crash_point("place:sent")
+    placed = absorb(store, exchange, stored, remote, StatusSource.CREATE_RESPONSE)
+    crash_point("place:recorded")
+    return placed
+
+
+def resolve_sent(store: Store, exchange: ExchangeClient, order: Order) -> Order | None:
+    """The stored result of an order that may have reached the exchange, or None when the
+    exchange has certainly not got it (so it may be sent).
+
+    Binance answers "does not exist" for a while after an order closes (eventual
+    consistency), so a miss by client order id is double-checked against recent trades: a
+    trade of an order we cannot attribute is looked up by its order id, and if that order is
+    not visible yet either, OrderOutcomeUnknown says: do not send, retry later."""
+    remote = find_remote(exchange, order)
+    if remote is not None:
+        return absorb(store, exchange, order, remote, StatusSource.ORDER_HISTORY)
+    return _attribute_recent_trades(store, exchange, order)
+
+
+def _attribute_recent_trades(store: Store, exchange: ExchangeClient, order: Order) -> Order | None:
+    trades = exchange.fetch_my_trades(order.symbol, None, RECENT_TRADES)
+    if not trades:
+        return None
+    known = {o.exchange_order_id for o in store.list_orders(symbol=order.symbol)}
+    unattributed: list[str] = []
+    for trade in trades:
+        order_id = str(trade.get("order") or "")
+        if order_id and order_id not in known and order_id not in unattributed:
+            unattributed.append(order_id)
+    for order_id in unattributed:
+        try:
+            remote = exchange.fetch_order(order_id, order.symbol)
+        except Exception as exc:
+            if classify(exc) is FailureKind.NOT_FOUND:
+                raise OrderOutcomeUnknown(
+                    f"order {order.client_order_id}: trades of exchange order {order_id} are "
+                    "visible but the order is not yet; it may be this one. Not resending."
+                ) from None
+            raise
+        if remote.get("clientOrderId") == order.client_order_id:
+            return absorb(store, exchange, order, remote, StatusSource.ORDER_HISTORY)
+    return None
+
+
+def _clear_way_for_exit(store: Store, exchange: ExchangeClient, order: Order) -> Order:
+    """An exit sells what protective orders hold reserved: cancel them first (the OCO rule:
+    the exit supersedes its siblings). If one of them filled meanwhile and closed the
+    position, the exit is no longer wanted."""
+    release_protection(store, exchange, order.symbol, f"superseded by exit {order.client_order_id}")
+    position = store.open_position(order.symbol)
+    if position is None or position.amount <= 0:
+        return mark(
+            store,
+            order,
+            OrderStatus.CANCELED,
+            StatusSource.PRE_CHECK,
+            "no open position left to exit (closed by its protective order)",
+        )
+    if order.position_id is None:
+        return store.update_order(
+            order.model_copy(update={"position_id": position.position_id}),
+            expected_version=order.version,
+        )
+    return order
+
+
+# -- canceling --------------------------------------------------------------------------------
+
+
+def cancel(store: Store, exchange: ExchangeClient, order: Order, reason: str) -> Order:
+    """Cancel `order` and record the confirmed outcome (which may be FILLED: it can fill
+    before the cancel arrives). Safe to repeat."""
+    check_wallet_mode(store, exchange, f"canceling {order.client_order_id}")
+    if order.is_final:
+        return order
+    if order.status is OrderStatus.NEW:
+        if order.send_attempts == 0:
+            return mark(store, order, OrderStatus.CANCELED, StatusSource.PRE_CHECK, reason)
+        resolved = resolve_sent(store, exchange, order)
+        if resolved is None:
+            raise OrderOutcomeUnknown(
+                f"cannot cancel {order.client_order_id} yet: the exchange does not show it"
+            )
+        order = resolved
+        if order.is_final:
+            return order
+    try:
+        remote = exchange.cancel_order(
+            order.exchange_order_id or "",
+            order.symbol,
+            {} if order.exchange_order_id else {"clientOrderId": order.client_order_id},
+        )
+    except Exception as exc:
+        if classify(exc) is not FailureKind.NOT_FOUND:
+            raise
+        # "Unknown order": it closed before our cancel (filled, or canceled elsewhere).
+        found = find_remote(exchange, order)
+        if found is None:
+            raise OrderOutcomeUnknown(
+                f"cancel {order.client_order_id}: the exchange no longer lists it as open and "
+                "does not show its final state yet"
+            ) from None
+        return absorb(store, exchange, order, found, StatusSource.ORDER_HISTORY)
+    crash_point("cancel:sent")
+    return absorb(
+        store, exchange, order, remote, StatusSource.CANCEL_RESPONSE, cancel_reason=reason
+    )
+
+
+def live_protection(store: Store, symbol: str) -> list[Order]:
+    return [o for o in store.iter_live_orders(symbol) if o.role in PROTECTIVE_ROLES]
+
+
+def release_protection(
+    store: Store, exchange: ExchangeClient, symbol: str, reason: str
+) -> list[Order]:
+    """Cancel every live protective order of `symbol`; returns their confirmed states."""
+    return [cancel(store, exchange, order, reason) for order in live_protection(store, symbol)]

@@ -1,14 +1,24 @@
 """Order sync: bring every live order in the store to the exchange's confirmed truth.
 
-An order missing from open orders is never assumed canceled. Its final state is confirmed
-from order history, else from trade history; until then it stays as it is and is retried.
-Requests grow with the symbols that have live orders plus the orders that vanished.
+Per symbol that has live orders in the store: one open-orders request. An order listed there
+is updated from it (status_source open_orders; its new fills, if any, from its trades). A
+stored order missing from it is resolved through order history (the order by client order
+id), then trade history (its trades by exchange order id); only a confirmed final state
+changes the record, and an order is never marked CANCELED because it is missing. An intent the
+exchange never acknowledged, that neither history shows `intent_grace_s` after it was stored
+(and that was never sent, or whose send provably did not arrive), becomes FAILED.
+
+Requests per sync: symbols with live orders + (for each order that vanished from open orders)
+up to three + (for each listed order with new fills) one. Orders that did not change cost
+nothing beyond their symbol's open-orders request.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -16,9 +26,18 @@ from pydantic import BaseModel, Field
 
 from kestrel.exchange.adapter import trades_of
 from kestrel.exchange.base import ExchangeClient
+from kestrel.exchange.errors import classify
 from kestrel.models import LIVE_STATUSES, Order, OrderStatus, StatusSource, utcnow
-from kestrel.orders import absorb, find_remote, mark, trades_for_order
+from kestrel.orders import (
+    absorb,
+    crash_point,
+    find_remote,
+    mark,
+    resolve_sent,
+    trades_for_order,
+)
 from kestrel.store.base import Store
+from kestrel.wallet import check_wallet_mode
 
 log = logging.getLogger(__name__)
 
@@ -28,80 +47,154 @@ class SyncReport(BaseModel):
     checked: int = 0
     changed: dict[str, str] = Field(default_factory=dict, description="client id -> new status")
     unresolved: list[str] = Field(default_factory=list)
+    errors: dict[str, str] = Field(default_factory=dict, description="symbol -> error")
+    protection: dict[str, Any] = Field(
+        default_factory=dict, description="what the protection pass after the sync did"
+    )
 
 
-def _matches(order: Order, remote: dict[str, Any]) -> bool:
-    if remote.get("clientOrderId") == order.client_order_id:
-        return True
-    return bool(order.exchange_order_id) and str(remote.get("id")) == order.exchange_order_id
+def _listed(order: Order, by_client: dict[str, Any], by_id: dict[str, Any]) -> Any:
+    found = by_client.get(order.client_order_id)
+    if found is None and order.exchange_order_id:
+        found = by_id.get(order.exchange_order_id)
+    return found
 
 
 def _from_trade_history(exchange: ExchangeClient, order: Order) -> dict[str, Any] | None:
-    """A synthetic ccxt order built from trades, only when they account for the full amount."""
+    """A synthetic ccxt order built from the order's trades: 'closed' when they account for
+    the full amount, else 'open' with what they show (so the fills are recorded and the
+    position follows) when that is more than we have; None when they add nothing."""
     if not order.exchange_order_id:
         return None
-    trades = trades_for_order(exchange, order)
+    trades = [
+        t
+        for t in trades_for_order(exchange, order)
+        if str(t.get("order")) == order.exchange_order_id
+    ]
     fills = trades_of(order, trades)
     filled = sum((f.amount for f in fills), Decimal("0"))
-    if filled < order.amount:
+    if filled <= order.filled:
         return None
     cost = sum((f.amount * f.price for f in fills), Decimal("0"))
     return {
         "id": order.exchange_order_id,
         "clientOrderId": order.client_order_id,
-        "status": "closed",
+        "status": "closed" if filled >= order.amount else "open",
         "filled": str(filled),
         "average": str(cost / filled),
-        "trades": [t for t in trades if str(t.get("order")) == order.exchange_order_id],
+        "trades": trades,
     }
 
 
 def sync_orders(
-    store: Store, exchange: ExchangeClient, *, intent_grace_s: float = 300.0
+    store: Store,
+    exchange: ExchangeClient,
+    *,
+    intent_grace_s: float = 300.0,
+    symbols: list[str] | None = None,
 ) -> SyncReport:
+    """One pass over every live order (optionally only `symbols`). Errors on one symbol are
+    reported and do not stop the others."""
+    check_wallet_mode(store, exchange, "order sync")
     report = SyncReport()
     by_symbol: dict[str, list[Order]] = defaultdict(list)
     for order in store.list_orders(statuses=LIVE_STATUSES):
-        by_symbol[order.symbol].append(order)
+        if symbols is None or order.symbol in symbols:
+            by_symbol[order.symbol].append(order)
     for symbol, orders in by_symbol.items():
         report.symbols.append(symbol)
-        open_remote = exchange.fetch_open_orders(symbol)
-        for order in orders:
-            report.checked += 1
-            result = _sync_one(store, exchange, order, open_remote, intent_grace_s)
-            if result is None:
-                report.unresolved.append(order.client_order_id)
-            elif result.status != order.status or result.filled != order.filled:
-                report.changed[order.client_order_id] = result.status.value
+        try:
+            _sync_symbol(store, exchange, symbol, orders, intent_grace_s, report)
+        except Exception as exc:
+            log.warning("order sync for %s stopped: %s (%s)", symbol, exc, classify(exc))
+            report.errors[symbol] = f"{type(exc).__name__}: {exc}"
     return report
 
 
-def _sync_one(
+def _sync_symbol(
     store: Store,
     exchange: ExchangeClient,
-    order: Order,
-    open_remote: list[dict[str, Any]],
+    symbol: str,
+    orders: list[Order],
     intent_grace_s: float,
+    report: SyncReport,
+) -> None:
+    open_remote = exchange.fetch_open_orders(symbol)
+    crash_point("sync:open_orders_fetched")
+    by_client = {str(r.get("clientOrderId")): r for r in open_remote if r.get("clientOrderId")}
+    by_id = {str(r.get("id")): r for r in open_remote if r.get("id")}
+    for order in orders:
+        report.checked += 1
+        fresh = store.get_order(order.client_order_id)
+        if fresh is None or fresh.is_final:
+            continue  # resolved meanwhile (e.g. by a placement retry)
+        listed = _listed(fresh, by_client, by_id)
+        if listed is not None:
+            result: Order | None = absorb(store, exchange, fresh, listed, StatusSource.OPEN_ORDERS)
+        else:
+            result = _resolve_vanished(store, exchange, fresh, intent_grace_s)
+        crash_point("sync:order_resolved")
+        if result is None or (result.status in LIVE_STATUSES and listed is None):
+            report.unresolved.append(fresh.client_order_id)
+        if result is not None and (result.status != fresh.status or result.filled != fresh.filled):
+            report.changed[fresh.client_order_id] = result.status.value
+
+
+def _resolve_vanished(
+    store: Store, exchange: ExchangeClient, order: Order, intent_grace_s: float
 ) -> Order | None:
-    listed = next((r for r in open_remote if _matches(order, r)), None)
-    if listed is not None:
-        return absorb(store, exchange, order, listed, StatusSource.OPEN_ORDERS)
+    """An order not in open orders: order history, then trade history; else leave it."""
     remote = find_remote(exchange, order)
     if remote is not None:
         return absorb(store, exchange, order, remote, StatusSource.ORDER_HISTORY)
     synthetic = _from_trade_history(exchange, order)
     if synthetic is not None:
         return absorb(store, exchange, order, synthetic, StatusSource.TRADE_HISTORY)
-    age = (utcnow() - order.created_at).total_seconds()
-    if order.status is OrderStatus.NEW and not order.exchange_order_id and age > intent_grace_s:
-        # Never acknowledged, absent from open orders, history and trades well past the grace:
-        # the send never reached the exchange.
-        return mark(
-            store,
-            order,
-            OrderStatus.FAILED,
-            StatusSource.ORDER_HISTORY,
-            f"not on the exchange {age:.0f}s after the intent",
-        )
+    if order.status is OrderStatus.NEW and not order.exchange_order_id:
+        return _unacknowledged_intent(store, exchange, order, intent_grace_s)
     log.info("order %s not confirmed yet; will retry", order.client_order_id)
     return None
+
+
+def _unacknowledged_intent(
+    store: Store, exchange: ExchangeClient, order: Order, intent_grace_s: float
+) -> Order | None:
+    age = (utcnow() - order.created_at).total_seconds()
+    if age <= intent_grace_s:
+        return None  # its placement may still be running or retrying
+    if order.send_attempts > 0:
+        # Sent at least once: rule out a just-closed order Binance does not show yet.
+        resolved = resolve_sent(store, exchange, order)
+        if resolved is not None:
+            return resolved
+    return mark(
+        store,
+        order,
+        OrderStatus.FAILED,
+        StatusSource.ORDER_HISTORY,
+        f"not on the exchange {age:.0f}s after the intent (open orders, order and trade "
+        "history checked)",
+    )
+
+
+def poll[T](
+    step: Callable[[], T],
+    *,
+    window_s: float,
+    poll_s: float,
+    should_stop: Callable[[], bool] = lambda: False,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[T]:
+    """Run `step` every `poll_s` seconds until `window_s` has passed (at least once): the
+    shape of a deployment run that keeps the store within seconds of the exchange while the
+    scheduler only starts runs every minute. Bounded, so memory and leases stay bounded."""
+    results: list[T] = []
+    deadline = clock() + window_s
+    while True:
+        started = clock()
+        results.append(step())
+        next_at = started + poll_s
+        if next_at > deadline or should_stop():
+            return results
+        sleep(max(0.0, next_at - clock()))

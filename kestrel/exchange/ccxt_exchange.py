@@ -300,4 +300,7 @@ def native_stop_kind(exchange: Any, symbol: str) -> StopKind | None:
     create = (spot or {}).get("createOrder") if isinstance(spot, dict) else None
     if isinstance(create, dict) and (create.get("stopLossPrice") or create.get("triggerPrice")):
         return "market"
+    has = getattr(exchange, "has", None) or {}
+    if has.get("createStopMarketOrder") or has.get("createStopLossOrder"):
+        return "market"
     return None

@@ -16,6 +16,11 @@ from kestrel.errors import (
 )
 
 
+class OrderOutcomeUnknown(TransientExchangeError):
+    """An order may be on the exchange but cannot be seen yet (a lost reply, eventual
+    consistency). Never send it again now: retry later, when the exchange shows the truth."""
+
+
 class FailureKind(StrEnum):
     TRANSIENT = "transient"  # retry with backoff: the request may not have happened
     REJECTED = "rejected"  # final: the exchange refused; retrying cannot help

@@ -108,6 +108,7 @@ class PaperExchange:
             "fetchClosedOrders": True,
             "fetchCanceledOrders": True,
             "fetchMyTrades": True,
+            "createStopMarketOrder": True,  # "market" + params stopPrice (stop_market)
         }
 
     # -- markets ------------------------------------------------------------------------------

@@ -109,6 +109,17 @@ class Order(KestrelModel):
     cycle_id: str | None = None
     parent_client_order_id: str | None = None
     reason: str | None = None
+    position_id: str | None = Field(
+        default=None, description="the position a protective or exit order belongs to"
+    )
+    reference_price: Money | None = Field(
+        default=None, gt=0, description="expected price of a market order (min-notional check)"
+    )
+    send_attempts: int = Field(
+        default=0, ge=0, description="create requests sent; >0 means it may be on the exchange"
+    )
+    last_sent_at: datetime | None = None
+    cancel_reason: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     version: int = 0

@@ -32,6 +32,11 @@ class Position(KestrelModel):
     take_profit: Money | None = None
     trailing_stop_pct: Money | None = None
     high_water_mark: Money | None = None
+    dust: Money = Field(
+        default=Decimal("0"),
+        description="what was left when the position closed: below the market's minimum amount, "
+        "so it cannot be sold (e.g. a buy fee taken in the base asset)",
+    )
     opened_at: datetime = Field(default_factory=utcnow)
     closed_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
