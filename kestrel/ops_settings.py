@@ -40,11 +40,11 @@ class OpsSettings(BaseModel):
         default=True, description="LocalCluster: worker processes (True) or threads (False)"
     )
     cycle_lock_timeout_s: float = Field(
-        default=0.0,
-        ge=0,
+        default=5.0,
+        ge=1,
         le=3600,
-        description="how long a cycle waits for the per-watchlist lock; 0: give up at once "
-        "(the run ends Cancelled: the cycle holding the lock already acts on this candle)",
+        description="how long a cycle waits for its watchlist's lock before giving up (the "
+        "run then ends Cancelled: the cycle holding the lock already acts on this candle)",
     )
     deadman_cycle_after_s: float = Field(
         default=1800.0,

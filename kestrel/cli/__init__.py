@@ -3,6 +3,7 @@ pandas, pandas-ta nor ccxt, so it answers at once. Each module below adds its co
 
 from __future__ import annotations
 
+import kestrel.cli.serve  # noqa: F401  (serve, deploy, blocks, deadman)
 from kestrel.cli import control, demo, trading  # noqa: F401  (registers commands)
 from kestrel.cli._common import app
 

@@ -1,0 +1,143 @@
+"""Kestrel settings for a flow run: environment and kestrel.toml, then the blocks the run
+names, then the run's own parameters (highest). Secrets never become flow parameters.
+
+A deployment names its blocks in one `blocks` parameter (all optional). Whatever a block
+holds that is secret (the store URI, the Telegram token) reaches the domain code through the
+process environment for the duration of the run (`exported`), exactly as if the operator had
+set KESTREL_STORE_URI / KESTREL_TELEGRAM__BOT_TOKEN; `subflow_config` leaves those fields out
+of the settings handed to subflows, whose parameters Prefect stores and shows.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from prefect.blocks.core import Block
+from pydantic import BaseModel, ConfigDict, Field
+
+from kestrel.settings import KestrelSettings, load_settings
+
+STORE_URI_ENV = "KESTREL_STORE_URI"
+TOKEN_ENV = "KESTREL_TELEGRAM__BOT_TOKEN"
+
+# Fields that may carry secrets: kept out of every flow parameter.
+SECRET_FIELDS: dict[str, Any] = {"store_uri": True, "telegram": {"bot_token": True}}
+_env_lock = threading.RLock()
+
+
+class BlockRefs(BaseModel):
+    """Names of saved Kestrel blocks a run loads; empty: the environment / kestrel.toml only.
+    The exchange account is named by the settings (exchange_api.credentials_block)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trading_config: str | None = Field(
+        default=None, description="a Kestrel Trading Config block (mode, watchlist, risk)"
+    )
+    store: str | None = Field(default=None, description="a Kestrel Store Connection block")
+    telegram: str | None = Field(default=None, description="a Kestrel Telegram Bot block")
+
+
+@dataclass
+class Resolved:
+    settings: KestrelSettings
+    secret_env: dict[str, str] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+
+
+def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; anything else (lists included) in `top` replaces."""
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_block[B: Block](block_class: type[B], name: str) -> B:
+    """A saved block by name (sync); fails with Prefect's ValueError naming it if absent."""
+    return cast("B", block_class.load(name))
+
+
+def block_overrides(refs: BlockRefs) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """(settings overrides, secret environment, what was loaded) from the named blocks."""
+    from blocks.store_connection import StoreConnection
+    from blocks.telegram_bot import TelegramBot
+    from blocks.trading_config import TradingConfig
+
+    overrides: dict[str, Any] = {}
+    secret_env: dict[str, str] = {}
+    sources: list[str] = []
+    if refs.trading_config:
+        trading = load_block(TradingConfig, refs.trading_config)
+        overrides = deep_merge(overrides, trading.settings_overrides())
+        sources.append(f"trading-config/{refs.trading_config}")
+    if refs.store:
+        store = load_block(StoreConnection, refs.store)
+        overrides = deep_merge(overrides, store.settings_overrides())
+        secret_env.update(store.secret_env())
+        sources.append(f"store/{refs.store}")
+    if refs.telegram:
+        telegram = load_block(TelegramBot, refs.telegram)
+        overrides = deep_merge(overrides, telegram.settings_overrides())
+        secret_env.update(telegram.secret_env())
+        sources.append(f"telegram/{refs.telegram}")
+    return overrides, secret_env, sources
+
+
+def resolve_settings(
+    refs: BlockRefs | None = None, *overrides: Mapping[str, Any] | None
+) -> Resolved:
+    """Settings for one run; later `overrides` win. Raises ConfigError naming a bad field."""
+    merged, secret_env, sources = block_overrides(refs) if refs else ({}, {}, [])
+    for layer in overrides:
+        if layer:
+            merged = deep_merge(merged, layer)
+    with exported(secret_env):
+        settings = load_settings(**merged)
+    return Resolved(settings=settings, secret_env=secret_env_of(settings), sources=sources)
+
+
+def secret_env_of(settings: KestrelSettings) -> dict[str, str]:
+    """The secret-bearing settings as the environment variables Kestrel reads them from,
+    whatever their source (block, parameter, file), so a subflow sees the same values."""
+    env: dict[str, str] = {}
+    if settings.store_uri:
+        env[STORE_URI_ENV] = settings.store_uri
+    token = settings.telegram.bot_token
+    if token is not None and token.get_secret_value():
+        env[TOKEN_ENV] = token.get_secret_value()
+    return env
+
+
+@contextmanager
+def exported(env: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the block, then restore what was there before."""
+    if not env:
+        yield
+        return
+    with _env_lock:
+        saved = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)
+    try:
+        yield
+    finally:
+        with _env_lock:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def subflow_config(settings: KestrelSettings) -> dict[str, Any]:
+    """The settings as a JSON-able `config` parameter, without any secret-bearing field
+    (the subflow reads those from the environment, see `exported`)."""
+    return settings.model_dump(mode="json", exclude=SECRET_FIELDS)

@@ -1,0 +1,31 @@
+"""The task runner a trading cycle fans its symbols out on, chosen by settings (ops).
+
+threads (default): one process, at most `max_workers` symbol steps at once; the steps are
+I/O bound (exchange calls), so threads are enough on one machine. dask: a Dask cluster, at
+`dask_address` or a temporary LocalCluster, for watchlists that outgrow one machine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+from kestrel.ops_settings import OpsSettings
+
+
+def task_runner_for(ops: OpsSettings) -> TaskRunner[Any]:
+    if ops.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if ops.dask_address:
+            return DaskTaskRunner(address=ops.dask_address)
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": ops.dask_workers,
+                "threads_per_worker": ops.dask_threads_per_worker,
+                "processes": ops.dask_processes,
+                "dashboard_address": None,
+            }
+        )
+    return ThreadPoolTaskRunner(max_workers=ops.max_workers)
