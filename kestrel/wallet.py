@@ -50,13 +50,16 @@ def forget_credentials() -> None:
 
 
 def refuse(store: Store, message: str, **data: Any) -> SecurityError:
-    """Record a SECURITY event and return the error to raise."""
+    """Record a SECURITY event (in the store's own mode: a mode-bound store refuses records
+    of the other one) and return the error to raise."""
+    declared = getattr(store, "mode", None)
+    mode = declared if isinstance(declared, TradingMode) else current_mode()
     store.append_events(
         [
             Event(
                 event_id=f"security:{utcnow().isoformat()}:{abs(hash(message)) % 10**8}",
                 type=EventType.SECURITY,
-                mode=current_mode(),
+                mode=mode,
                 message=message,
                 data=data,
             )

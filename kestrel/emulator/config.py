@@ -40,6 +40,11 @@ class MarketConfig(_Model):
     max_price: Decimal = Field(default=Decimal("1000000"), gt=0)
     min_notional: Decimal | None = Field(default=None, ge=0, description="default by quote")
     max_notional: Decimal = Field(default=Decimal("9000000"), gt=0)
+    order_types: list[str] | None = Field(
+        default=None,
+        description="order types the market takes (exchangeInfo orderTypes); default all of "
+        "LIMIT, LIMIT_MAKER, MARKET, STOP_LOSS(_LIMIT), TAKE_PROFIT(_LIMIT)",
+    )
 
     @field_validator("symbol")
     @classmethod
@@ -53,6 +58,18 @@ class MarketConfig(_Model):
     def _known_interval(cls, value: str | None) -> str | None:
         if value is not None and value not in INTERVAL_MS:
             raise ValueError(f"must be one of {', '.join(INTERVAL_MS)}")
+        return value
+
+    @field_validator("order_types")
+    @classmethod
+    def _known_types(cls, value: list[str] | None) -> list[str] | None:
+        from kestrel.emulator.orders import ORDER_TYPES
+
+        if value is None:
+            return None
+        unknown = [t for t in value if t not in ORDER_TYPES]
+        if unknown or "MARKET" not in value or "LIMIT" not in value:
+            raise ValueError(f"must be a subset of {ORDER_TYPES} with LIMIT and MARKET")
         return value
 
     @model_validator(mode="after")

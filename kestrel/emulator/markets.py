@@ -12,7 +12,7 @@ from typing import Any
 
 from kestrel.emulator.candles import CandleFeed
 from kestrel.emulator.config import MarketConfig, default_min_notional, default_tick
-from kestrel.emulator.errors import filter_failure
+from kestrel.emulator.errors import BinanceError, filter_failure
 from kestrel.emulator.orders import ORDER_TYPES, fmt
 
 
@@ -35,6 +35,7 @@ class Market:
         notional = config.min_notional
         self.min_notional = default_min_notional(self.quote) if notional is None else notional
         self.max_notional = config.max_notional
+        self.order_types = list(config.order_types or ORDER_TYPES)
         for name, value in (("tick_size", self.tick), ("step_size", self.step)):
             if value < Decimal("0.00000001"):
                 raise ValueError(f"{self.symbol}: {name} {value} is finer than 8 decimals")
@@ -59,6 +60,10 @@ class Market:
         if price < self.min_price or price > self.max_price or bad_tick:
             raise filter_failure("PRICE_FILTER")
 
+    def check_order_type(self, order_type: str) -> None:
+        if order_type not in self.order_types:
+            raise BinanceError(-1013, "Order type not supported for this symbol.")
+
     def check_notional(self, notional: Decimal) -> None:
         if notional < self.min_notional or notional > self.max_notional:
             raise filter_failure("NOTIONAL")
@@ -76,7 +81,7 @@ class Market:
             "quoteAssetPrecision": 8,
             "baseCommissionPrecision": 8,
             "quoteCommissionPrecision": 8,
-            "orderTypes": ORDER_TYPES,
+            "orderTypes": self.order_types,
             "icebergAllowed": False,
             "ocoAllowed": False,
             "otoAllowed": False,

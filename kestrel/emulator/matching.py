@@ -166,6 +166,7 @@ class MatchingEngine:
         with self.lock:
             account = self.accounts[api_key]
             market = self.market(req.symbol)
+            market.check_order_type(req.type)
             client_id = req.client_order_id or self._auto_client_id()
             if not _CLIENT_ID.match(client_id):
                 raise BinanceError(

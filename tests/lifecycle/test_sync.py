@@ -1,0 +1,237 @@
+"""Order sync through real ccxt against the emulator: only confirmed states change a record,
+partial fills are recorded fill by fill, faults change nothing, and the number of requests
+follows the symbols with live orders plus the orders that vanished, not the number of orders."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import ccxt
+import pytest
+
+from kestrel.emulator import FillPolicy
+from kestrel.models import EventType, OrderStatus, OrderType, StatusSource, utcnow
+from kestrel.orders import cancel, place
+from kestrel.sync import sync_orders
+from tests.lifecycle.conftest import MakeWorld
+from tests.lifecycle.intents import intent
+from tests.lifecycle.scenario import SYMBOL, World, account, market
+
+
+def events(world: World, kind: EventType) -> list[str]:
+    return [e.event_id for e in world.store.list_events(types=[kind])]
+
+
+def resting(world: World, tag: str, amount: str = "1", price: str = "97") -> str:
+    limit = intent(tag, amount, type=OrderType.LIMIT, price=price)
+    order = place(world.store, world.exchange, limit)
+    assert order.status is OrderStatus.OPEN
+    return order.client_order_id
+
+
+def test_partial_fills_are_recorded_fill_by_fill_and_positions_follow(
+    make_world: MakeWorld,
+) -> None:
+    world = make_world(fill_policy=FillPolicy(max_fill_qty_per_candle=Decimal("0.4")))
+    cid = resting(world, "partial")
+    expected = [
+        (OrderStatus.PARTIALLY_FILLED, "0.4", StatusSource.OPEN_ORDERS, "0.3996"),
+        (OrderStatus.PARTIALLY_FILLED, "0.8", StatusSource.OPEN_ORDERS, "0.7992"),
+        (OrderStatus.FILLED, "1", StatusSource.ORDER_HISTORY, "0.999"),
+    ]
+    world.emu.advance()  # candle 1 does not reach 97
+    assert sync_orders(world.store, world.exchange).changed == {}
+    for status, filled, source, held in expected:
+        world.emu.advance()  # candles 2, 3, 4 each fill at most 0.4
+        report = sync_orders(world.store, world.exchange)
+        order = world.store.get_order(cid)
+        assert order is not None
+        assert (order.status, order.filled, order.status_source) == (
+            status,
+            Decimal(filled),
+            source,
+        )
+        assert report.changed == {cid: status.value}
+        position = world.store.open_position(SYMBOL)
+        assert position is not None and position.amount == Decimal(held)
+    fills = world.store.list_fills(client_order_id=cid)
+    assert [f.amount for f in fills] == [Decimal("0.4"), Decimal("0.4"), Decimal("0.2")]
+    assert events(world, EventType.ORDER_PARTIALLY_FILLED) == [
+        f"{cid}:PARTIALLY_FILLED:0.4",
+        f"{cid}:PARTIALLY_FILLED:0.8",
+    ]
+    assert events(world, EventType.ORDER_EXECUTED) == [f"{cid}:FILLED"]
+
+
+def test_a_filled_order_hidden_from_order_history_is_confirmed_by_its_trades(
+    world: World,
+) -> None:
+    cid = resting(world, "hidden")
+    world.emu.set_visibility_lag(queries=10)
+    world.emu.advance(2)  # candle 2 dips to 95: filled, then hidden from order queries
+    report = sync_orders(world.store, world.exchange)
+    order = world.store.get_order(cid)
+    assert order is not None
+    assert (order.status, order.status_source, order.filled) == (
+        OrderStatus.FILLED,
+        StatusSource.TRADE_HISTORY,
+        Decimal("1"),
+    )
+    assert report.changed == {cid: "FILLED"}
+    assert events(world, EventType.ORDER_EXECUTED) == [f"{cid}:FILLED"]
+
+
+def test_a_missing_order_is_never_marked_canceled_until_the_exchange_confirms_it(
+    make_world: MakeWorld,
+) -> None:
+    world = make_world(fill_policy=FillPolicy(max_fill_qty_per_candle=Decimal("0.4")))
+    cid = resting(world, "gone")
+    world.emu.advance(2)  # 0.4 of 1 filled
+    world.emu.set_visibility_lag(queries=2)
+    order = world.store.get_order(cid)
+    assert order is not None and order.exchange_order_id is not None
+    world.exchange.client.cancel_order(order.exchange_order_id, SYMBOL)  # by hand, elsewhere
+    first = sync_orders(world.store, world.exchange)  # open: gone; order: hidden; trades: 0.4
+    order = world.store.get_order(cid)
+    assert order is not None
+    assert (order.status, order.filled, order.status_source) == (
+        OrderStatus.PARTIALLY_FILLED,
+        Decimal("0.4"),
+        StatusSource.TRADE_HISTORY,
+    )
+    assert first.unresolved == [cid]
+    assert events(world, EventType.ORDER_CANCELED) == []
+    sync_orders(world.store, world.exchange)  # second hidden query
+    assert events(world, EventType.ORDER_CANCELED) == []
+    sync_orders(world.store, world.exchange)  # now visible: CANCELED, confirmed
+    order = world.store.get_order(cid)
+    assert order is not None
+    assert (order.status, order.filled, order.status_source) == (
+        OrderStatus.CANCELED,
+        Decimal("0.4"),
+        StatusSource.ORDER_HISTORY,
+    )
+    assert events(world, EventType.ORDER_CANCELED) == [f"{cid}:CANCELED"]
+    position = world.store.open_position(SYMBOL)
+    assert position is not None and position.amount == Decimal("0.3996")
+
+
+def test_cancel_records_the_confirmed_outcome(world: World) -> None:
+    cid = resting(world, "cancel-me")
+    order = world.store.get_order(cid)
+    assert order is not None
+    done = cancel(world.store, world.exchange, order, "changed my mind")
+    assert (done.status, done.status_source, done.cancel_reason) == (
+        OrderStatus.CANCELED,
+        StatusSource.CANCEL_RESPONSE,
+        "changed my mind",
+    )
+    assert cancel(world.store, world.exchange, done, "again").version == done.version
+    assert world.emu.request_count("/api/v3/order", "DELETE") == 1
+    [event] = world.store.list_events(types=[EventType.ORDER_CANCELED])
+    assert "changed my mind" in event.message
+
+
+def test_cancel_of_an_order_that_filled_meanwhile_records_the_fill(world: World) -> None:
+    cid = resting(world, "too-late")
+    world.emu.advance(2)  # filled on the exchange; the store does not know yet
+    order = world.store.get_order(cid)
+    assert order is not None
+    done = cancel(world.store, world.exchange, order, "too late")
+    assert (done.status, done.status_source) == (OrderStatus.FILLED, StatusSource.ORDER_HISTORY)
+    assert len(world.store.list_fills(client_order_id=cid)) == 1
+
+
+def test_cancel_of_an_intent_never_sent_needs_no_request(world: World) -> None:
+    stored = world.store.insert_order(intent("never"))
+    done = cancel(world.store, world.exchange, stored, "not needed")
+    assert (done.status, done.status_source) == (OrderStatus.CANCELED, StatusSource.PRE_CHECK)
+    assert world.emu.request_count() == 0
+
+
+@pytest.mark.parametrize("fault", ["timeout", "drop", "http_error", "rate_limit"])
+def test_faults_during_sync_change_nothing(world: World, fault: str) -> None:
+    cid = resting(world, "steady")
+    world.emu.advance(2)  # it fills on the exchange
+    getattr(world.emu.faults, fault)(path="/api/v3/openOrders")
+    report = sync_orders(world.store, world.exchange)
+    assert list(report.errors) == [SYMBOL]
+    order = world.store.get_order(cid)
+    assert order is not None and order.status is OrderStatus.OPEN
+    getattr(world.emu.faults, fault)(path="/api/v3/order", method="GET")
+    report = sync_orders(world.store, world.exchange)  # open orders: gone; lookup fails
+    order = world.store.get_order(cid)
+    assert order is not None and order.status is OrderStatus.OPEN
+    assert list(report.errors) == [SYMBOL]
+    sync_orders(world.store, world.exchange)
+    order = world.store.get_order(cid)
+    assert order is not None and order.status is OrderStatus.FILLED
+
+
+def test_a_lost_placement_is_resolved_by_sync_without_a_second_order(world: World) -> None:
+    world.emu.faults.lose_response(how="drop")
+    buy = intent("orphan")
+    with pytest.raises(ccxt.NetworkError):
+        place(world.store, world.exchange, buy)
+    report = sync_orders(world.store, world.exchange)
+    order = world.store.get_order(buy.client_order_id)
+    assert order is not None
+    assert (order.status, order.status_source) == (OrderStatus.FILLED, StatusSource.ORDER_HISTORY)
+    assert report.changed == {buy.client_order_id: "FILLED"}
+    assert world.posts() == 1
+
+
+def test_an_intent_the_exchange_never_saw_fails_only_after_the_grace(world: World) -> None:
+    young = world.store.insert_order(intent("young"))
+    old = world.store.insert_order(
+        intent("old").model_copy(update={"created_at": utcnow() - timedelta(minutes=10)})
+    )
+    report = sync_orders(world.store, world.exchange, intent_grace_s=300)
+    assert report.unresolved == [young.client_order_id]
+    assert report.changed == {old.client_order_id: "FAILED"}
+    failed = world.store.get_order(old.client_order_id)
+    assert failed is not None and failed.status is OrderStatus.FAILED
+    assert events(world, EventType.ORDER_FAILED) == [f"{old.client_order_id}:FAILED"]
+    assert world.posts() == 0
+
+
+SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT"]
+
+
+def test_requests_grow_with_symbols_and_vanished_orders_not_with_orders(
+    make_world: MakeWorld,
+) -> None:
+    world = make_world(
+        markets=[market(s, Decimal(i + 1)) for i, s in enumerate(SYMBOLS)],
+        accounts=[account("100000")],
+    )
+    per_symbol = 40
+    for i, symbol in enumerate(SYMBOLS):
+        for n in range(per_symbol):
+            price = str(50 * (i + 1))
+            place(
+                world.store,
+                world.exchange,
+                intent(f"{symbol}-{n}", "0.1", type=OrderType.LIMIT, price=price, symbol=symbol),
+            )
+    live = world.store.list_orders(statuses=[OrderStatus.OPEN])
+    assert len(live) == per_symbol * len(SYMBOLS)
+
+    world.emu.reset_request_counts()
+    report = sync_orders(world.store, world.exchange)
+    assert report.checked == 200 and report.changed == {}
+    assert world.emu.request_counts() == {"GET /api/v3/openOrders": len(SYMBOLS)}
+
+    vanished = [live[0], live[41], live[199]]  # canceled by hand on three symbols
+    for order in vanished:
+        world.exchange.client.cancel_order(order.exchange_order_id, order.symbol)
+    world.emu.reset_request_counts()
+    report = sync_orders(world.store, world.exchange)
+    assert sorted(report.changed) == sorted(o.client_order_id for o in vanished)
+    total = world.emu.request_count()
+    assert total <= len(SYMBOLS) + 3 * len(vanished)
+    assert world.emu.request_counts() == {
+        "GET /api/v3/openOrders": len(SYMBOLS),
+        "GET /api/v3/order": len(vanished),
+    }
