@@ -1,7 +1,11 @@
 """The trading cycle: fetch -> analyze -> risk -> decide -> execute, per watchlist symbol.
 
-Symbols run concurrently on the flow's task runner; one symbol failing (bad candles, an
-exchange outage past its retries) does not stop the others, and fails the run at the end.
+Fetching and analysis run concurrently across symbols (and, in SWARM mode, across the
+analysts of each symbol). Risk -> decide -> execute then run one symbol at a time, in
+watchlist order, so that each symbol's exposure, position count and balance checks see the
+orders the symbols before it just placed. One symbol failing (bad candles, an exchange outage
+past its retries) does not stop the others, and fails the run at the end. Each run publishes
+a table artifact of its decisions with their reason codes.
 """
 
 from __future__ import annotations
@@ -13,9 +17,19 @@ from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture
 
 from kestrel.mode import trading_mode
-from kestrel.models import Decision
+from kestrel.models import AnalysisResult, Decision
 from kestrel.settings import KestrelSettings, load_settings
-from tasks.trading import analyze_task, decide_task, execute_task, fetch_task, risk_task
+from kestrel.strategy.resolve import SymbolPlan, resolve_plans
+from tasks.trading import (
+    analyst_task,
+    analyze_task,
+    consensus_task,
+    decide_task,
+    execute_task,
+    fetch_task,
+    prepare_task,
+    risk_task,
+)
 
 
 class CycleFailed(Exception):
@@ -27,44 +41,108 @@ def later[T](future: PrefectFuture[T]) -> T:
     return cast(T, future)
 
 
+def submit_analysis(settings: KestrelSettings, plan: SymbolPlan) -> PrefectFuture[AnalysisResult]:
+    analysis = settings.trading.analysis
+    series = fetch_task.with_options(task_run_name=f"fetch-{plan.symbol}").submit(
+        settings, plan.item
+    )
+    if analysis.mode == "SOLO":
+        return analyze_task.with_options(task_run_name=f"analyze-{plan.symbol}").submit(
+            settings, plan, later(series)
+        )
+    data = prepare_task.with_options(task_run_name=f"indicators-{plan.symbol}").submit(
+        plan, later(series)
+    )
+    votes = [
+        analyst_task.with_options(task_run_name=f"analyst-{spec.label}-{plan.symbol}").submit(
+            settings, spec, later(data)
+        )
+        for spec in analysis.panel()
+    ]
+    return consensus_task.with_options(task_run_name=f"consensus-{plan.symbol}").submit(
+        settings, later(data), [later(vote) for vote in votes]
+    )
+
+
 def run_cycle(settings: KestrelSettings) -> list[Decision]:
-    """Submit every symbol's chain of tasks, then gather; usable from any flow."""
-    chains: list[tuple[str, PrefectFuture[Decision], PrefectFuture[Any]]] = []
-    for item in settings.watchlist:
-        series = fetch_task.submit(settings, item)
-        analysis = analyze_task.submit(later(series))
-        verdict = risk_task.submit(settings, item, later(analysis))
-        decision = decide_task.submit(settings, item, later(analysis), later(verdict))
-        order = execute_task.submit(settings, later(decision))
-        chains.append((item.symbol, decision, order))
+    """Every symbol's analysis concurrently, then its trade in turn; usable from any flow.
+    An unknown strategy name raises ConfigError before any task runs."""
+    plans = resolve_plans(settings)
+    analyses = [(plan, submit_analysis(settings, plan)) for plan in plans]
     decisions: list[Decision] = []
     failures: list[str] = []
-    for symbol, decision_future, order_future in chains:
-        order_state = order_future.wait() or order_future.state
-        decision_state = decision_future.state
-        if decision_state.is_completed():
-            decisions.append(decision_future.result())
+    for plan, analysis in analyses:
+        analysis.wait()
+        if not analysis.state.is_completed():
+            failures.append(f"{plan.symbol}: {analysis.state.message}")
+            continue
+        verdict = risk_task.with_options(task_run_name=f"risk-{plan.symbol}").submit(
+            settings, plan, later(analysis)
+        )
+        decision = decide_task.with_options(task_run_name=f"decide-{plan.symbol}").submit(
+            settings, plan, later(analysis), later(verdict)
+        )
+        order = execute_task.with_options(task_run_name=f"execute-{plan.symbol}").submit(
+            settings, later(decision)
+        )
+        order_state = order.wait() or order.state
+        if decision.state.is_completed():
+            decisions.append(decision.result())
         if not order_state.is_completed():
-            failures.append(f"{symbol}: {order_state.message}")
+            failures.append(f"{plan.symbol}: {order_state.message}")
+    publish_decisions(settings, decisions, failures)
     if failures:
         get_run_logger().error("cycle failures: %s", "; ".join(failures))
         raise CycleFailed("; ".join(failures))
     return decisions
 
 
+def _reason_values(decision: Decision, code: str, key: str) -> str:
+    for reason in decision.reasons:
+        if reason.code.value == code and key in reason.values:
+            return str(reason.values[key])
+    return ""
+
+
 def decision_rows(decisions: list[Decision]) -> list[dict[str, str]]:
     return [
         {
             "symbol": d.symbol,
+            "profile": d.profile,
             "action": d.action.value,
             "amount": str(d.amount),
             "price": str(d.price or ""),
+            "stop_loss": str(d.stop_loss or ""),
+            "take_profit": str(d.take_profit or ""),
+            "confidence": _reason_values(d, "SIGNAL_BUY", "confidence")
+            or _reason_values(d, "SIGNAL_SELL", "confidence")
+            or _reason_values(d, "LOW_CONFIDENCE", "confidence"),
             "reasons": ", ".join(r.code.value for r in d.reasons),
-            "detail": "; ".join(r.detail for r in d.reasons if r.detail),
+            "detail": "; ".join(r.detail for r in d.reasons if r.detail)[:500],
+            "alert": (
+                ("emitted " if d.alert.emitted else "held: ")
+                + ", ".join(c.value for c in d.alert.codes)
+                if d.alert
+                else ""
+            ),
             "client_order_id": d.client_order_id or "",
         }
         for d in decisions
     ]
+
+
+def publish_decisions(
+    settings: KestrelSettings, decisions: list[Decision], failures: list[str]
+) -> None:
+    """The cycle's table artifact (one version per cycle under a per-mode key)."""
+    rows = decision_rows(decisions)
+    rows += [{"symbol": failure.partition(":")[0], "action": "FAILED", "detail": failure}
+             for failure in failures]  # fmt: skip
+    create_table_artifact(
+        rows,
+        key=f"cycle-decisions-{settings.mode.value.lower()}",
+        description="Decisions of the latest trading cycle, with their reason codes",
+    )
 
 
 @flow(name="trading-cycle", log_prints=True)
@@ -72,10 +150,4 @@ def trading_cycle(config: dict[str, Any] | None = None) -> list[Decision]:
     """One cycle over the watchlist. `config` overrides settings (env / kestrel.toml)."""
     settings = load_settings(**(config or {}))
     with trading_mode(settings.mode):
-        decisions = run_cycle(settings)
-    create_table_artifact(
-        decision_rows(decisions),
-        key=f"cycle-decisions-{settings.mode.value.lower()}",
-        description="Decisions of the latest trading cycle, with their reason codes",
-    )
-    return decisions
+        return run_cycle(settings)

@@ -1,17 +1,21 @@
 """The steps of one trading cycle for one symbol: fetch -> analyze -> risk -> decide -> execute.
 
 Plain functions over a Runtime, so backtests and tests run them directly and Prefect tasks
-(tasks/trading.py) only wrap them with retries. Every decision, HOLDs and blocks included,
-is stored as an event with its reasons.
+(tasks/trading.py) only wrap them with retries. Analysis splits into prepare / consult /
+conclude so that a SWARM's analysts can run as concurrent tasks. Every decision, HOLDs and
+blocks included, is stored as an event with its reasons and the numbers behind them; an
+emitted alert is its own ALERT_EMITTED event.
 """
 
 from __future__ import annotations
 
 import hashlib
-from decimal import Decimal
+from collections.abc import Sequence
+from typing import Any
 
-from kestrel.analysis import IndicatorSpec, analyze
-from kestrel.controls import emergency_stop_state
+from kestrel.analysis.base import AnalystInput, Vote, consult
+from kestrel.analysis.engine import analyze, build_analyst, conclude, prepare
+from kestrel.controls import circuit_breaker_state
 from kestrel.decision import decide
 from kestrel.errors import InvalidMarketData
 from kestrel.ids import cycle_id
@@ -25,19 +29,25 @@ from kestrel.models import (
     Event,
     EventType,
     Order,
-    PositionStatus,
     ReasonCode,
     RiskVerdict,
     timeframe_ms,
 )
-from kestrel.money import to_decimal
 from kestrel.orders import intent_from_decision, place
 from kestrel.risk import RiskContext, assess
+from kestrel.risk.alerts import alert_for
+from kestrel.risk.gather import gather_context
 from kestrel.runtime import Runtime
-from kestrel.settings import WatchlistItem
+from kestrel.settings import KestrelSettings, WatchlistItem
+from kestrel.strategy.profiles import StrategyProfile
+from kestrel.strategy.resolve import SymbolPlan, resolve_plan
+from kestrel.strategy.settings import AnalysisSettings, AnalystSpec
 
-USD_LIKE = frozenset({"USD", "USDT", "USDC", "BUSD", "FDUSD", "TUSD", "DAI"})
 CANDLE_LIMIT = 200
+
+
+def plan_for(settings: KestrelSettings, item: WatchlistItem | SymbolPlan) -> SymbolPlan:
+    return item if isinstance(item, SymbolPlan) else resolve_plan(settings, item)
 
 
 def fetch_candles(rt: Runtime, item: WatchlistItem, limit: int = CANDLE_LIMIT) -> CandleSeries:
@@ -56,61 +66,107 @@ def fetch_candles(rt: Runtime, item: WatchlistItem, limit: int = CANDLE_LIMIT) -
     return CandleSeries(symbol=item.symbol, timeframe=item.timeframe, candles=closed, source=source)
 
 
-def analyze_candles(series: CandleSeries, spec: IndicatorSpec | None = None) -> AnalysisResult:
-    return analyze(series, spec)
+# -- analysis ---------------------------------------------------------------------------------
 
 
-def quote_to_usd(rt: Runtime, quote: str) -> Decimal | None:
-    if quote in USD_LIKE:
-        return Decimal("1")
-    try:
-        return to_decimal(rt.exchange.fetch_ticker(f"{quote}/USDT")["last"])
-    except Exception:
-        return None
+def analyze_candles(
+    series: CandleSeries,
+    profile: StrategyProfile | None = None,
+    settings: AnalysisSettings | None = None,
+) -> AnalysisResult:
+    """The whole panel in-process (SOLO by default)."""
+    return analyze(series, profile, settings=settings)
 
 
-def risk_context(rt: Runtime, item: WatchlistItem, analysis: AnalysisResult) -> RiskContext:
-    market = rt.market(item.symbol)
-    store = rt.store
-    balance = rt.exchange.fetch_balance()
-    live = list(store.iter_live_orders(item.symbol))
-    return RiskContext(
-        item=item,
-        analysis=analysis,
-        market=market,
-        settings=rt.settings.risk,
-        now_ms=rt.now_ms(item.symbol),
-        timeframe_ms=timeframe_ms(item.timeframe),
-        open_orders_for_symbol=len(live),
-        open_positions=len(store.list_positions(status=PositionStatus.OPEN)),
-        position=store.open_position(item.symbol),
-        quote_free=to_decimal(balance.get(market.quote, {}).get("free") or 0),
-        base_free=to_decimal(balance.get(market.base, {}).get("free") or 0),
-        quote_to_usd=quote_to_usd(rt, market.quote),
-        emergency_stop=emergency_stop_state(store).active,
+def prepare_analysis(series: CandleSeries, profile: StrategyProfile) -> AnalystInput:
+    return prepare(series, profile)
+
+
+def consult_analyst(settings: AnalysisSettings, spec: AnalystSpec, data: AnalystInput) -> Vote:
+    """One analyst's vote; with too few candles every analyst abstains without any I/O."""
+    return consult(build_analyst(spec, settings), data)
+
+
+def conclude_analysis(
+    settings: AnalysisSettings, data: AnalystInput, votes: Sequence[Vote]
+) -> AnalysisResult:
+    panel = settings.panel()
+    return conclude(
+        data,
+        votes,
+        [spec.weight for spec in panel],
+        mode=settings.mode,
+        threshold=settings.agreement_threshold,
+        min_votes=settings.min_votes,
     )
 
 
-def assess_risk(rt: Runtime, item: WatchlistItem, analysis: AnalysisResult) -> RiskVerdict:
+# -- risk and decision ------------------------------------------------------------------------
+
+
+def risk_context(
+    rt: Runtime, item: WatchlistItem | SymbolPlan, analysis: AnalysisResult
+) -> RiskContext:
+    return gather_context(rt, plan_for(rt.settings, item), analysis)
+
+
+def assess_risk(
+    rt: Runtime, item: WatchlistItem | SymbolPlan, analysis: AnalysisResult
+) -> RiskVerdict:
     return assess(risk_context(rt, item, analysis))
 
 
 def make_decision(
-    rt: Runtime, item: WatchlistItem, analysis: AnalysisResult, verdict: RiskVerdict
+    rt: Runtime,
+    item: WatchlistItem | SymbolPlan,
+    analysis: AnalysisResult,
+    verdict: RiskVerdict,
 ) -> Decision:
+    plan = plan_for(rt.settings, item)
+    symbol_item = plan.item
     decision = decide(
-        cycle=cycle_id(item.symbol, item.timeframe, analysis.candle_timestamp),
+        cycle=cycle_id(symbol_item.symbol, symbol_item.timeframe, analysis.candle_timestamp),
         mode=rt.mode,
         analysis=analysis,
         verdict=verdict,
-        market=rt.market(item.symbol),
-        risk=rt.settings.risk,
+        market=rt.market(symbol_item.symbol),
+        profile=plan.profile,
     )
+    min_confidence = (
+        plan.profile.min_confidence
+        if plan.profile.min_confidence is not None
+        else rt.settings.risk.min_confidence
+    )
+    alert = alert_for(
+        rt.store,
+        item=symbol_item,
+        analysis=analysis,
+        settings=rt.settings.trading.alerts,
+        min_confidence=min_confidence,
+        now_ms=rt.now_ms(symbol_item.symbol),
+        timeframe_ms=timeframe_ms(symbol_item.timeframe),
+    )
+    decision = decision.model_copy(update={"alert": alert})
     rt.store.append_events([decision_event(decision, analysis)])
     return decision
 
 
-_NOT_A_BLOCK = frozenset({ReasonCode.SKIP_NO_SIGNAL})
+# Nothing to trade (as opposed to a trade refused): a TRADE_HELD event, not TRADE_BLOCKED.
+_NOT_A_BLOCK = frozenset(
+    {
+        ReasonCode.SKIP_NO_SIGNAL,
+        ReasonCode.SKIP_NO_CONSENSUS,
+        ReasonCode.SKIP_INSUFFICIENT_DATA,
+        ReasonCode.SKIP_NO_POSITION,
+    }
+)
+
+
+def _votes(analysis: AnalysisResult) -> list[dict[str, Any]]:
+    return [
+        {"analyst": v.analyst, "action": v.action.value, "confidence": v.confidence}
+        for v in analysis.votes
+    ]
 
 
 def decision_event(decision: Decision, analysis: AnalysisResult) -> Event:
@@ -122,6 +178,7 @@ def decision_event(decision: Decision, analysis: AnalysisResult) -> Event:
     else:
         kind = EventType.TRADE_BLOCKED
     fingerprint = hashlib.sha256("|".join(codes).encode()).hexdigest()[:10]
+    consensus = analysis.consensus
     return Event(
         event_id=f"decision:{decision.cycle_id}:{decision.action}:{fingerprint}",
         type=kind,
@@ -131,15 +188,28 @@ def decision_event(decision: Decision, analysis: AnalysisResult) -> Event:
         reasons=[code.value for code in codes],
         message="; ".join(
             f"{r.code}: {r.detail}" if r.detail else r.code for r in decision.reasons
-        ),
+        )[:2000],
         data={
             "action": decision.action.value,
             "signal": analysis.signal.action.value,
             "confidence": analysis.signal.confidence,
             "price": str(analysis.price),
             "amount": str(decision.amount),
+            "stop_loss": str(decision.stop_loss) if decision.stop_loss else None,
+            "take_profit": str(decision.take_profit) if decision.take_profit else None,
+            "profile": decision.profile,
             "indicators": analysis.indicators,
             "reasons": [r.model_dump(mode="json") for r in decision.reasons],
+            "analysis": {
+                "mode": consensus.mode if consensus else None,
+                "agreement": consensus.agreement if consensus else None,
+                "threshold": consensus.threshold if consensus else None,
+                "support": consensus.support if consensus else {},
+                "votes": _votes(analysis),
+                "dissent": [v.analyst for v in analysis.dissent],
+                "abstentions": [a.model_dump(mode="json") for a in analysis.abstentions],
+            },
+            "alert": decision.alert.model_dump(mode="json") if decision.alert else None,
         },
     )
 
@@ -149,3 +219,8 @@ def execute(rt: Runtime, decision: Decision) -> Order | None:
         return None
     intent = intent_from_decision(decision, rt.exchange.id)
     return place(rt.store, rt.exchange, intent)
+
+
+def breaker_summary(rt: Runtime) -> str:
+    state, _ = circuit_breaker_state(rt.store)
+    return f"TRIPPED: {state.reason}" if state.active else "ok"

@@ -1,9 +1,12 @@
 """decide: the analysis and the risk verdict become one Decision with its reasons, and for a
-trade, the deterministic client order id and the protective stop-loss / take-profit levels."""
+trade, the deterministic client order id and the protective stop-loss / take-profit levels.
+
+The levels come from the symbol's strategy profile (percent or ATR multiples, see
+kestrel.risk.levels); the verdict carries the ones its size was computed for, and those are
+the ones used, so the size and the stop can never disagree.
+"""
 
 from __future__ import annotations
-
-from decimal import Decimal
 
 from kestrel.ids import client_order_id
 from kestrel.mode import TradingMode
@@ -16,8 +19,8 @@ from kestrel.models import (
     OrderType,
     RiskVerdict,
 )
-from kestrel.money import round_to_tick
-from kestrel.settings import RiskSettings
+from kestrel.risk.levels import protective_levels
+from kestrel.strategy.profiles import BUILTIN_PROFILES, FALLBACK_PROFILE, StrategyProfile
 
 
 def decide(
@@ -27,23 +30,33 @@ def decide(
     analysis: AnalysisResult,
     verdict: RiskVerdict,
     market: MarketSpec,
-    risk: RiskSettings,
+    profile: StrategyProfile | None = None,
 ) -> Decision:
-    if not verdict.approved:
+    profile = profile or BUILTIN_PROFILES[FALLBACK_PROFILE]
+    if not verdict.approved or verdict.amount <= 0 or analysis.signal.action is Action.HOLD:
         return Decision(
-            cycle_id=cycle, symbol=analysis.symbol, action=Action.HOLD, reasons=verdict.reasons
+            cycle_id=cycle,
+            symbol=analysis.symbol,
+            action=Action.HOLD,
+            reasons=verdict.reasons,
+            profile=profile.name,
         )
     action = analysis.signal.action
     price = verdict.price or analysis.price
     stop_loss = take_profit = None
     if action is Action.BUY:
-        signal = analysis.signal
-        stop_loss = signal.suggested_stop_loss or round_to_tick(
-            price * (1 - Decimal("0.03")), market.price_tick
-        )
-        take_profit = signal.suggested_take_profit or round_to_tick(
-            price * (1 + Decimal("0.06")), market.price_tick
-        )
+        stop_loss, take_profit = verdict.stop_loss, verdict.take_profit
+        if stop_loss is None or take_profit is None:
+            levels = protective_levels(profile, analysis, market, price)
+            stop_loss, take_profit = levels.stop_loss, levels.take_profit
+        if stop_loss is None:  # never enter without a stop
+            return Decision(
+                cycle_id=cycle,
+                symbol=analysis.symbol,
+                action=Action.HOLD,
+                reasons=verdict.reasons,
+                profile=profile.name,
+            )
     role = OrderRole.PRIMARY if action is Action.BUY else OrderRole.EXIT
     return Decision(
         cycle_id=cycle,
@@ -56,4 +69,5 @@ def decide(
         stop_loss=stop_loss,
         take_profit=take_profit,
         client_order_id=client_order_id(mode, cycle, analysis.symbol, role),
+        profile=profile.name,
     )

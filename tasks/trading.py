@@ -1,5 +1,10 @@
 """The trading-cycle steps as Prefect tasks. Each one sets the trading mode from the settings
-(task threads do not share the flow's context reliably) and delegates to kestrel.cycle."""
+(task threads do not share the flow's context reliably) and delegates to kestrel.cycle.
+
+Analysis is one task in SOLO mode; in SWARM mode it is prepare -> one task per analyst
+(concurrent on the flow's task runner) -> conclude. Analyst tasks never retry: a slow or
+failing analyst abstains, it does not hold the cycle up.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kestrel import cycle
+from kestrel.analysis.base import AnalystInput, Vote
 from kestrel.mode import trading_mode
 from kestrel.models import AnalysisResult, CandleSeries, Decision, Order, RiskVerdict
 from kestrel.runtime import get_runtime
 from kestrel.settings import KestrelSettings, WatchlistItem
+from kestrel.strategy.resolve import SymbolPlan
+from kestrel.strategy.settings import AnalystSpec
 from tasks.retry import RETRY_OPTIONS
 
 
@@ -21,24 +29,42 @@ def fetch_task(settings: KestrelSettings, item: WatchlistItem) -> CandleSeries:
 
 
 @task(name="analyze", cache_policy=NO_CACHE)
-def analyze_task(series: CandleSeries) -> AnalysisResult:
-    return cycle.analyze_candles(series)
+def analyze_task(
+    settings: KestrelSettings, plan: SymbolPlan, series: CandleSeries
+) -> AnalysisResult:
+    """SOLO: the one analyst, in this task."""
+    return cycle.analyze_candles(series, plan.profile, settings.trading.analysis)
+
+
+@task(name="indicators", cache_policy=NO_CACHE)
+def prepare_task(plan: SymbolPlan, series: CandleSeries) -> AnalystInput:
+    return cycle.prepare_analysis(series, plan.profile)
+
+
+@task(name="analyst", cache_policy=NO_CACHE)
+def analyst_task(settings: KestrelSettings, spec: AnalystSpec, data: AnalystInput) -> Vote:
+    return cycle.consult_analyst(settings.trading.analysis, spec, data)
+
+
+@task(name="consensus", cache_policy=NO_CACHE)
+def consensus_task(
+    settings: KestrelSettings, data: AnalystInput, votes: list[Vote]
+) -> AnalysisResult:
+    return cycle.conclude_analysis(settings.trading.analysis, data, votes)
 
 
 @task(name="risk", cache_policy=NO_CACHE, **RETRY_OPTIONS)
-def risk_task(
-    settings: KestrelSettings, item: WatchlistItem, analysis: AnalysisResult
-) -> RiskVerdict:
+def risk_task(settings: KestrelSettings, plan: SymbolPlan, analysis: AnalysisResult) -> RiskVerdict:
     with trading_mode(settings.mode):
-        return cycle.assess_risk(get_runtime(settings), item, analysis)
+        return cycle.assess_risk(get_runtime(settings), plan, analysis)
 
 
 @task(name="decide", cache_policy=NO_CACHE, **RETRY_OPTIONS)
 def decide_task(
-    settings: KestrelSettings, item: WatchlistItem, analysis: AnalysisResult, verdict: RiskVerdict
+    settings: KestrelSettings, plan: SymbolPlan, analysis: AnalysisResult, verdict: RiskVerdict
 ) -> Decision:
     with trading_mode(settings.mode):
-        return cycle.make_decision(get_runtime(settings), item, analysis, verdict)
+        return cycle.make_decision(get_runtime(settings), plan, analysis, verdict)
 
 
 @task(name="execute", cache_policy=NO_CACHE, **RETRY_OPTIONS)

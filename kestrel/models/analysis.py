@@ -38,7 +38,10 @@ class ReasonCode(StrEnum):
     SKIP_NO_PRICE = "SKIP_NO_PRICE"
     SKIP_NO_POSITION = "SKIP_NO_POSITION"
     SKIP_POSITION_OPEN = "SKIP_POSITION_OPEN"
+    SKIP_EXIT_PENDING = "SKIP_EXIT_PENDING"
     SKIP_INSUFFICIENT_DATA = "SKIP_INSUFFICIENT_DATA"
+    SKIP_NO_CONSENSUS = "SKIP_NO_CONSENSUS"
+    SKIP_DISABLED_ALERT = "SKIP_DISABLED_ALERT"
     LOW_CONFIDENCE = "LOW_CONFIDENCE"
     BLOCKED_EMERGENCY_STOP = "BLOCKED_EMERGENCY_STOP"
     BLOCKED_CIRCUIT_BREAKER = "BLOCKED_CIRCUIT_BREAKER"
@@ -47,6 +50,8 @@ class ReasonCode(StrEnum):
     BELOW_MIN_NOTIONAL = "BELOW_MIN_NOTIONAL"
     BELOW_MIN_AMOUNT = "BELOW_MIN_AMOUNT"
     APPROVED = "APPROVED"
+    SIZE_CLIPPED = "SIZE_CLIPPED"
+    EXIT_OPPOSITE_SIGNAL = "EXIT_OPPOSITE_SIGNAL"
     STOP_LOSS_HIT = "STOP_LOSS_HIT"
     TAKE_PROFIT_HIT = "TAKE_PROFIT_HIT"
     TRAILING_STOP_HIT = "TRAILING_STOP_HIT"
@@ -70,6 +75,29 @@ class Signal(KestrelModel):
     suggested_take_profit: Money | None = None
 
 
+class Abstention(KestrelModel):
+    """An analyst that gave no verdict (timeout, HTTP error, malformed answer, ...). It never
+    counts as a vote, so it can never cause a trade."""
+
+    analyst: str
+    kind: str = Field(description="timeout | http_error | network | malformed | error | ...")
+    detail: str = ""
+
+
+class Consensus(KestrelModel):
+    """How the panel's votes became one signal. `support[action]` is the share of the
+    panel's weight x confidence behind that action (weights of abstainers excluded)."""
+
+    mode: str = Field(description="SOLO | SWARM")
+    threshold: float
+    support: dict[str, float] = Field(default_factory=dict)
+    agreement: float = 0.0
+    reached: bool = False
+    voters: int = 0
+    abstained: int = 0
+    weights: dict[str, float] = Field(default_factory=dict)
+
+
 class AnalysisResult(KestrelModel):
     symbol: str
     timeframe: str
@@ -78,6 +106,13 @@ class AnalysisResult(KestrelModel):
     indicators: dict[str, float | None]
     signal: Signal
     votes: list[Signal] = Field(default_factory=list)
+    abstentions: list[Abstention] = Field(default_factory=list)
+    dissent: list[Signal] = Field(
+        default_factory=list, description="votes that disagree with the final action"
+    )
+    consensus: Consensus | None = None
+    profile: str = ""
+    enough_data: bool = True
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -86,6 +121,20 @@ class RiskVerdict(KestrelModel):
     reasons: list[Reason]
     amount: Money = Decimal("0")
     price: Money | None = None
+    stop_loss: Money | None = Field(default=None, description="the levels the size was for")
+    take_profit: Money | None = None
+
+    @property
+    def codes(self) -> list[ReasonCode]:
+        return [reason.code for reason in self.reasons]
+
+
+class AlertVerdict(KestrelModel):
+    """Whether this cycle's signal was worth telling a human (ALERT_EMITTED), and why not."""
+
+    emitted: bool
+    action: Action = Action.HOLD
+    reasons: list[Reason] = Field(default_factory=list)
 
     @property
     def codes(self) -> list[ReasonCode]:
@@ -105,6 +154,8 @@ class Decision(KestrelModel):
     stop_loss: Money | None = None
     take_profit: Money | None = None
     client_order_id: str | None = None
+    profile: str = ""
+    alert: AlertVerdict | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
     @property

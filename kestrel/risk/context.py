@@ -1,13 +1,40 @@
-"""Everything a risk verdict depends on, gathered once so the rules are pure functions."""
+"""Everything a risk verdict depends on, gathered once (kestrel.risk.gather) so that the gates,
+rules and sizing are pure functions of this one object - which is what the table-driven and
+property-based tests drive directly."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from kestrel.controls import CircuitBreaker
+from kestrel.mode import TradingMode
 from kestrel.models import AnalysisResult, MarketSpec, Position
 from kestrel.settings import RiskSettings, WatchlistItem
+from kestrel.strategy.profiles import BUILTIN_PROFILES, FALLBACK_PROFILE, StrategyProfile
+from kestrel.strategy.settings import TradingSettings
+
+
+class DailyPnl(BaseModel):
+    """Today's PnL of the book (UTC day): realized (net of fees) plus the change in
+    unrealized PnL since the start of the day, in USD, against start-of-day equity."""
+
+    day: str
+    start_equity_usd: Decimal | None
+    realized_usd: Decimal = Decimal("0")
+    unrealized_usd: Decimal = Decimal("0")
+
+    @property
+    def pnl_usd(self) -> Decimal:
+        return self.realized_usd + self.unrealized_usd
+
+
+class Exposure(BaseModel):
+    """USD held: open positions marked to market plus live buy orders."""
+
+    symbol_usd: Decimal = Decimal("0")
+    total_usd: Decimal = Decimal("0")
 
 
 class RiskContext(BaseModel):
@@ -17,12 +44,29 @@ class RiskContext(BaseModel):
     analysis: AnalysisResult
     market: MarketSpec
     settings: RiskSettings
-    now_ms: int
+    trading: TradingSettings = Field(default_factory=TradingSettings)
+    profile: StrategyProfile = BUILTIN_PROFILES[FALLBACK_PROFILE]
+    mode: TradingMode = TradingMode.DEMO
+    now_ms: int = Field(description="market time: the replay clock in DEMO replays")
     timeframe_ms: int
     open_orders_for_symbol: int
-    open_positions: int
+    pending_exit: bool = Field(default=False, description="a live sell of this symbol")
+    open_positions: int = Field(description="open positions plus entries still pending")
     position: Position | None
     quote_free: Decimal
     base_free: Decimal
     quote_to_usd: Decimal | None
     emergency_stop: bool = False
+    circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
+    last_fill_ms: dict[str, int] = Field(
+        default_factory=dict, description="side ('buy'/'sell') -> market ms of the last fill"
+    )
+    daily: DailyPnl | None = Field(default=None, description="None: not measured")
+    equity_usd: Decimal | None = Field(default=None, description="None: not measured")
+    exposure: Exposure = Field(default_factory=Exposure)
+
+    @property
+    def min_confidence(self) -> float:
+        if self.profile.min_confidence is not None:
+            return self.profile.min_confidence
+        return self.settings.min_confidence

@@ -1,60 +1,151 @@
-"""assess: a signal and its context in, a RiskVerdict out (approved or every reason not)."""
+"""assess: a signal and its context in, a RiskVerdict out - approved with its size and
+protective levels, or refused with every reason (and the numbers behind each).
+
+The order: a HOLD (or a SELL with nothing to sell) is no trade; the safety gates and the
+rules all run (a refusal lists every reason at once); then sizing, clipped by the caps; then
+the market minimums and the balance on the final, rounded amount. A refused verdict never
+carries an amount.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from kestrel.models import Action, Reason, ReasonCode, RiskVerdict
-from kestrel.money import round_down_to_step
+from kestrel.models import Action, AnalysisResult, Reason, ReasonCode, RiskVerdict
 from kestrel.risk.context import RiskContext
+from kestrel.risk.gates import SAFETY_GATES
+from kestrel.risk.levels import Levels, protective_levels
 from kestrel.risk.rules import ENTRY_RULES, check_size
+from kestrel.risk.sizing import size_buy, size_sell
 
 
-def size_order(ctx: RiskContext) -> Decimal:
-    """BUY: the configured quote amount at the current price; SELL: the whole position,
-    capped by what the wallet actually holds. Always rounded down to the market's step."""
-    price = ctx.analysis.price
-    if ctx.analysis.signal.action is Action.SELL:
-        held = ctx.position.amount if ctx.position else Decimal("0")
-        return round_down_to_step(min(held, ctx.base_free), ctx.market.amount_step)
-    if ctx.quote_to_usd is None or ctx.quote_to_usd <= 0:
-        return Decimal("0")
-    quote_amount = ctx.item.trade_amount_usd / ctx.quote_to_usd
-    return round_down_to_step(quote_amount / price, ctx.market.amount_step)
+def hold_reason(analysis: AnalysisResult) -> Reason:
+    """Why there is nothing to trade: too little data, a panel that did not agree, or no
+    signal."""
+    signal = analysis.signal
+    if not analysis.enough_data:
+        return Reason(code=ReasonCode.SKIP_INSUFFICIENT_DATA, detail=signal.reasoning)
+    consensus = analysis.consensus
+    if (
+        consensus is not None
+        and consensus.mode == "SWARM"
+        and not consensus.reached
+        and consensus.voters > 0
+        and (consensus.support.get("BUY", 0) > 0 or consensus.support.get("SELL", 0) > 0)
+    ):
+        return Reason(
+            code=ReasonCode.SKIP_NO_CONSENSUS,
+            detail=signal.reasoning,
+            values={
+                "support": consensus.support,
+                "threshold": consensus.threshold,
+                "voters": consensus.voters,
+                "abstained": consensus.abstained,
+            },
+        )
+    return Reason(code=ReasonCode.SKIP_NO_SIGNAL, detail=signal.reasoning)
+
+
+def refused(reasons: list[Reason]) -> RiskVerdict:
+    return RiskVerdict(approved=False, reasons=reasons)
 
 
 def assess(ctx: RiskContext) -> RiskVerdict:
-    action = ctx.analysis.signal.action
+    analysis = ctx.analysis
+    signal = analysis.signal
+    action = signal.action
     if action is Action.HOLD:
-        return RiskVerdict(
-            approved=False,
-            reasons=[Reason(code=ReasonCode.SKIP_NO_SIGNAL, detail=ctx.analysis.signal.reasoning)],
-        )
-    blocking = [reason for rule in ENTRY_RULES if (reason := rule(ctx)) is not None]
+        return refused([hold_reason(analysis)])
+    if action is Action.SELL and ctx.position is None:
+        # Spot: a SELL only ever exits a long. Without one it is a HOLD, not a blocked trade.
+        return refused([Reason(code=ReasonCode.SKIP_NO_POSITION, detail="nothing to sell")])
+    blocking = [reason for check in (*SAFETY_GATES, *ENTRY_RULES) if (reason := check(ctx))]
     if blocking:
-        return RiskVerdict(approved=False, reasons=blocking)
-    if action is Action.BUY and ctx.quote_to_usd is None:
-        return RiskVerdict(
-            approved=False,
-            reasons=[
-                Reason(
-                    code=ReasonCode.SKIP_NO_PRICE,
-                    detail=f"no USD price for {ctx.market.quote} to size the order",
-                )
-            ],
-        )
-    amount = size_order(ctx)
-    price = ctx.analysis.price
+        return refused(blocking)
+    price = analysis.price
+    notes: list[Reason] = []
+    levels = Levels()
+    if action is Action.BUY:
+        if ctx.quote_to_usd is None or ctx.quote_to_usd <= 0:
+            return refused(
+                [
+                    Reason(
+                        code=ReasonCode.SKIP_NO_PRICE,
+                        detail=f"no USD price for {ctx.market.quote} to size the order",
+                    )
+                ]
+            )
+        levels = protective_levels(ctx.profile, analysis, ctx.market, price)
+        if levels.stop_loss is None:
+            return refused([Reason(code=ReasonCode.SKIP_INSUFFICIENT_DATA, detail=levels.problem)])
+        sized = size_buy(ctx, levels)
+        if sized.block is not None:
+            return refused([*sized.clipped, sized.block])
+        amount = sized.amount
+        notes.extend(sized.clipped)
+        sizing_values = {
+            "method": ctx.trading.sizing.method,
+            "wanted_usd": str(sized.wanted_usd),
+            "budget_usd": str(sized.budget_usd),
+        }
+    else:
+        amount = size_sell(ctx)
+        sizing_values = {"method": "exit_position"}
     size_problem = check_size(ctx, amount, price)
     if size_problem is not None:
-        return RiskVerdict(approved=False, reasons=[size_problem], amount=amount, price=price)
-    code = ReasonCode.SIGNAL_BUY if action is Action.BUY else ReasonCode.SIGNAL_SELL
+        size_problem.values.setdefault("sized_amount", str(amount))
+        return refused([*notes, size_problem])
+    reasons = [
+        Reason(
+            code=ReasonCode.SIGNAL_BUY if action is Action.BUY else ReasonCode.SIGNAL_SELL,
+            detail=signal.reasoning,
+            values={
+                "confidence": signal.confidence,
+                "threshold": ctx.min_confidence,
+                "analyst": signal.analyst,
+                "profile": ctx.profile.name,
+            },
+        )
+    ]
+    if action is Action.SELL and ctx.position is not None:
+        position = ctx.position
+        reasons.append(
+            Reason(
+                code=ReasonCode.EXIT_OPPOSITE_SIGNAL,
+                detail=f"SELL closes the open long of {position.amount} "
+                f"@ {position.avg_entry_price}",
+                values={
+                    "position_amount": str(position.amount),
+                    "avg_entry_price": str(position.avg_entry_price),
+                    "unrealized_pnl": str(position.unrealized_pnl(price)),
+                },
+            )
+        )
+    reasons.extend(notes)
+    notional = amount * price
+    reasons.append(
+        Reason(
+            code=ReasonCode.APPROVED,
+            values={
+                "amount": str(amount),
+                "price": str(price),
+                "notional": str(notional),
+                "notional_usd": str(notional * (ctx.quote_to_usd or Decimal("0"))),
+                "stop_loss": str(levels.stop_loss) if levels.stop_loss else None,
+                "take_profit": str(levels.take_profit) if levels.take_profit else None,
+                "stop_distance_pct": str(levels.stop_distance_pct)
+                if levels.stop_distance_pct is not None
+                else None,
+                "levels_from": levels.source if levels.stop_loss else None,
+                **sizing_values,
+            },
+        )
+    )
     return RiskVerdict(
         approved=True,
-        reasons=[
-            Reason(code=code, detail=ctx.analysis.signal.reasoning),
-            Reason(code=ReasonCode.APPROVED, values={"amount": str(amount), "price": str(price)}),
-        ],
+        reasons=reasons,
         amount=amount,
         price=price,
+        stop_loss=levels.stop_loss,
+        take_profit=levels.take_profit,
     )

@@ -1,7 +1,8 @@
 """Risk rules: each inspects the context and returns a blocking Reason or None.
 
 Order matters only for which reason is reported first; every rule runs, so a verdict lists
-every reason a trade could not happen.
+every reason a trade could not happen. The size checks (`check_size`) run afterwards, on the
+amount already sized, clipped and rounded to the market's precision.
 """
 
 from __future__ import annotations
@@ -15,12 +16,6 @@ from kestrel.risk.context import RiskContext
 Rule = Callable[[RiskContext], Reason | None]
 
 
-def emergency_stop(ctx: RiskContext) -> Reason | None:
-    if ctx.emergency_stop:
-        return Reason(code=ReasonCode.BLOCKED_EMERGENCY_STOP, detail="emergency stop is set")
-    return None
-
-
 def trade_enabled(ctx: RiskContext) -> Reason | None:
     if not ctx.item.trade_enabled:
         return Reason(
@@ -30,7 +25,11 @@ def trade_enabled(ctx: RiskContext) -> Reason | None:
 
 
 def trade_amount_valid(ctx: RiskContext) -> Reason | None:
-    if ctx.item.trade_amount_usd <= 0:
+    """The configured amount (fixed_quote sizing) must be positive; a BUY sized from it
+    would otherwise be empty. Other sizing methods have their own validated settings."""
+    if ctx.analysis.signal.action is not Action.BUY:
+        return None
+    if ctx.trading.sizing.method == "fixed_quote" and ctx.item.trade_amount_usd <= 0:
         return Reason(
             code=ReasonCode.SKIP_INVALID_TRADE_AMOUNT,
             detail="trade_amount_usd must be > 0",
@@ -42,7 +41,7 @@ def trade_amount_valid(ctx: RiskContext) -> Reason | None:
 def market_data_fresh(ctx: RiskContext) -> Reason | None:
     candle_close = ctx.analysis.candle_timestamp + ctx.timeframe_ms
     age_ms = ctx.now_ms - candle_close
-    limit_ms = ctx.settings.stale_after_candles * ctx.timeframe_ms
+    limit_ms = int(ctx.settings.stale_after_candles * ctx.timeframe_ms)
     if age_ms > limit_ms:
         return Reason(
             code=ReasonCode.SKIP_MARKET_DATA_STALE,
@@ -54,17 +53,23 @@ def market_data_fresh(ctx: RiskContext) -> Reason | None:
 
 def has_price(ctx: RiskContext) -> Reason | None:
     if ctx.analysis.price <= 0:
-        return Reason(code=ReasonCode.SKIP_NO_PRICE, detail="no usable price")
+        return Reason(
+            code=ReasonCode.SKIP_NO_PRICE,
+            detail="no usable price",
+            values={"price": str(ctx.analysis.price)},
+        )
     return None
 
 
 def confidence(ctx: RiskContext) -> Reason | None:
+    """The pre-trade gate: a signal below the threshold is a HOLD."""
     signal = ctx.analysis.signal
-    if signal.confidence < ctx.settings.min_confidence:
+    threshold = ctx.min_confidence
+    if signal.confidence < threshold:
         return Reason(
             code=ReasonCode.LOW_CONFIDENCE,
-            detail=f"confidence {signal.confidence:.2f} < {ctx.settings.min_confidence:.2f}",
-            values={"confidence": signal.confidence, "threshold": ctx.settings.min_confidence},
+            detail=f"confidence {signal.confidence:.4f} < {threshold:.4f}",
+            values={"confidence": signal.confidence, "threshold": threshold},
         )
     return None
 
@@ -81,22 +86,40 @@ def max_open_orders(ctx: RiskContext) -> Reason | None:
 
 
 def position_rules(ctx: RiskContext) -> Reason | None:
-    """Spot, one position per symbol: BUY needs none open, SELL needs one to exit."""
+    """Spot longs. Single-position mode: one position per symbol, a SELL exits it, and no
+    entry while the position or its exit is pending. Otherwise BUYs may add to a position
+    (within the exposure caps). A new position needs a free slot (max_open_positions)."""
     action = ctx.analysis.signal.action
-    if action is Action.BUY and ctx.position is not None:
-        return Reason(code=ReasonCode.SKIP_POSITION_OPEN, detail="already long; no pyramiding")
-    if action is Action.BUY and ctx.open_positions >= ctx.settings.max_open_positions:
-        return Reason(
-            code=ReasonCode.SKIP_MAX_POSITIONS,
-            detail=f"{ctx.open_positions} positions open; max {ctx.settings.max_open_positions}",
-        )
-    if action is Action.SELL and ctx.position is None:
-        return Reason(code=ReasonCode.SKIP_NO_POSITION, detail="nothing to sell")
+    single = ctx.trading.single_position
+    if action is Action.BUY:
+        if single and ctx.position is not None:
+            return Reason(
+                code=ReasonCode.SKIP_POSITION_OPEN,
+                detail=f"already long {ctx.position.amount}; single-position mode",
+                values={"position_amount": str(ctx.position.amount)},
+            )
+        if single and ctx.pending_exit:
+            return Reason(
+                code=ReasonCode.SKIP_EXIT_PENDING,
+                detail="the previous position's exit is still pending",
+            )
+        if ctx.position is None and ctx.open_positions >= ctx.settings.max_open_positions:
+            return Reason(
+                code=ReasonCode.SKIP_MAX_POSITIONS,
+                detail=f"{ctx.open_positions} positions open or pending; "
+                f"max {ctx.settings.max_open_positions}",
+                values={"open": ctx.open_positions, "max": ctx.settings.max_open_positions},
+            )
+        return None
+    if action is Action.SELL:
+        if ctx.position is None:
+            return Reason(code=ReasonCode.SKIP_NO_POSITION, detail="nothing to sell")
+        if ctx.pending_exit:
+            return Reason(code=ReasonCode.SKIP_EXIT_PENDING, detail="an exit order is already live")
     return None
 
 
 ENTRY_RULES: tuple[Rule, ...] = (
-    emergency_stop,
     trade_enabled,
     trade_amount_valid,
     has_price,
@@ -114,8 +137,13 @@ def check_size(ctx: RiskContext, amount: Decimal, price: Decimal) -> Reason | No
     if amount <= 0 or amount < market.min_amount:
         return Reason(
             code=ReasonCode.BELOW_MIN_AMOUNT,
-            detail=f"amount {amount} below the market minimum {market.min_amount}",
-            values={"amount": str(amount), "min_amount": str(market.min_amount)},
+            detail=f"amount {amount} below the market minimum {market.min_amount} "
+            f"(step {market.amount_step})",
+            values={
+                "amount": str(amount),
+                "min_amount": str(market.min_amount),
+                "step": str(market.amount_step),
+            },
         )
     if notional < market.min_notional:
         return Reason(

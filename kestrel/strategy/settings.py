@@ -132,7 +132,7 @@ class AnalysisSettings(_Section):
         for spec in self.analysts:
             if spec.label == self.solo:
                 return spec
-        return AnalystSpec(kind=self.solo)  # type: ignore[arg-type]  # validated above
+        return AnalystSpec.model_validate({"kind": self.solo})  # a kind, validated above
 
     def panel(self) -> list[AnalystSpec]:
         return [self.solo_spec()] if self.mode == "SOLO" else list(self.analysts)

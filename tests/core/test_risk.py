@@ -23,7 +23,7 @@ def context(action: Action = Action.BUY, confidence: float = 0.8, **changes: Any
             timeframe="1h",
             candle_timestamp=CANDLE_TS,
             price=Decimal("20000"),
-            indicators={},
+            indicators={"atr": 200.0},
             signal=Signal(action=action, confidence=confidence, reasoning="test"),
         ),
         "market": MarketSpec(
@@ -130,8 +130,17 @@ def test_sell_exits_whole_position_capped_by_wallet() -> None:
     assert verdict.amount == Decimal("0.012")
 
 
-def test_sell_without_position_is_skipped() -> None:
-    assert ReasonCode.SKIP_NO_POSITION in assess(context(action=Action.SELL)).codes
+def test_sell_without_position_is_nothing_to_do() -> None:
+    # Spot: a SELL only exits a long; without one it is a HOLD whatever else is going on.
+    verdict = assess(context(action=Action.SELL, emergency_stop=True))
+    assert verdict.codes == [ReasonCode.SKIP_NO_POSITION]
+
+
+def test_buy_carries_profile_levels() -> None:
+    verdict = assess(context())
+    # SWING/CONSERVATIVE: stop 1.5 x ATR (200) below, target 4 x ATR above the price.
+    assert verdict.stop_loss == Decimal("19700.00")
+    assert verdict.take_profit == Decimal("20800.00")
 
 
 def test_every_blocking_reason_is_reported() -> None:

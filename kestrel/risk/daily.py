@@ -1,0 +1,112 @@
+"""Today's PnL for the daily loss limit: realized (net of fees) + unrealized, against the
+equity at the start of the (UTC) day.
+
+At the first check of a day we snapshot the account's equity and every open position's
+realized / unrealized PnL (state document `daily_risk`). Today's PnL is then, per position,
+its realized-net-of-fees and unrealized PnL now minus the snapshot (zero for positions opened
+since), so a position that was already under water at midnight is not counted twice. Positions
+closed before today do not count. Amounts are in each pair's quote currency and converted to
+USD at the current rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+
+from kestrel.errors import ConcurrentUpdate
+from kestrel.models import Position, utcnow
+from kestrel.risk.context import DailyPnl
+from kestrel.store.base import Store
+
+DAILY_KEY = "daily_risk"
+ZERO = Decimal("0")
+
+
+class PositionMark(BaseModel):
+    realized: Decimal
+    unrealized: Decimal
+
+
+class DayStart(BaseModel):
+    day: str
+    equity_usd: Decimal | None
+    marks: dict[str, PositionMark] = Field(default_factory=dict)
+    captured_at: datetime
+
+
+def day_of(moment: datetime) -> str:
+    return moment.astimezone(UTC).date().isoformat()
+
+
+def start_of_day(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def mark(position: Position, price: Decimal | None) -> PositionMark:
+    realized = position.realized_pnl - position.fees_paid
+    unrealized = position.unrealized_pnl(price) if price is not None and position.amount else ZERO
+    return PositionMark(realized=realized, unrealized=unrealized)
+
+
+def ensure_day_start(
+    store: Store,
+    now: datetime,
+    equity_usd: Callable[[], Decimal | None],
+    open_positions: Iterable[tuple[Position, Decimal | None]],
+) -> DayStart:
+    """Today's snapshot; the first caller of the day writes it (CAS), everyone reads it."""
+    today = day_of(now)
+    for _ in range(10):
+        found = store.get_state(DAILY_KEY)
+        if found is not None:
+            current = DayStart.model_validate(found[0])
+            if current.day == today:
+                return current
+        snapshot = DayStart(
+            day=today,
+            equity_usd=equity_usd(),
+            marks={p.position_id: mark(p, price) for p, price in open_positions},
+            captured_at=now,
+        )
+        try:
+            store.put_state(
+                DAILY_KEY,
+                snapshot.model_dump(mode="json"),
+                expected_version=found[1] if found else 0,
+            )
+            return snapshot
+        except ConcurrentUpdate:
+            continue
+    raise ConcurrentUpdate("daily risk snapshot kept changing under us")
+
+
+def daily_pnl(
+    start: DayStart,
+    positions: Iterable[tuple[Position, Decimal | None]],
+    quote_usd: Callable[[str], Decimal | None],
+    now: datetime | None = None,
+) -> DailyPnl:
+    """`positions`: open ones and those closed today, each with its current price (None:
+    unknown, counted at its last mark). Quote currencies without a USD rate are skipped."""
+    midnight = start_of_day(now or utcnow())
+    realized = unrealized = ZERO
+    for position, price in positions:
+        if position.closed_at is not None and position.closed_at < midnight:
+            continue
+        rate = quote_usd(position.symbol.partition("/")[2])
+        if rate is None:
+            continue
+        now_mark = mark(position, price if price is not None else position.last_price)
+        before = start.marks.get(position.position_id, PositionMark(realized=ZERO, unrealized=ZERO))
+        realized += (now_mark.realized - before.realized) * rate
+        unrealized += (now_mark.unrealized - before.unrealized) * rate
+    return DailyPnl(
+        day=start.day,
+        start_equity_usd=start.equity_usd,
+        realized_usd=realized,
+        unrealized_usd=unrealized,
+    )

@@ -1,0 +1,130 @@
+"""Safety gates: emergency stop, circuit breaker, daily loss limit, cooldown per symbol and side.
+
+Unlike the rules they protect the whole book, not one order. In REAL mode every gate is on
+whatever the settings say; in DEMO each can be switched off (trading.gates.<name> = false)
+to study a strategy without them. Each returns a blocking Reason (with the numbers) or None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+
+from kestrel.mode import TradingMode
+from kestrel.models import Reason, ReasonCode
+from kestrel.risk.context import RiskContext
+
+Gate = Callable[[RiskContext], Reason | None]
+HUNDRED = Decimal("100")
+
+
+def gate_on(ctx: RiskContext, name: str) -> bool:
+    """REAL: always. DEMO: as configured."""
+    return ctx.mode is TradingMode.REAL or bool(getattr(ctx.trading.gates, name))
+
+
+def emergency_stop(ctx: RiskContext) -> Reason | None:
+    if ctx.emergency_stop and gate_on(ctx, "emergency_stop"):
+        return Reason(code=ReasonCode.BLOCKED_EMERGENCY_STOP, detail="emergency stop is set")
+    return None
+
+
+def circuit_breaker(ctx: RiskContext) -> Reason | None:
+    breaker = ctx.circuit_breaker
+    if not (breaker.active and gate_on(ctx, "circuit_breaker")):
+        return None
+    until = breaker.cool_off_until.isoformat() if breaker.cool_off_until else "manual reset"
+    return Reason(
+        code=ReasonCode.BLOCKED_CIRCUIT_BREAKER,
+        detail=f"circuit breaker tripped: {breaker.reason}; until {until}",
+        values={
+            "trigger": breaker.trigger,
+            "streak": breaker.streak,
+            "cool_off_until": breaker.cool_off_until.isoformat()
+            if breaker.cool_off_until
+            else None,
+        },
+    )
+
+
+def daily_loss_limit_usd(ctx: RiskContext) -> Decimal | None:
+    """The tighter of the USD limit and the % of start-of-day equity (None: no limit set)."""
+    gates = ctx.trading.gates
+    limits = []
+    if gates.daily_loss_limit_usd is not None:
+        limits.append(gates.daily_loss_limit_usd)
+    daily = ctx.daily
+    if gates.daily_loss_limit_pct is not None and daily and daily.start_equity_usd is not None:
+        limits.append(daily.start_equity_usd * gates.daily_loss_limit_pct / HUNDRED)
+    return min(limits) if limits else None
+
+
+def daily_loss(ctx: RiskContext) -> Reason | None:
+    if ctx.daily is None or not gate_on(ctx, "daily_loss_limit"):
+        return None
+    gates = ctx.trading.gates
+    daily = ctx.daily
+    limit = daily_loss_limit_usd(ctx)
+    values = {
+        "day": daily.day,
+        "pnl_usd": str(daily.pnl_usd),
+        "realized_usd": str(daily.realized_usd),
+        "unrealized_usd": str(daily.unrealized_usd),
+        "start_equity_usd": str(daily.start_equity_usd)
+        if daily.start_equity_usd is not None
+        else None,
+        "limit_usd": str(limit) if limit is not None else None,
+        "limit_pct": str(gates.daily_loss_limit_pct) if gates.daily_loss_limit_pct else None,
+    }
+    if limit is None:
+        if gates.daily_loss_limit_pct is not None and gates.daily_loss_limit_usd is None:
+            # A % limit we cannot evaluate: fail closed rather than trade unprotected.
+            return Reason(
+                code=ReasonCode.BLOCKED_DAILY_LOSS_LIMIT,
+                detail="start-of-day equity unknown: the daily loss limit cannot be checked",
+                values=values,
+            )
+        return None
+    if daily.pnl_usd <= -limit:
+        return Reason(
+            code=ReasonCode.BLOCKED_DAILY_LOSS_LIMIT,
+            detail=f"today's PnL {daily.pnl_usd:.2f} USD (realized {daily.realized_usd:.2f}, "
+            f"unrealized {daily.unrealized_usd:.2f}) reached the limit -{limit:.2f}",
+            values=values,
+        )
+    return None
+
+
+def cooldown(ctx: RiskContext) -> Reason | None:
+    side = ctx.analysis.signal.action.side
+    if side is None or not gate_on(ctx, "cooldown"):
+        return None
+    last = ctx.last_fill_ms.get(side.value)
+    if last is None:
+        return None
+    cooldown_ms = int(ctx.trading.gates.cooldown_candles * ctx.timeframe_ms)
+    elapsed = ctx.now_ms - last
+    if elapsed < cooldown_ms:
+        return Reason(
+            code=ReasonCode.SKIP_COOLDOWN_ACTIVE,
+            detail=f"last {side.value} of {ctx.item.symbol} filled {elapsed / 1000:.0f}s ago; "
+            f"cooldown {cooldown_ms / 1000:.0f}s",
+            values={
+                "side": side.value,
+                "elapsed_ms": elapsed,
+                "cooldown_ms": cooldown_ms,
+                "remaining_ms": cooldown_ms - elapsed,
+            },
+        )
+    return None
+
+
+SAFETY_GATES: tuple[Gate, ...] = (emergency_stop, circuit_breaker, daily_loss, cooldown)
+BLOCKING_GATE_CODES = frozenset(
+    {
+        ReasonCode.BLOCKED_EMERGENCY_STOP,
+        ReasonCode.BLOCKED_CIRCUIT_BREAKER,
+        ReasonCode.BLOCKED_DAILY_LOSS_LIMIT,
+        ReasonCode.SKIP_COOLDOWN_ACTIVE,
+    }
+)

@@ -1,0 +1,123 @@
+"""Valuing the book in USD: a currency's USD price, the account's equity, and exposure.
+
+Prices come from the exchange (ticker <C>/USDT), else from an open position quoted in a
+currency we can price (e.g. ETH through ETH/BTC and BTC/USDT). Everything is looked up at
+most once per assessment (PriceBook caches), and a currency that cannot be priced is named
+in `unpriced` rather than silently valued at zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+
+from kestrel.exchange.base import ExchangeClient
+from kestrel.models import Order, OrderStatus, Position, Side
+from kestrel.money import to_decimal
+
+USD_LIKE = frozenset({"USD", "USDT", "USDC", "BUSD", "FDUSD", "TUSD", "DAI"})
+ZERO = Decimal("0")
+
+
+class PriceBook:
+    """Last prices of symbols and USD rates of currencies, each fetched once."""
+
+    def __init__(
+        self,
+        exchange: ExchangeClient,
+        positions: Iterable[Position] = (),
+        known: dict[str, Decimal] | None = None,
+    ) -> None:
+        self.exchange = exchange
+        self.positions = list(positions)
+        self._symbols: dict[str, Decimal | None] = dict(known or {})
+        self._usd: dict[str, Decimal | None] = {}
+
+    def symbol_price(self, symbol: str) -> Decimal | None:
+        if symbol not in self._symbols:
+            try:
+                last = self.exchange.fetch_ticker(symbol).get("last")
+                self._symbols[symbol] = to_decimal(last) if last else None
+            except Exception:  # not listed, no data in a replay, network: simply unknown
+                self._symbols[symbol] = None
+        return self._symbols[symbol]
+
+    def usd(self, currency: str, _seen: frozenset[str] = frozenset()) -> Decimal | None:
+        if currency in USD_LIKE:
+            return Decimal("1")
+        if currency in self._usd:
+            return self._usd[currency]
+        self._usd[currency] = None  # guards cycles while we look
+        rate = self.symbol_price(f"{currency}/USDT")
+        if rate is None:
+            for position in self.positions:
+                base, _, quote = position.symbol.partition("/")
+                if base != currency or quote in _seen | {currency}:
+                    continue
+                price = self.symbol_price(position.symbol) or position.last_price
+                quote_rate = self.usd(quote, _seen | {currency})
+                if price is not None and quote_rate is not None:
+                    rate = price * quote_rate
+                    break
+        self._usd[currency] = rate
+        return rate
+
+
+class Valuation(BaseModel):
+    equity_usd: Decimal = ZERO
+    unpriced: list[str] = Field(default_factory=list)
+
+
+def equity_usd(balances: dict[str, Decimal], usd: Callable[[str], Decimal | None]) -> Valuation:
+    """Total balances valued in USD (free and in orders)."""
+    total = ZERO
+    unpriced = []
+    for currency, amount in sorted(balances.items()):
+        if amount == 0:
+            continue
+        rate = usd(currency)
+        if rate is None:
+            unpriced.append(currency)
+            continue
+        total += amount * rate
+    return Valuation(equity_usd=total, unpriced=unpriced)
+
+
+def order_price(order: Order, book: PriceBook) -> Decimal | None:
+    """What a live order is worth per unit: its limit price, the price it expected, its
+    average fill, else the market."""
+    for value in (order.price, getattr(order, "reference_price", None), order.average_price):
+        if value is not None and value > 0:
+            return Decimal(value)
+    return book.symbol_price(order.symbol)
+
+
+def exposure_usd(
+    positions: Iterable[Position],
+    live_orders: Iterable[Order],
+    book: PriceBook,
+) -> dict[str, Decimal]:
+    """USD held or being bought per symbol: positions marked at the current (else last,
+    else entry) price, plus the unfilled part of live buy orders."""
+    exposure: dict[str, Decimal] = {}
+    for position in positions:
+        quote = position.symbol.partition("/")[2]
+        rate = book.usd(quote)
+        price = book.symbol_price(position.symbol) or position.last_price
+        price = price or position.avg_entry_price
+        if rate is None:
+            continue
+        exposure[position.symbol] = exposure.get(position.symbol, ZERO) + (
+            position.amount * price * rate
+        )
+    for order in live_orders:
+        if order.side is not Side.BUY or order.status is OrderStatus.FILLED:
+            continue
+        rate = book.usd(order.symbol.partition("/")[2])
+        price = order_price(order, book)
+        if rate is None or price is None:
+            continue
+        exposure[order.symbol] = exposure.get(order.symbol, ZERO) + order.remaining * price * rate
+    return exposure
