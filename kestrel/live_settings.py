@@ -5,8 +5,10 @@ environment) stays the operator's declared baseline, every process that trades r
 store, and the store gives us compare-and-set plus the audit event in one transaction.
 
 - The overlay is one state document per mode (`live_settings`), so DEMO experiments never
-  change REAL settings. It holds only what was changed: risk fields, per-symbol fields,
-  symbols added, configured symbols removed.
+  change REAL settings. It holds only what was changed: global fields by dotted path (risk
+  gates, trading.gates / sizing / exposure / alerts, the default strategy), per-symbol fields
+  (trading and alerts on/off, trade amount, strategy profile, signal timeframe), symbols
+  added, configured symbols removed.
 - `effective_settings(base, store)` = the configured settings with the overlay applied. Every
   consumer that acts on settings (the trading cycle, manual orders) calls it at the start of
   a run, so a change takes effect at the next cycle. A flow that already started keeps the
@@ -32,7 +34,7 @@ from pydantic import BaseModel, Field, ValidationError
 from kestrel.errors import ConcurrentUpdate, ConfigError, KestrelError
 from kestrel.mode import TradingMode
 from kestrel.models import Event, EventType, PositionStatus, utcnow
-from kestrel.settings import KestrelSettings, RiskSettings, WatchlistItem
+from kestrel.settings import KestrelSettings, WatchlistItem
 from kestrel.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -57,14 +59,27 @@ ALIASES: dict[str, str] = {
     "amount": "trade_amount_usd",
     "preset": "strategy",
     "strategy_preset": "strategy",
+    "profile": "strategy",
     "signal_interval": "timeframe",
     "interval": "timeframe",
 }
-# The strategy presets an operator may pick. kestrel.analysis may publish its own list as
-# STRATEGY_PRESETS; until it does, these are the names the settings document.
-DEFAULT_STRATEGY_PRESETS: tuple[str, ...] = ("SWING", "CONSERVATIVE", "AGGRESSIVE", "SCALPING")
+# Global settings an operator may change live: every field of these sections (the risk gates
+# and thresholds, sizing, exposure caps, alert throttle) plus a few single fields. Endpoints,
+# keys, analysts and storage are not live settings: they change with a deployment.
+SETTABLE_SECTIONS: tuple[str, ...] = (
+    "risk",
+    "trading.gates",
+    "trading.sizing",
+    "trading.exposure",
+    "trading.alerts",
+)
+SETTABLE_FIELDS: tuple[str, ...] = (
+    "trading.default_strategy",
+    "trading.analysis.agreement_threshold",
+    "trading.analysis.min_votes",
+)
 ALL_SYMBOLS = ("*", "ALL")
-_NONE_WORDS = frozenset({"", "none", "null", "default", "off"})
+_NONE_WORDS = frozenset({"", "none", "null", "default", "unset"})
 
 
 class SettingsError(KestrelError):
@@ -78,7 +93,9 @@ class SettingsError(KestrelError):
 class SettingsOverlay(BaseModel):
     """What operators changed on top of the configured settings (one per mode)."""
 
-    risk: dict[str, Any] = Field(default_factory=dict)
+    fields: dict[str, Any] = Field(
+        default_factory=dict, description="dotted path -> value, e.g. risk.min_confidence"
+    )
     symbols: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="symbol -> {field: value} overrides"
     )
@@ -92,7 +109,7 @@ class SettingsOverlay(BaseModel):
 
     @property
     def is_empty(self) -> bool:
-        return not (self.risk or self.symbols or self.added or self.removed)
+        return not (self.fields or self.symbols or self.added or self.removed)
 
 
 class SettingsChange(BaseModel):
@@ -146,20 +163,36 @@ def resolve_settings(base: KestrelSettings, mode: TradingMode | None = None) -> 
         store.close()
 
 
-def strategy_presets() -> tuple[str, ...]:
-    """Presets the analysis knows (kestrel.analysis.STRATEGY_PRESETS when it publishes them)."""
-    try:
-        import kestrel.analysis as analysis
-    except ImportError:  # pragma: no cover - analysis is part of the package
-        return DEFAULT_STRATEGY_PRESETS
-    published = getattr(analysis, "STRATEGY_PRESETS", None)
-    if published:
-        return tuple(str(name).upper() for name in published)
-    return DEFAULT_STRATEGY_PRESETS
+def strategy_names(settings: KestrelSettings) -> list[str]:
+    """The strategy profiles a symbol may use (built-in ones plus those the config adds)."""
+    return list(settings.trading.all_profiles())
+
+
+def canonical_strategy(
+    settings: KestrelSettings, name: str | None, field: str = "strategy"
+) -> str | None:
+    """A profile's full name for `name` (a name, or a style / temperament alone), or
+    SettingsError listing the allowed names."""
+    if name is None or name.strip().lower() in _NONE_WORDS:
+        return None
+    profile = settings.trading.profile(name.strip())
+    if profile is None:
+        raise SettingsError(
+            field,
+            f"got {name!r}; allowed: {', '.join(strategy_names(settings))} (or a style / "
+            "temperament alone, e.g. SCALP or AGGRESSIVE; none for the default)",
+        )
+    return profile.name
 
 
 def apply_overlay(base: KestrelSettings, overlay: SettingsOverlay) -> KestrelSettings:
-    """Validate and apply; SettingsError names the first field that does not validate."""
+    """Validate and apply; SettingsError names the first field that does not validate.
+
+    Global fields are assigned on a deep copy of `base`, so each goes through the same
+    validators as in kestrel.toml (field constraints and the sections' model validators)."""
+    settings = base.model_copy(deep=True)
+    for path, value in overlay.fields.items():
+        _assign(settings, path, value)
     removed = set(overlay.removed)
     raw: list[dict[str, Any]] = [
         item.model_dump() for item in base.watchlist if item.symbol not in removed
@@ -174,21 +207,38 @@ def apply_overlay(base: KestrelSettings, overlay: SettingsOverlay) -> KestrelSet
         symbol = row["symbol"]
         merged = {**row, **overlay.symbols.get(symbol, {})}
         try:
-            items.append(WatchlistItem.model_validate(merged))
+            item = WatchlistItem.model_validate(merged)
         except ValidationError as exc:
             raise _from_validation(exc, f"watchlist[{symbol}]") from None
+        if item.strategy is not None:
+            canonical_strategy(settings, item.strategy, f"watchlist[{symbol}].strategy")
+        items.append(item)
     for symbol, fields in overlay.symbols.items():
         if symbol not in present and fields:
             log.info("live settings for %s ignored: not on the watchlist", symbol)
-    try:
-        risk = RiskSettings.model_validate({**base.risk.model_dump(), **overlay.risk})
-    except ValidationError as exc:
-        raise _from_validation(exc, "risk") from None
     if not items:
         raise SettingsError("watchlist", "must keep at least one symbol")
-    for item in items:
-        _check_strategy(item.symbol, item.strategy)
-    return base.model_copy(update={"watchlist": items, "risk": risk})
+    try:
+        settings.watchlist = items
+    except ValidationError as exc:
+        raise _from_validation(exc, "watchlist") from None
+    return settings
+
+
+def _assign(settings: KestrelSettings, path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    target: Any = settings
+    for part in parents:
+        target = getattr(target, part)
+    try:
+        setattr(target, leaf, value)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        raise SettingsError(path, f"got {value!r}; {problem['msg']}") from None
+
+
+def read_path(settings: KestrelSettings, path: str) -> Any:
+    return _jsonable(_resolve_attr(settings, path))
 
 
 def _from_validation(exc: ValidationError, prefix: str) -> SettingsError:
@@ -197,17 +247,6 @@ def _from_validation(exc: ValidationError, prefix: str) -> SettingsError:
     field = f"{prefix}.{path}" if path else prefix
     value = problem.get("input")
     return SettingsError(field, f"got {value!r}; {problem['msg']}")
-
-
-def _check_strategy(symbol: str, strategy: str | None) -> None:
-    if strategy is None:
-        return
-    allowed = strategy_presets()
-    if strategy.upper() not in allowed:
-        raise SettingsError(
-            f"watchlist[{symbol}].strategy",
-            f"got {strategy!r}; allowed: {', '.join(allowed)} (or none for the default)",
-        )
 
 
 # -- describing -----------------------------------------------------------------------------------
@@ -233,8 +272,8 @@ def describe(base: KestrelSettings, store: Store) -> dict[str, Any]:
         "revision": overlay.revision,
         "updated_by": overlay.updated_by,
         "updated_at": overlay.updated_at.isoformat() if overlay.updated_at else None,
-        "risk": settings.risk.model_dump(mode="json"),
-        "risk_live_fields": sorted(overlay.risk),
+        "settings": {path: read_path(settings, path) for path in global_keys(settings)},
+        "live_fields": sorted(overlay.fields),
         "watchlist": watchlist,
         "removed": list(overlay.removed),
     }
@@ -243,43 +282,64 @@ def describe(base: KestrelSettings, store: Store) -> dict[str, Any]:
 # -- changing -------------------------------------------------------------------------------------
 
 
-def settable_keys() -> list[str]:
-    return [*SYMBOL_FIELDS, *(f"risk.{name}" for name in RiskSettings.model_fields)]
+def global_keys(settings: KestrelSettings) -> list[str]:
+    """Every settable global path, e.g. risk.min_confidence, trading.gates.cool_off_s."""
+    keys: list[str] = []
+    for section in SETTABLE_SECTIONS:
+        model = _resolve_attr(settings, section)
+        keys.extend(f"{section}.{name}" for name in type(model).model_fields)
+    return [*keys, *SETTABLE_FIELDS]
 
 
-def resolve_key(key: str) -> tuple[str, str]:
-    """('symbol' | 'risk', field name) for a user-supplied key, or SettingsError."""
+def settable_keys(settings: KestrelSettings) -> list[str]:
+    return [*SYMBOL_FIELDS, *global_keys(settings)]
+
+
+def resolve_key(settings: KestrelSettings, key: str) -> tuple[str, str]:
+    """('symbol', field) or ('global', dotted path) for what a user typed, or SettingsError.
+
+    Accepted: a symbol field or its alias (trade_amount, signal_interval, ...), a full path
+    (risk.min_confidence), a path without `trading.` (gates.cool_off_s), or a bare field name
+    when only one section has it."""
     name = key.strip().lower().replace("-", "_")
-    if name.startswith("risk."):
-        field = name.removeprefix("risk.")
-        if field in RiskSettings.model_fields:
-            return "risk", field
-    else:
-        name = ALIASES.get(name, name)
-        if name in SYMBOL_FIELDS:
-            return "symbol", name
-        if name in RiskSettings.model_fields:
-            return "risk", name
-    close = difflib.get_close_matches(name, settable_keys(), n=1)
+    name = ALIASES.get(name, name)
+    if name in SYMBOL_FIELDS:
+        return "symbol", name
+    paths = global_keys(settings)
+    for candidate in (name, f"trading.{name}"):
+        if candidate in paths:
+            return "global", candidate
+    matches = [path for path in paths if path.rsplit(".", 1)[-1] == name]
+    if len(matches) == 1:
+        return "global", matches[0]
+    if matches:
+        raise SettingsError(key, f"is ambiguous; say which: {', '.join(matches)}")
+    close = difflib.get_close_matches(name, [*SYMBOL_FIELDS, *paths], n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
-    raise SettingsError(key, f"not a live setting{hint}; allowed: {', '.join(settable_keys())}")
+    raise SettingsError(
+        key, f"is not a live setting{hint}; allowed: {', '.join(settable_keys(settings))}"
+    )
 
 
-def canonical_value(kind: str, field: str, value: Any) -> Any:
+def canonical_value(settings: KestrelSettings, kind: str, field: str, value: Any) -> Any:
     """The JSON value the overlay stores for `value`, validated by the very model field that
     will hold it (so "false", "0.6" or "4h" from a command line become False, 0.6, "4h")."""
-    if field == "strategy" and isinstance(value, str):
-        value = None if value.strip().lower() in _NONE_WORDS else value.strip().upper()
-    probe: RiskSettings | WatchlistItem = (
-        RiskSettings() if kind == "risk" else WatchlistItem(symbol="BTC/USDT")
-    )
-    try:
-        setattr(probe, field, value)
-    except ValidationError as exc:
-        problem = exc.errors()[0]
-        prefix = f"risk.{field}" if kind == "risk" else field
-        raise SettingsError(prefix, f"got {value!r}; {problem['msg']}") from None
-    return probe.model_dump(mode="json")[field]
+    if isinstance(value, str) and value.strip().lower() in _NONE_WORDS:
+        value = None
+    if kind == "symbol":
+        if field == "strategy":
+            return canonical_strategy(settings, value)
+        probe = WatchlistItem(symbol="BTC/USDT")
+        try:
+            setattr(probe, field, value)
+        except ValidationError as exc:
+            raise SettingsError(field, f"got {value!r}; {exc.errors()[0]['msg']}") from None
+        return probe.model_dump(mode="json")[field]
+    if field == "trading.default_strategy":
+        return canonical_strategy(settings, value, field)
+    copy = settings.model_copy(deep=True)
+    _assign(copy, field, value)
+    return read_path(copy, field)
 
 
 def set_setting(
@@ -294,16 +354,17 @@ def set_setting(
 ) -> list[SettingsChange]:
     """Change one setting (for one symbol, or every watchlist symbol with symbol='*').
 
-    Returns one SettingsChange per symbol touched (one for a risk field). Nothing is written
-    when the value is invalid (SettingsError) or unchanged."""
-    kind, field = resolve_key(key)
-    if kind == "risk":
+    Returns one SettingsChange per symbol touched (one for a global field). Nothing is
+    written when the value is invalid (SettingsError) or unchanged."""
+    current = effective_settings(base, store)
+    kind, field = resolve_key(current, key)
+    if kind == "global":
         if symbol is not None:
-            raise SettingsError(f"risk.{field}", "is global; do not pass a symbol")
-        stored = canonical_value(kind, field, value)
+            raise SettingsError(field, "is global; do not pass a symbol")
+        stored = canonical_value(current, kind, field, value)
 
-        def set_risk(overlay: SettingsOverlay) -> None:
-            overlay.risk[field] = stored
+        def set_global(overlay: SettingsOverlay) -> None:
+            overlay.fields[field] = stored
 
         return [
             _commit(
@@ -311,18 +372,17 @@ def set_setting(
                 base,
                 by,
                 now,
-                field=f"risk.{field}",
+                field=field,
                 symbol=None,
-                change=set_risk,
-                read=lambda s: _jsonable(getattr(s.risk, field)),
+                change=set_global,
+                read=lambda s: read_path(s, field),
             )
         ]
     if symbol is None:
         raise SettingsError(field, "is per symbol; pass a watchlist symbol (or * for every symbol)")
-    stored = canonical_value(kind, field, value)
+    stored = canonical_value(current, kind, field, value)
     if field == "trade_amount_usd":
         _require_positive(field, stored)
-    current = effective_settings(base, store)
     targets = (
         [item.symbol for item in current.watchlist]
         if symbol.strip().upper() in ALL_SYMBOLS
@@ -368,7 +428,7 @@ def reset_setting(
     if key is None:
 
         def clear(overlay: SettingsOverlay) -> None:
-            overlay.risk.clear()
+            overlay.fields.clear()
             overlay.symbols.clear()
             overlay.added.clear()
             overlay.removed.clear()
@@ -384,17 +444,17 @@ def reset_setting(
             read=_snapshot,
             lenient_before=True,
         )
-    kind, field = resolve_key(key)
-    if kind == "risk":
+    kind, field = resolve_key(base, key)
+    if kind == "global":
         return _commit(
             store,
             base,
             by,
             now,
-            field=f"risk.{field}",
+            field=field,
             symbol=None,
-            change=lambda o: o.risk.pop(field, None),
-            read=lambda s: _jsonable(getattr(s.risk, field)),
+            change=lambda o: o.fields.pop(field, None),
+            read=lambda s: read_path(s, field),
             lenient_before=True,
         )
     if symbol is None:
@@ -512,6 +572,42 @@ def watch_remove(
     )
 
 
+# -- markets ---------------------------------------------------------------------------------------
+
+
+def exchange_markets(settings: KestrelSettings, store: Store) -> tuple[set[str], str]:
+    """The spot symbols the mode's exchange trades, and its name for messages.
+
+    REAL: the exchange's own market list (ccxt load_markets; active spot markets only).
+    DEMO: what the paper exchange can price: its Binance-like market table, plus symbols with
+    a replay file when it replays candles."""
+    from kestrel.mode import TradingMode
+
+    if settings.mode is TradingMode.REAL:
+        from kestrel.wallet import build_exchange
+
+        exchange = build_exchange(settings, store)
+        markets = exchange.load_markets()
+        active = {
+            symbol
+            for symbol, market in markets.items()
+            if market.get("spot", True) and market.get("active") is not False
+        }
+        return active, settings.exchange
+    from kestrel.exchange.paper_markets import default_markets
+
+    symbols = set(default_markets())
+    replay_dir = settings.paper.replay_dir
+    if settings.paper.market_data in ("replay", "auto") and replay_dir is not None:
+        from kestrel.market.csvfile import parse_candle_filename
+
+        for path in replay_dir.glob("*.csv"):
+            parsed = parse_candle_filename(path)
+            if parsed is not None:
+                symbols.add(parsed[0])
+    return symbols, "the paper exchange"
+
+
 # -- the one write path ---------------------------------------------------------------------------
 
 
@@ -540,9 +636,11 @@ def _commit(
         updated = overlay.model_copy(deep=True)
         change(updated)
         new = read(apply_overlay(base, updated))  # raises SettingsError: nothing written
-        if updated.model_dump(exclude={"revision", "updated_by", "updated_at"}) == (
+        same_overlay = updated.model_dump(exclude={"revision", "updated_by", "updated_at"}) == (
             overlay.model_dump(exclude={"revision", "updated_by", "updated_at"})
-        ):
+        )
+        # A set to the value in force changes nothing; a reset always clears its override.
+        if same_overlay or (old == new and not lenient_before):
             return SettingsChange(
                 field=field,
                 symbol=symbol,
@@ -632,6 +730,13 @@ def _symbols(settings: KestrelSettings) -> list[str]:
 
 def _snapshot(settings: KestrelSettings) -> dict[str, Any]:
     return {
-        "risk": settings.risk.model_dump(mode="json"),
+        "settings": {path: read_path(settings, path) for path in global_keys(settings)},
         "watchlist": [item.model_dump(mode="json") for item in settings.watchlist],
     }
+
+
+def _resolve_attr(settings: KestrelSettings, path: str) -> Any:
+    target: Any = settings
+    for part in path.split("."):
+        target = getattr(target, part)
+    return target

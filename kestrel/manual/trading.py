@@ -1,22 +1,27 @@
 """Manual orders and closes through the automated order path.
 
-A manual order is a decision like any other: the cycle's risk context (`cycle.risk_context`),
-the risk rules (`risk.rules.ENTRY_RULES` and `check_size`: precision, minimums, balance),
-`decide` (client order id, default stop-loss / take-profit), the decision event, then
-`orders.intent_from_decision` + `orders.place` (intent stored first, looked up before any
-resend, order events). What differs is only where the signal comes from and the size:
+A manual order is a decision like any other: the cycle's risk context (`cycle.risk_context`,
+with the symbol's strategy profile from `strategy.resolve`), the same safety gates and rules
+(`risk.gates.SAFETY_GATES`, `risk.rules.ENTRY_RULES`), the exposure caps
+(`risk.sizing.caps`), the market minimums and balance (`risk.rules.check_size`), the
+profile's protective levels (`risk.levels`), `decide` (client order id, stop-loss /
+take-profit), the decision event, then `orders.intent_from_decision` + `orders.place` (the
+lifecycle's precision, pre-checks, intent-first and lookup-before-resend, order events, and
+SL/TP protection by order sync once it fills). What differs is only where the signal comes
+from and the size:
 
-- the signal is the operator's: action BUY/SELL, confidence 1, the price is the limit price or
-  the exchange's last price, the candle time is the symbol's latest closed candle (so the
+- the signal is the operator's: BUY/SELL, confidence 1, the price is the limit price or the
+  exchange's last price, the candle time is the symbol's latest closed candle (so the
   market-data freshness gate still applies);
 - the size is what the operator asked for (base, or quote converted at the reference price),
-  rounded down to the market's step, instead of `size_order`'s watchlist amount; the
-  symbol's trade amount in the risk context is this order's value, so the amount gate checks
-  this order.
-- Closes are exits, the safe direction, like the position monitor's: the entry gates
-  (emergency stop, trading disabled, freshness, max orders) do not block them; the size and
-  balance checks do. Live stop-loss / take-profit orders of the symbol are cancelled first so
-  the coins they reserve can be sold.
+  rounded down to the market's step, instead of the configured sizing; a size above the room
+  under an exposure cap is refused with the room left (not silently clipped); the symbol's
+  trade amount in the risk context is this order's value, so the amount gate checks it;
+- stop-loss / take-profit: the operator's where given, else the profile's;
+- closes are exits, the safe direction, as with the position monitor: no entry gate blocks
+  them (emergency stop, breaker, trading disabled, freshness); a price, no exit already live,
+  and the minimums and balance do. `orders.place` cancels the symbol's protective orders
+  before an exit, so the coins they reserve count as free in the balance check.
 
 Idempotency: the cycle id of a manual action is `manual|<request id>`, so its client order
 ids are deterministic; the request (its fingerprint and client order ids) is recorded under
@@ -43,10 +48,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from kestrel.analysis.engine import prepare
 from kestrel.cycle import decision_event, fetch_candles, risk_context
 from kestrel.decision import decide
 from kestrel.errors import ConcurrentUpdate
-from kestrel.exchange.errors import FailureKind, classify
+from kestrel.exchange.errors import OrderOutcomeUnknown
 from kestrel.manual.models import (
     AnyRequest,
     CancelOutcome,
@@ -76,7 +82,6 @@ from kestrel.models import (
     Decision,
     MarketSpec,
     Order,
-    OrderRole,
     OrderStatus,
     OrderType,
     Position,
@@ -86,21 +91,23 @@ from kestrel.models import (
     RiskVerdict,
     Side,
     Signal,
-    StatusSource,
     utcnow,
 )
 from kestrel.money import round_down_to_step, round_to_tick, to_decimal
-from kestrel.orders import absorb, find_remote, intent_from_decision, place
+from kestrel.orders import cancel, intent_from_decision, live_protection, place
 from kestrel.risk import RiskContext
+from kestrel.risk.gates import SAFETY_GATES
+from kestrel.risk.levels import Levels, protective_levels
 from kestrel.risk.rules import ENTRY_RULES, check_size, has_price
+from kestrel.risk.sizing import caps
 from kestrel.runtime import Runtime
 from kestrel.settings import WatchlistItem
+from kestrel.strategy.resolve import SymbolPlan, resolve_plan
 
 log = logging.getLogger(__name__)
 
 REQUEST_KEY_PREFIX = "manual_request:"
 DEFAULT_MAX_PRICE_MOVE = Decimal("0.02")
-PROTECTIVE_ROLES = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
 _REQUEST_ADAPTER: TypeAdapter[AnyRequest] = TypeAdapter(ManualRequest)
 
 Clock = Callable[[], datetime]
@@ -273,7 +280,8 @@ def _confirmed(
             void_token(rt.store, token, "not executed: price moved", now)
             raise ConfirmationRefused(
                 "price_moved",
-                f"{leg.preview.symbol} moved from {before} to {leg.preview.price} "
+                f"{leg.preview.symbol} moved from {canonical_decimal(Decimal(before))} to "
+                f"{canonical_decimal(leg.preview.price)} "
                 f"({move:.2%} > {max_price_move:.2%}) since the preview: nothing was placed; "
                 "preview again",
             )
@@ -319,15 +327,19 @@ def plan_fingerprint(request: AnyRequest, legs: list[Leg]) -> str:
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
 
 
-def _watch_item(rt: Runtime, symbol: str) -> WatchlistItem:
+def _plan_for(rt: Runtime, symbol: str, *, required: bool) -> SymbolPlan:
+    """The symbol's watchlist item and strategy profile (as the cycle resolves them)."""
     try:
-        return rt.settings.watch(symbol)
+        item = rt.settings.watch(symbol)
     except KeyError:
-        listed = ", ".join(item.symbol for item in rt.settings.watchlist)
-        raise ManualError(
-            f"{symbol} is not on the watchlist ({listed}); add it first "
-            f"(`kestrel settings watch-add {symbol}`)"
-        ) from None
+        if required:
+            listed = ", ".join(i.symbol for i in rt.settings.watchlist)
+            raise ManualError(
+                f"{symbol} is not on the watchlist ({listed}); add it first "
+                f"(`kestrel settings watch-add {symbol}`)"
+            ) from None
+        item = WatchlistItem(symbol=symbol)  # closing a position of a symbol no longer listed
+    return resolve_plan(rt.settings, item)
 
 
 def _last_price(rt: Runtime, symbol: str) -> Decimal:
@@ -335,40 +347,33 @@ def _last_price(rt: Runtime, symbol: str) -> Decimal:
     return to_decimal(last) if last is not None else Decimal("0")
 
 
-def _last_candle_ts(rt: Runtime, item: WatchlistItem) -> int:
-    """The latest closed candle's open time (0 if none): the freshness gate's input."""
-    series = fetch_candles(rt, item, limit=3)
-    return series.last.timestamp if series.last is not None else 0
-
-
 def _analysis(
-    item: WatchlistItem,
+    rt: Runtime,
+    plan: SymbolPlan,
     action: Action,
     price: Decimal,
-    candle_ts: int,
     reasoning: str,
-    stop_loss: Decimal | None = None,
-    take_profit: Decimal | None = None,
 ) -> AnalysisResult:
+    """The operator's signal in the shape of an analysis: certain, at the reference price,
+    timed by the symbol's latest closed candle (the freshness gate's input), with the
+    profile's indicators over the recent candles (an ATR-based stop needs the ATR)."""
+    item = plan.item
+    series = fetch_candles(rt, item)
+    values: dict[str, float | None] = {}
+    if series.last is not None:
+        values = dict(prepare(series, plan.profile).values)
     return AnalysisResult(
         symbol=item.symbol,
         timeframe=item.timeframe,
-        candle_timestamp=candle_ts,
+        candle_timestamp=series.last.timestamp if series.last is not None else 0,
         price=price,
-        indicators={},
-        signal=Signal(
-            action=action,
-            confidence=1.0,
-            reasoning=reasoning,
-            analyst="manual",
-            suggested_stop_loss=stop_loss,
-            suggested_take_profit=take_profit,
-        ),
+        indicators=values,
+        signal=Signal(action=action, confidence=1.0, reasoning=reasoning, analyst="manual"),
     )
 
 
 def _plan_place(rt: Runtime, request: PlaceOrderRequest, request_id: str, actor: str) -> Leg:
-    item = _watch_item(rt, request.symbol)
+    plan = _plan_for(rt, request.symbol, required=True)
     market = rt.market(request.symbol)
     last = _last_price(rt, request.symbol)
     if request.type is OrderType.LIMIT:
@@ -390,61 +395,54 @@ def _plan_place(rt: Runtime, request: PlaceOrderRequest, request_id: str, actor:
     if price > 0 and take_profit is not None and take_profit <= price:
         raise ManualError(f"take_profit {take_profit} must be above the order price {price}")
     action = Action.BUY if request.side is Side.BUY else Action.SELL
-    analysis = _analysis(
-        item,
-        action,
-        price,
-        _last_candle_ts(rt, item),
-        f"manual order by {actor}: {request.describe()}",
-        stop_loss,
-        take_profit,
-    )
-    ctx = risk_context(rt, item, analysis)
+    analysis = _analysis(rt, plan, action, price, f"manual order by {actor}")
+    ctx = risk_context(rt, plan, analysis)
+    position = ctx.position
+    if action is Action.SELL:
+        if position is not None and amount > position.amount:
+            raise ManualError(
+                f"the {request.symbol} position holds {position.amount}; cannot sell {amount} "
+                "(Kestrel sells only what it bought)"
+            )
+        ctx = _with_protected_coins(rt, ctx)
     ctx = _with_order_value(ctx, amount * price)
-    reasons = [reason for rule in ENTRY_RULES if (reason := rule(ctx)) is not None]
+    reasons = [check for gate in (*SAFETY_GATES, *ENTRY_RULES) if (check := gate(ctx))]
+    levels = Levels()
+    if action is Action.BUY:
+        reasons.extend(_buy_checks(ctx, amount, price))
+        levels = _levels(ctx, analysis, market, price, stop_loss, take_profit)
+        if levels.stop_loss is None:
+            reasons.append(
+                Reason(code=ReasonCode.SKIP_INSUFFICIENT_DATA, detail=levels.problem or "no stop")
+            )
     size_problem = check_size(ctx, amount, price) if price > 0 else None
     if size_problem is not None:
         reasons.append(size_problem)
-    verdict = _verdict(action, reasons, amount, price, f"manual order by {actor}")
+    verdict = _verdict(action, reasons, amount, price, f"manual order by {actor}", levels)
     decision = decide(
         cycle=manual_cycle_id(request_id),
         mode=rt.mode,
         analysis=analysis,
         verdict=verdict,
         market=market,
-        risk=rt.settings.risk,
+        profile=plan.profile,
     )
     if decision.is_trade and request.type is OrderType.LIMIT:
         decision = decision.model_copy(update={"order_type": OrderType.LIMIT})
-    position = ctx.position
     warnings = []
     if request.amount_in == "base" and amount != request.amount:
         warnings.append(f"amount {request.amount} rounded down to {amount} (step)")
-    return Leg(
-        preview=_preview(
-            rt,
-            ctx,
-            market,
-            request.side,
-            request.type,
-            amount,
-            price,
-            last,
-            verdict,
-            decision,
-            position,
-            warnings,
-        ),
-        decision=decision,
-        analysis=analysis,
-        position=position,
+    preview = _preview(
+        ctx, market, request.side, request.type, amount, price, last, verdict, decision, warnings
     )
+    return Leg(preview=preview, decision=decision, analysis=analysis, position=position)
 
 
 def _plan_close(
     rt: Runtime, position: Position, request: ClosePositionRequest, request_id: str, actor: str
 ) -> Leg:
     symbol = position.symbol
+    plan = _plan_for(rt, symbol, required=False)
     market = rt.market(symbol)
     last = _last_price(rt, symbol)
     if request.amount is not None:
@@ -456,36 +454,27 @@ def _plan_close(
     else:
         raw = position.amount * (request.fraction or Decimal(1))
     amount = round_down_to_step(raw, market.amount_step)
-    try:
-        item = rt.settings.watch(symbol)
-    except KeyError:
-        item = WatchlistItem(symbol=symbol)
-    analysis = _analysis(
-        item,
-        Action.SELL,
-        last,
-        _last_candle_ts(rt, item),
-        f"manual close by {actor}: {request.describe()}",
-    )
-    ctx = risk_context(rt, item, analysis)
-    protective = _protective_orders(rt, symbol)
-    # Coins reserved by our own protective orders are freed (cancelled) before the exit.
-    reserved = sum((o.remaining for o in protective if o.side is Side.SELL), Decimal("0"))
-    ctx = _with_order_value(ctx, amount * last).model_copy(
-        update={"base_free": ctx.base_free + reserved}
-    )
+    analysis = _analysis(rt, plan, Action.SELL, last, f"manual close by {actor}")
+    ctx = _with_protected_coins(rt, risk_context(rt, plan, analysis))
+    ctx = _with_order_value(ctx, amount * last)
+    # An exit is the safe direction: no entry gate blocks it (as with the position monitor);
+    # a price, no exit already on its way, and the market minimums and balance do.
     reasons = [r for r in (has_price(ctx),) if r is not None]
+    if ctx.pending_exit:
+        reasons.append(
+            Reason(code=ReasonCode.SKIP_EXIT_PENDING, detail="an exit order is already live")
+        )
     size_problem = check_size(ctx, amount, last) if last > 0 else None
     if size_problem is not None:
         reasons.append(size_problem)
-    verdict = _verdict(Action.SELL, reasons, amount, last, f"manual close by {actor}")
+    verdict = _verdict(Action.SELL, reasons, amount, last, f"manual close by {actor}", Levels())
     decision = decide(
         cycle=manual_cycle_id(request_id),
         mode=rt.mode,
         analysis=analysis,
         verdict=verdict,
         market=market,
-        risk=rt.settings.risk,
+        profile=plan.profile,
     )
     warnings = []
     remainder = position.amount - amount
@@ -494,23 +483,13 @@ def _plan_close(
             f"leaves {remainder} {market.base}, below the market minimum: it could not be "
             "sold on its own later"
         )
+    protective = live_protection(rt.store, symbol)
     if protective:
         warnings.append(
             f"cancels {len(protective)} live stop-loss/take-profit order(s) of {symbol} first"
         )
     preview = _preview(
-        rt,
-        ctx,
-        market,
-        Side.SELL,
-        OrderType.MARKET,
-        amount,
-        last,
-        last,
-        verdict,
-        decision,
-        position,
-        warnings,
+        ctx, market, Side.SELL, OrderType.MARKET, amount, last, last, verdict, decision, warnings
     )
     return Leg(
         preview=preview.model_copy(update={"position_id": position.position_id}),
@@ -525,32 +504,129 @@ def _tick(value: Decimal | None, market: MarketSpec) -> Decimal | None:
 
 
 def _with_order_value(ctx: RiskContext, notional: Decimal) -> RiskContext:
-    """The symbol's trade amount, for this order, is the order's value (in USD)."""
+    """The symbol's trade amount, for this order, is the order's value (in USD): the amount
+    gate then checks this order, not the cycle's configured size."""
     if ctx.quote_to_usd is None:
         return ctx
     item = ctx.item.model_copy(update={"trade_amount_usd": notional * ctx.quote_to_usd})
     return ctx.model_copy(update={"item": item})
 
 
+def _with_protected_coins(rt: Runtime, ctx: RiskContext) -> RiskContext:
+    """A sell's balance check counts the coins our own protective orders reserve: placing an
+    exit cancels them first (orders.place clears the way for exits)."""
+    reserved = sum(
+        (o.remaining for o in live_protection(rt.store, ctx.market.symbol) if o.side is Side.SELL),
+        Decimal("0"),
+    )
+    return ctx.model_copy(update={"base_free": ctx.base_free + reserved}) if reserved else ctx
+
+
+def _buy_checks(ctx: RiskContext, amount: Decimal, price: Decimal) -> list[Reason]:
+    """A USD price, and the room under the exposure caps. The operator chose the size, so a
+    manual order is refused (with the room left) rather than silently clipped."""
+    if ctx.quote_to_usd is None or ctx.quote_to_usd <= 0:
+        return [
+            Reason(
+                code=ReasonCode.SKIP_NO_PRICE,
+                detail=f"no USD price for {ctx.market.quote} to check the exposure caps",
+            )
+        ]
+    order_usd = amount * price * ctx.quote_to_usd
+    reasons = []
+    for name, cap, room in caps(ctx):
+        if order_usd > room:
+            reasons.append(
+                Reason(
+                    code=ReasonCode.SKIP_MAX_EXPOSURE,
+                    detail=f"order {order_usd:.2f} USD exceeds the {max(room, Decimal(0)):.2f} "
+                    f"USD left under {name} {cap:.2f} USD",
+                    values={
+                        "cap": name,
+                        "cap_usd": str(cap),
+                        "room_usd": str(room),
+                        "order_usd": str(order_usd),
+                    },
+                )
+            )
+    return reasons
+
+
+def _levels(
+    ctx: RiskContext,
+    analysis: AnalysisResult,
+    market: MarketSpec,
+    price: Decimal,
+    stop_loss: Decimal | None,
+    take_profit: Decimal | None,
+) -> Levels:
+    """The profile's protective levels, with the operator's own where given. When the profile
+    cannot place the other one (an ATR distance and too few candles for an ATR), it is put
+    at the profile's reward:risk ratio from the operator's level. A Levels without a stop-loss
+    means: no entry (as for the cycle)."""
+    levels = protective_levels(ctx.profile, analysis, market, price)
+    if stop_loss is None and take_profit is None:
+        return levels
+    stop = stop_loss if stop_loss is not None else levels.stop_loss
+    target = take_profit if take_profit is not None else levels.take_profit
+    profile = ctx.profile
+    same_kind = profile.stop_loss.kind == profile.take_profit.kind
+    ratio = profile.take_profit.value / profile.stop_loss.value if same_kind else None
+    if target is None and stop is not None and ratio is not None:
+        target = round_to_tick(price + (price - stop) * ratio, market.price_tick)
+    if stop is None and target is not None and ratio is not None:
+        stop = round_to_tick(price - (target - price) / ratio, market.price_tick)
+        if stop <= 0:
+            stop = None
+    if stop is None or target is None:
+        return Levels(
+            problem=f"{levels.problem or 'no protective levels'}; give both a stop-loss and a "
+            "take-profit"
+        )
+    return Levels(
+        stop_loss=stop,
+        take_profit=target,
+        stop_distance_pct=(price - stop) / price * 100,
+        source="manual",
+    )
+
+
 def _verdict(
-    action: Action, blocking: list[Reason], amount: Decimal, price: Decimal, detail: str
+    action: Action,
+    blocking: list[Reason],
+    amount: Decimal,
+    price: Decimal,
+    detail: str,
+    levels: Levels,
 ) -> RiskVerdict:
     if blocking:
-        return RiskVerdict(approved=False, reasons=blocking, amount=amount, price=price)
+        return RiskVerdict(approved=False, reasons=blocking)
     code = ReasonCode.SIGNAL_BUY if action is Action.BUY else ReasonCode.SIGNAL_SELL
     return RiskVerdict(
         approved=True,
         reasons=[
-            Reason(code=code, detail=detail),
-            Reason(code=ReasonCode.APPROVED, values={"amount": str(amount), "price": str(price)}),
+            Reason(code=code, detail=detail, values={"analyst": "manual"}),
+            Reason(
+                code=ReasonCode.APPROVED,
+                values={
+                    "amount": str(amount),
+                    "price": str(price),
+                    "notional": str(amount * price),
+                    "stop_loss": str(levels.stop_loss) if levels.stop_loss else None,
+                    "take_profit": str(levels.take_profit) if levels.take_profit else None,
+                    "levels_from": levels.source if levels.stop_loss else None,
+                    "method": "manual",
+                },
+            ),
         ],
         amount=amount,
         price=price,
+        stop_loss=levels.stop_loss,
+        take_profit=levels.take_profit,
     )
 
 
 def _preview(
-    rt: Runtime,
     ctx: RiskContext,
     market: MarketSpec,
     side: Side,
@@ -560,9 +636,9 @@ def _preview(
     last: Decimal,
     verdict: RiskVerdict,
     decision: Decision,
-    position: Position | None,
     warnings: list[str],
 ) -> LegPreview:
+    position = ctx.position
     marketable = order_type is OrderType.MARKET or (
         price >= last if side is Side.BUY else price <= last
     )
@@ -592,9 +668,9 @@ def _preview(
         exposure_after=exposure,
         exposure_after_usd=exposure * usd if usd is not None else None,
         open_positions_after=ctx.open_positions + int(opened) - int(closed),
-        stop_loss=decision.stop_loss,
-        take_profit=decision.take_profit,
-        approved=verdict.approved,
+        stop_loss=decision.stop_loss if decision.is_trade else verdict.stop_loss,
+        take_profit=decision.take_profit if decision.is_trade else verdict.take_profit,
+        approved=verdict.approved and decision.is_trade,
         reasons=verdict.reasons,
         warnings=warnings,
         client_order_id=decision.client_order_id,
@@ -677,10 +753,7 @@ def _act(
         _record_decision(rt, leg, request_id, actor)
         if not leg.approved:
             continue
-        try:
-            if leg.position is not None and leg.preview.side is Side.SELL:
-                for protective in _protective_orders(rt, leg.preview.symbol):
-                    _cancel_on_exchange(rt, protective)
+        try:  # an exit's place() cancels the symbol's protective orders first
             intent = intent_from_decision(leg.decision, rt.exchange.id)
             orders.append(place(rt.store, rt.exchange, intent))
         except Exception as exc:
@@ -738,10 +811,6 @@ def _outcome(
 # -- cancel ---------------------------------------------------------------------------------------
 
 
-def _protective_orders(rt: Runtime, symbol: str) -> list[Order]:
-    return [o for o in rt.store.iter_live_orders(symbol) if o.role in PROTECTIVE_ROLES]
-
-
 def find_live_order(rt: Runtime, ref: str) -> Order:
     """A live order by client order id or exchange order id."""
     order = rt.store.get_order(ref)
@@ -760,14 +829,15 @@ def find_live_order(rt: Runtime, ref: str) -> Order:
 
 
 def cancel_order(rt: Runtime, ref: str, *, actor: str) -> CancelOutcome:
-    """Cancel a live order on the exchange and record what the exchange says.
-
-    If the exchange no longer has it open (it filled meanwhile), its real final state is
-    recorded instead and `canceled` is False. An intent the exchange never acknowledged is
-    not cancelled here: order sync decides its fate."""
+    """Cancel a live order through the order lifecycle (`orders.cancel`): the confirmed
+    outcome is recorded, which may be FILLED if it filled before the cancel arrived
+    (`canceled` is then False). The reason names who canceled it."""
     check_mode(rt)
     order = find_live_order(rt, ref)
-    result = _cancel_on_exchange(rt, order, note=f"canceled by {actor}")
+    try:
+        result = cancel(rt.store, rt.exchange, order, f"canceled by {actor}")
+    except OrderOutcomeUnknown as exc:
+        raise ManualError(f"{exc}; order sync resolves it (`kestrel sync`), then retry") from None
     canceled = result.status is OrderStatus.CANCELED
     if canceled:
         message = f"order {result.client_order_id} canceled (filled {result.filled})"
@@ -780,41 +850,6 @@ def cancel_order(rt: Runtime, ref: str, *, actor: str) -> CancelOutcome:
         order=result,
         message=message,
     )
-
-
-def _cancel_on_exchange(rt: Runtime, order: Order, note: str | None = None) -> Order:
-    store, exchange = rt.store, rt.exchange
-    if order.status is OrderStatus.NEW and not order.exchange_order_id:
-        remote = find_remote(exchange, order)
-        if remote is None:
-            raise ManualError(
-                f"order {order.client_order_id} is not on the exchange yet (intent only); "
-                "order sync resolves it (`kestrel sync`)"
-            )
-        order = absorb(store, exchange, order, remote, StatusSource.ORDER_HISTORY)
-        if order.is_final:
-            return order
-    noted = order
-    if note:
-        reason = f"{order.reason}; {note}" if order.reason else note
-        noted = order.model_copy(update={"reason": reason})
-    try:
-        remote = exchange.cancel_order(
-            order.exchange_order_id or "",
-            order.symbol,
-            {"origClientOrderId": order.client_order_id},
-        )
-    except Exception as exc:
-        if classify(exc) is not FailureKind.NOT_FOUND:
-            raise
-        remote = find_remote(exchange, order)
-        if remote is None:
-            raise ManualError(
-                f"the exchange knows no order {order.client_order_id}; `kestrel sync` will "
-                "resolve it"
-            ) from None
-        return absorb(store, exchange, order, remote, StatusSource.ORDER_HISTORY)
-    return absorb(store, exchange, noted, remote, StatusSource.CANCEL_RESPONSE)
 
 
 __all__ = [

@@ -1,0 +1,334 @@
+"""Telegram commands for manual trading and live settings, in the shape of
+kestrel.notify.commands (a function of a CommandContext and the arguments, returning a Card).
+
+They are not registered here (kestrel/notify belongs to the notifications work): the bot adds
+them with `COMMANDS.update(manual_commands(runtime_factory, settings_factory))`. Authorisation
+happens before any of these run (the bot's gatekeeper), and `ctx.caller.tag` is the audited
+actor. In REAL mode /buy, /sell, /close and /closeall answer with a preview and a token;
+`/confirm TOKEN` acts (the token's own stored action: nothing else can be confirmed with it).
+
+    /buy BTC/USDT 0.01                  market buy of 0.01 BTC
+    /buy BTC/USDT 100 USDT sl 19000 tp 22000 limit 20000
+    /sell BTC/USDT 0.005
+    /close BTC/USDT [50%|0.002]         /closeall
+    /cancel <client or exchange order id>
+    /confirm <token>
+    /set <key> <value> [SYMBOL]         /unset <key> [SYMBOL]
+    /watch add|remove SYMBOL            /settings
+    /reset <balance> yes                (DEMO only)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import ValidationError
+
+from kestrel.errors import ConfigError, KestrelError
+from kestrel.live_settings import (
+    SettingsChange,
+    SettingsError,
+    describe,
+    exchange_markets,
+    reset_setting,
+    set_setting,
+    watch_add,
+    watch_remove,
+)
+from kestrel.manual.models import (
+    CloseAllRequest,
+    ClosePositionRequest,
+    ManualError,
+    ManualOutcome,
+    OutcomeStatus,
+    PlaceOrderRequest,
+)
+from kestrel.manual.render import leg_lines, reset_lines
+from kestrel.manual.reset import reset_paper_account
+from kestrel.manual.trading import cancel_order, confirm_token, submit
+from kestrel.mode import trading_mode
+from kestrel.money import to_decimal
+from kestrel.notify.commands import CommandContext, CommandError, CommandSpec
+from kestrel.notify.render import Card
+from kestrel.runtime import Runtime
+from kestrel.settings import KestrelSettings
+
+RuntimeFactory = Callable[[], Runtime]
+SettingsFactory = Callable[[], KestrelSettings]
+
+_ICON = {
+    OutcomeStatus.NEEDS_CONFIRMATION: "❓",
+    OutcomeStatus.BLOCKED: "🚧",
+    OutcomeStatus.PLACED: "✅",
+    OutcomeStatus.ALREADY_DONE: "↩️",
+    OutcomeStatus.NOTHING_TO_DO: "💤",
+    OutcomeStatus.PREVIEW: "👀",
+}
+
+
+def _decimal(text: str, what: str) -> Decimal:
+    try:
+        value = Decimal(text.rstrip("%"))
+    except InvalidOperation:
+        raise CommandError(f"{what}: {text!r} is not a number") from None
+    if not value.is_finite() or value <= 0:
+        raise CommandError(f"{what}: must be > 0, got {text}")
+    return value
+
+
+def _validated(model: Any, data: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = ".".join(str(p) for p in problem["loc"]) or "order"
+        raise CommandError(f"{field}: {problem['msg'].removeprefix('Value error, ')}") from None
+
+
+def parse_order(side: str, args: list[str]) -> PlaceOrderRequest:
+    """`SYMBOL AMOUNT [CURRENCY] [limit P] [sl P] [tp P] [id REQUEST_ID]`."""
+    usage = f"usage: /{side} SYMBOL AMOUNT [QUOTE] [limit PRICE] [sl PRICE] [tp PRICE]"
+    if len(args) < 2:
+        raise CommandError(usage)
+    symbol = args[0].upper()
+    data: dict[str, Any] = {"symbol": symbol, "side": side, "amount": _decimal(args[1], "amount")}
+    rest = args[2:]
+    base, _, quote = symbol.partition("/")
+    if rest and rest[0].upper() in (base, quote):
+        data["amount_in"] = "quote" if rest[0].upper() == quote else "base"
+        rest = rest[1:]
+    if len(rest) % 2:
+        raise CommandError(usage)
+    names = {"limit": "price", "sl": "stop_loss", "tp": "take_profit", "id": "request_id"}
+    for word, value in zip(rest[::2], rest[1::2], strict=True):
+        field = names.get(word.lower())
+        if field is None:
+            raise CommandError(f"unknown option {word!r}; {usage}")
+        data[field] = value if field == "request_id" else _decimal(value, word)
+    if "price" in data:
+        data["type"] = "limit"
+    request: PlaceOrderRequest = _validated(PlaceOrderRequest, data)
+    return request
+
+
+def parse_close(args: list[str]) -> ClosePositionRequest:
+    if not args or len(args) > 2:
+        raise CommandError("usage: /close SYMBOL [PERCENT% | AMOUNT]")
+    data: dict[str, Any] = {"symbol": args[0].upper()}
+    if len(args) == 2:
+        size = args[1]
+        if size.endswith("%"):
+            share = _decimal(size, "percent")
+            if share > 100:
+                raise CommandError(f"percent must be at most 100, got {size}")
+            data["fraction"] = share / 100
+        else:
+            data["amount"] = _decimal(size, "amount")
+    request: ClosePositionRequest = _validated(ClosePositionRequest, data)
+    return request
+
+
+def outcome_card(outcome: ManualOutcome) -> Card:
+    lines: list[str] = []
+    for leg in outcome.legs:
+        lines.extend(leg_lines(leg))
+    for order in outcome.orders:
+        lines.append(f"order {order.client_order_id}: {order.status.value} (filled {order.filled})")
+    lines.extend(f"error: {error}" for error in outcome.errors)
+    rows: list[tuple[str, str]] = [("Mode", outcome.mode.value), ("Request", outcome.request_id)]
+    footer: tuple[str, ...] = ()
+    if outcome.status is OutcomeStatus.NEEDS_CONFIRMATION and outcome.token:
+        expires = f" before {outcome.expires_at:%H:%M:%S} UTC" if outcome.expires_at else ""
+        rows.append(("Confirm", f"/confirm {outcome.token}"))
+        footer = (f"Nothing placed yet. Send /confirm {outcome.token}{expires} to act.",)
+    if outcome.message:
+        lines.append(outcome.message)
+    return Card(
+        title=f"{outcome.action}: {outcome.status.value}",
+        icon=_ICON.get(outcome.status, "🦅"),
+        rows=tuple(rows),
+        lines=tuple(lines),
+        footer=footer,
+    )
+
+
+def _change_card(changes: list[SettingsChange]) -> Card:
+    lines = tuple(
+        f"{c.field}{f' [{c.symbol}]' if c.symbol else ''}: {c.old!r} -> {c.new!r}"
+        + ("" if c.changed else " (unchanged)")
+        for c in changes
+    )
+    return Card(
+        title="Settings changed" if any(c.changed for c in changes) else "Nothing changed",
+        icon="⚙️",
+        lines=(*lines, "Applies from the next cycle."),
+    )
+
+
+def manual_commands(
+    runtime: RuntimeFactory, settings: SettingsFactory | None = None
+) -> dict[str, CommandSpec]:
+    """The manual-trading and live-settings commands, ready for COMMANDS.update(...).
+
+    `runtime` builds (or returns the cached) Runtime of the bot's mode with the live settings
+    applied; `settings` returns the configured (base) settings (default: runtime().settings,
+    which already carries the live changes: fine for reading, and changes are validated
+    against it)."""
+
+    def base() -> KestrelSettings:
+        return settings() if settings is not None else runtime().settings
+
+    def act(ctx: CommandContext, work: Callable[[Runtime], Card]) -> Card:
+        rt = runtime()
+        with trading_mode(rt.mode):
+            try:
+                return work(rt)
+            except (ManualError, ConfigError) as exc:
+                return Card(title="Refused", icon="⛔", lines=(str(exc),))
+            except KestrelError as exc:
+                return Card(title="Failed", icon="❗", lines=(f"{type(exc).__name__}: {exc}",))
+
+    def order(side: str) -> Callable[[CommandContext, list[str]], Card]:
+        def run(ctx: CommandContext, args: list[str]) -> Card:
+            request = parse_order(side, args)
+            return act(ctx, lambda rt: outcome_card(submit(rt, request, actor=ctx.caller.tag)))
+
+        return run
+
+    def close(ctx: CommandContext, args: list[str]) -> Card:
+        request = parse_close(args)
+        return act(ctx, lambda rt: outcome_card(submit(rt, request, actor=ctx.caller.tag)))
+
+    def close_all(ctx: CommandContext, args: list[str]) -> Card:
+        if args:
+            raise CommandError("usage: /closeall")
+        request = CloseAllRequest()
+        return act(ctx, lambda rt: outcome_card(submit(rt, request, actor=ctx.caller.tag)))
+
+    def confirm(ctx: CommandContext, args: list[str]) -> Card:
+        if len(args) != 1:
+            raise CommandError("usage: /confirm TOKEN")
+        return act(ctx, lambda rt: outcome_card(confirm_token(rt, args[0], actor=ctx.caller.tag)))
+
+    def cancel(ctx: CommandContext, args: list[str]) -> Card:
+        if len(args) != 1:
+            raise CommandError("usage: /cancel ORDER_ID")
+
+        def work(rt: Runtime) -> Card:
+            done = cancel_order(rt, args[0], actor=ctx.caller.tag)
+            return Card(
+                title="Order canceled" if done.canceled else "Not canceled",
+                icon="✖️" if done.canceled else "⚠️",
+                lines=(done.message,),
+            )
+
+        return act(ctx, work)
+
+    def set_cmd(ctx: CommandContext, args: list[str]) -> Card:
+        if len(args) not in (2, 3):
+            raise CommandError(
+                "usage: /set KEY VALUE [SYMBOL]  (e.g. /set trade_enabled off BTC/USDT)"
+            )
+        symbol = args[2] if len(args) == 3 else None
+
+        def work(rt: Runtime) -> Card:
+            try:
+                return _change_card(
+                    set_setting(
+                        rt.store, base(), args[0], args[1], symbol=symbol, by=ctx.caller.tag
+                    )
+                )
+            except SettingsError as exc:
+                return Card(title="Refused", icon="⛔", lines=(str(exc),))
+
+        return act(ctx, work)
+
+    def unset(ctx: CommandContext, args: list[str]) -> Card:
+        if len(args) not in (1, 2):
+            raise CommandError("usage: /unset KEY [SYMBOL]")
+        symbol = args[1] if len(args) == 2 else None
+
+        def work(rt: Runtime) -> Card:
+            try:
+                change = reset_setting(rt.store, base(), args[0], symbol=symbol, by=ctx.caller.tag)
+            except SettingsError as exc:
+                return Card(title="Refused", icon="⛔", lines=(str(exc),))
+            return _change_card([change])
+
+        return act(ctx, work)
+
+    def watch(ctx: CommandContext, args: list[str]) -> Card:
+        if len(args) != 2 or args[0].lower() not in ("add", "remove"):
+            raise CommandError("usage: /watch add|remove SYMBOL")
+
+        def work(rt: Runtime) -> Card:
+            configured = base()
+            try:
+                if args[0].lower() == "add":
+                    markets, where = exchange_markets(configured, rt.store)
+                    change = watch_add(
+                        rt.store,
+                        configured,
+                        args[1],
+                        markets=markets,
+                        by=ctx.caller.tag,
+                        exchange_name=where,
+                    )
+                else:
+                    change = watch_remove(rt.store, configured, args[1], by=ctx.caller.tag)
+            except SettingsError as exc:
+                return Card(title="Refused", icon="⛔", lines=(str(exc),))
+            return _change_card([change])
+
+        return act(ctx, work)
+
+    def show(ctx: CommandContext, args: list[str]) -> Card:
+        def work(rt: Runtime) -> Card:
+            shown = describe(base(), rt.store)
+            lines = [
+                f"{i['symbol']} {i['timeframe']}: trading {'on' if i['trade_enabled'] else 'OFF'}, "
+                f"alerts {'on' if i['alert_enabled'] else 'OFF'}, {i['trade_amount_usd']} USD, "
+                f"{i['strategy'] or 'default strategy'}"
+                for i in shown["watchlist"]
+            ]
+            lines += [f"{key} = {shown['settings'][key]}" for key in shown["live_fields"]]
+            return Card(
+                title=f"Settings ({shown['mode']}, revision {shown['revision']})",
+                icon="⚙️",
+                lines=tuple(lines),
+            )
+
+        return act(ctx, work)
+
+    def reset(ctx: CommandContext, args: list[str]) -> Card:
+        if len(args) != 2 or args[1].lower() != "yes":
+            raise CommandError("usage: /reset BALANCE yes  (DEMO only: archives the paper books)")
+        balance = _decimal(args[0], "balance")
+
+        def work(rt: Runtime) -> Card:
+            outcome = reset_paper_account(
+                rt.store,
+                rt.settings,
+                balance=balance,
+                actor=ctx.caller.tag,
+                price_of=lambda s: to_decimal(rt.exchange.fetch_ticker(s)["last"]),
+            )
+            return Card(title="Paper account reset", icon="♻️", lines=tuple(reset_lines(outcome)))
+
+        return act(ctx, work)
+
+    return {
+        "buy": CommandSpec("Buy: /buy SYMBOL AMOUNT [QUOTE] [limit P] [sl P] [tp P]", order("buy")),
+        "sell": CommandSpec("Sell: /sell SYMBOL AMOUNT [limit P]", order("sell")),
+        "close": CommandSpec("Close a position: /close SYMBOL [50%]", close),
+        "closeall": CommandSpec("Close every open position", close_all),
+        "confirm": CommandSpec("Confirm a REAL-mode action: /confirm TOKEN", confirm),
+        "cancel": CommandSpec("Cancel an order: /cancel ORDER_ID", cancel),
+        "set": CommandSpec("Change a setting: /set KEY VALUE [SYMBOL]", set_cmd),
+        "unset": CommandSpec("Back to the configured value: /unset KEY [SYMBOL]", unset),
+        "watch": CommandSpec("Watchlist: /watch add|remove SYMBOL", watch),
+        "settings": CommandSpec("Settings in force", show),
+        "reset": CommandSpec("DEMO: reset the paper account: /reset BALANCE yes", reset),
+    }
