@@ -10,7 +10,7 @@ sees live data, on a real SQLite REAL-mode store.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +23,7 @@ from kestrel.exchange.paper import PaperExchange
 from kestrel.exchange.paper_markets import default_markets
 from kestrel.market import ReplayFeed
 from kestrel.mode import TradingMode, trading_mode
-from kestrel.runtime import Runtime
+from kestrel.runtime import Runtime, build_runtime
 from kestrel.settings import KestrelSettings, load_settings
 from kestrel.store.sqlite import SQLiteStore
 
@@ -61,7 +61,14 @@ def demo_settings(data_dir: Path, **extra: Any) -> KestrelSettings:
         mode="DEMO",
         data_dir=data_dir,
         watchlist=[
-            {"symbol": "BTC/USDT", "timeframe": "1h", "trade_amount_usd": "100"},
+            # a percent-stop profile: its stop-loss / take-profit need no ATR
+            {
+                "symbol": "BTC/USDT",
+                "timeframe": "1h",
+                "trade_amount_usd": "100",
+                "strategy": "SCALP/CONSERVATIVE",
+            },
+            # the default profile: ATR stops, which these few candles cannot give
             {"symbol": "ETH/USDT", "timeframe": "1h", "trade_amount_usd": "100"},
         ],
         paper={
@@ -110,8 +117,8 @@ def advance(rt: Runtime, steps: int = 1) -> None:
 
 KEY, SECRET = "manual-key", "manual-secret"
 START = 5  # the candle that has just closed when the emulator starts
-# BTC/USDT closes per hour: 100 at the start; candle START+2 jumps 10% (price-move test).
-REAL_CLOSES = [96, 97, 98, 99, 99.5, 100, 100.5, 111, 112, 113]
+# BTC/USDT closes per hour: 20000 at the start; candle START+2 jumps 11% (price-move test).
+REAL_CLOSES = [19200, 19400, 19600, 19800, 19900, 20000, 20100, 22200, 22400, 22600]
 
 
 def wall_clock_rows(closes: list[float]) -> list[list[float | int | str]]:
@@ -121,21 +128,26 @@ def wall_clock_rows(closes: list[float]) -> list[list[float | int | str]]:
     rows: list[list[float | int | str]] = []
     previous = closes[0]
     for i, close in enumerate(closes):
-        high, low = max(previous, close) + 1, min(previous, close) - 1
+        high, low = max(previous, close) + 10, min(previous, close) - 10
         rows.append([first_open + i * HOUR, previous, high, low, close, 50])
         previous = close
     return rows
 
 
-def real_settings(data_dir: Path) -> KestrelSettings:
+def real_settings(data_dir: Path, url: str) -> KestrelSettings:
     return load_settings(
         mode="REAL",
         data_dir=data_dir,
-        watchlist=[{"symbol": "BTC/USDT", "timeframe": "1h", "trade_amount_usd": "100"}],
+        watchlist=[
+            {
+                "symbol": "BTC/USDT",
+                "timeframe": "1h",
+                "trade_amount_usd": "100",
+                "strategy": "SCALP/CONSERVATIVE",
+            }
+        ],
+        exchange_api={"url": url, "rate_limit": False, "timeout_s": 5},
     )
-
-
-MakeRealRuntime = Callable[..., Runtime]
 
 
 @pytest.fixture
@@ -158,22 +170,18 @@ def emulator() -> Iterator[BinanceEmulator]:
 
 
 @pytest.fixture
-def real_store(tmp_data_dir: Path) -> Iterator[SQLiteStore]:
-    store = SQLiteStore(tmp_data_dir / "real.sqlite", TradingMode.REAL)
-    yield store
-    store.close()
-
-
-@pytest.fixture
 def real_rt(
-    emulator: BinanceEmulator, real_store: SQLiteStore, tmp_data_dir: Path
+    emulator: BinanceEmulator, tmp_data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Runtime]:
-    """The REAL wallet is the emulator's ccxt client (wallet.build_exchange has no URL
-    override yet); everything above it is the production code path."""
-    exchange = emulator.ccxt_client(timeout_ms=5000)
-    exchange.load_markets()
+    """The production REAL runtime (wallet factory, ccxt wrapper, store router), its exchange
+    URL pointed at the emulator and its credentials in the environment."""
+    monkeypatch.setenv("KESTREL_BINANCE_API_KEY", KEY)
+    monkeypatch.setenv("KESTREL_BINANCE_API_SECRET", SECRET)
+    settings = real_settings(tmp_data_dir, emulator.url)
     with trading_mode(TradingMode.REAL):
-        yield Runtime(settings=real_settings(tmp_data_dir), store=real_store, exchange=exchange)
+        rt = build_runtime(settings)
+        yield rt
+        rt.store.close()
 
 
 class Clock:
