@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from kestrel.models import Action, AnalysisResult, Reason, ReasonCode, RiskVerdict
 from kestrel.risk.context import RiskContext
-from kestrel.risk.gates import SAFETY_GATES
+from kestrel.risk.gates import BOOK_GATES, SAFETY_GATES
 from kestrel.risk.levels import Levels, protective_levels
 from kestrel.risk.rules import ENTRY_RULES, check_size
 from kestrel.risk.sizing import size_buy, size_sell
@@ -57,8 +57,10 @@ def assess(ctx: RiskContext) -> RiskVerdict:
     if action is Action.HOLD:
         return refused([hold_reason(analysis)])
     if action is Action.SELL and ctx.position is None:
-        # Spot: a SELL only ever exits a long. Without one it is a HOLD, not a blocked trade.
-        return refused([Reason(code=ReasonCode.SKIP_NO_POSITION, detail="nothing to sell")])
+        # Spot: a SELL only exits a long; without one there is nothing to trade. The book-wide
+        # gates are still reported (an operator wants to see that the kill switch held).
+        gates = [reason for gate in BOOK_GATES if (reason := gate(ctx))]
+        return refused([*gates, Reason(code=ReasonCode.SKIP_NO_POSITION, detail="nothing to sell")])
     blocking = [reason for check in (*SAFETY_GATES, *ENTRY_RULES) if (reason := check(ctx))]
     if blocking:
         return refused(blocking)

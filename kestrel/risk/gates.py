@@ -119,7 +119,8 @@ def cooldown(ctx: RiskContext) -> Reason | None:
     return None
 
 
-SAFETY_GATES: tuple[Gate, ...] = (emergency_stop, circuit_breaker, daily_loss, cooldown)
+BOOK_GATES: tuple[Gate, ...] = (emergency_stop, circuit_breaker, daily_loss)
+SAFETY_GATES: tuple[Gate, ...] = (*BOOK_GATES, cooldown)
 BLOCKING_GATE_CODES = frozenset(
     {
         ReasonCode.BLOCKED_EMERGENCY_STOP,

@@ -131,9 +131,11 @@ def test_sell_exits_whole_position_capped_by_wallet() -> None:
 
 
 def test_sell_without_position_is_nothing_to_do() -> None:
-    # Spot: a SELL only exits a long; without one it is a HOLD whatever else is going on.
-    verdict = assess(context(action=Action.SELL, emergency_stop=True))
-    assert verdict.codes == [ReasonCode.SKIP_NO_POSITION]
+    # Spot: a SELL only exits a long; without one there is nothing to trade. Only the
+    # book-wide gates are reported with it (not e.g. a stale candle or the cooldown).
+    assert assess(context(action=Action.SELL)).codes == [ReasonCode.SKIP_NO_POSITION]
+    verdict = assess(context(action=Action.SELL, emergency_stop=True, now_ms=CANDLE_TS + 10 * HOUR))
+    assert verdict.codes == [ReasonCode.BLOCKED_EMERGENCY_STOP, ReasonCode.SKIP_NO_POSITION]
 
 
 def test_buy_carries_profile_levels() -> None:
