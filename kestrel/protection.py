@@ -17,11 +17,12 @@ and live on the position. What protects them:
 - monitor (the paper exchange, or exchanges without stop orders, or protection=monitor):
   both levels are watched by the position monitor, which exits with a market order.
 
-Protection is placed only when no buy of the symbol is still live (a partially filled
-primary keeps growing the position; the monitor watches it meanwhile), and re-placed with the
-position's amount if that changes. Each stop-loss order's client order id is deterministic
-(position + generation), and placement goes through `kestrel.orders.place`, so a crash or a
-retry never makes a second one.
+Protection covers what the position holds as soon as it holds something (a partially filled
+primary is protected for its fills so far) and is replaced (cancel, confirmed, then a new
+order) whenever the position's amount changes, e.g. the next partial fill. While an exit is
+live, protection waits: the exit has canceled it on purpose. Each stop-loss order's client
+order id is deterministic (position + generation), and placement goes through
+`kestrel.orders.place`, so a crash or a retry never makes a second one.
 
 Events: SLTP_CREATED when protection is in place (native order accepted, or monitor watch
 armed); SLTP_FAILED when the exchange refuses the stop-loss (then the monitor watches it), and
@@ -132,8 +133,6 @@ def ensure_protection(
     if position.stop_loss is None and position.take_profit is None:
         return "none"
     symbol = position.symbol
-    if _live(store, symbol, (OrderRole.PRIMARY,)):
-        return "waiting: primary still live (monitor watches meanwhile)"
     if _live(store, symbol, (OrderRole.EXIT,)):
         return "exiting"
     kind = policy.stop_kind(exchange, symbol) if position.stop_loss is not None else None

@@ -36,11 +36,12 @@ def make_world(tmp_path: Path) -> Iterator[MakeWorld]:
         data_dir = tmp_path / f"world{len(made)}"
         data_dir.mkdir()
         settings = real_settings(emu.url, data_dir, **overrides)
-        store = SQLiteStore(data_dir / "real.sqlite3", TradingMode.REAL)
+        store_path = data_dir / "real.sqlite3"
+        store = SQLiteStore(store_path, TradingMode.REAL)
         exchange = build_exchange(settings, store, credentials=credentials())
         exchange.load_markets()
         emu.reset_request_counts()
-        world = World(emu=emu, store=store, exchange=exchange, settings=settings)  # type: ignore[arg-type]
+        world = World(emu, store, exchange, settings, store_path)  # type: ignore[arg-type]
         made.append(world)
         return world
 

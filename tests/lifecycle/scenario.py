@@ -79,6 +79,7 @@ class World:
     store: SQLiteStore
     exchange: CcxtExchange
     settings: KestrelSettings
+    store_path: Path
 
     def orders_on_exchange(self, client_order_id: str | None = None) -> list[EmuOrder]:
         with self.emu.engine.lock:

@@ -82,20 +82,27 @@ def test_a_limit_primary_is_protected_when_sync_sees_it_fill(make_world: MakeWor
         world.exchange,
         intent("limit-entry", "1", type=OrderType.LIMIT, price="97", stop_loss="80"),
     )
-    world.emu.advance(2)  # 0.4 filled
-    sync_orders(world.store, world.exchange)
-    report = protect_positions(world.store, world.exchange, NATIVE)
-    assert report.protected[SYMBOL].startswith("waiting")
-    assert stops(world) == []
-    world.emu.advance(2)  # the rest fills
+    assert protect_positions(world.store, world.exchange, NATIVE).protected == {}
+    world.emu.advance(2)  # 0.4 filled: the 0.3996 held is protected at once
     sync_orders(world.store, world.exchange)
     protect_positions(world.store, world.exchange, NATIVE)
-    [stop] = stops(world)
-    assert (stop.amount, stop.stop_price, stop.status) == (
+    [first] = stops(world)
+    assert (first.amount, first.stop_price, first.status) == (
+        Decimal("0.399"),
+        Decimal("80"),
+        OrderStatus.OPEN,
+    )
+    world.emu.advance(2)  # the rest fills: the stop follows the position
+    sync_orders(world.store, world.exchange)
+    protect_positions(world.store, world.exchange, NATIVE)
+    first, second = stops(world)
+    assert first.status is OrderStatus.CANCELED
+    assert (second.amount, second.stop_price, second.status) == (
         Decimal("0.999"),
         Decimal("80"),
         OrderStatus.OPEN,
     )
+    assert [o.status for o in world.orders_on_exchange()] == ["FILLED", "CANCELED", "NEW"]
 
 
 def test_the_stop_loss_executes_and_the_position_closes_with_pnl_and_fees(world: World) -> None:
