@@ -48,9 +48,10 @@ def main(raw: str) -> int:
                 print(json.dumps(report.failed), file=sys.stderr)
                 return 3
         elif action == "monitor":
-            report = monitor_positions(Runtime(settings=settings, store=store, exchange=exchange))
-            if report.errors:
-                print(json.dumps(report.errors), file=sys.stderr)
+            rt = Runtime(settings=settings, store=store, exchange=exchange)
+            monitored = monitor_positions(rt)
+            if monitored.errors:
+                print(json.dumps(monitored.errors), file=sys.stderr)
                 return 3
         else:
             raise ValueError(f"unknown action {action}")
