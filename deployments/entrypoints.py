@@ -24,6 +24,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, State
 
+from blocks.exchange_account import use_exchange_account
 from blocks.settings import BlockRefs, Resolved, exported, resolve_settings, subflow_config
 from deployments.logs import ORDER_FILTER, install_order_logging
 from deployments.runners import task_runner_for
@@ -49,6 +50,8 @@ def prepare(blocks: BlockRefs | None, *layers: dict[str, Any] | None) -> Resolve
     """Settings for this run, logging wired, and a line saying where the settings came from."""
     resolved = resolve_settings(blocks, *layers)
     install_order_logging()
+    with exported(resolved.secret_env):
+        use_exchange_account(resolved.settings)  # REAL credentials from a block, if named
     settings = resolved.settings
     get_run_logger().info(
         "mode %s, store %s, %d watchlist symbol(s); settings from environment/kestrel.toml%s",
@@ -170,7 +173,10 @@ def order_sync(blocks: BlockRefs | None = None, config: dict[str, Any] | None = 
     resolved = prepare(blocks, config)
     with run_scope(resolved) as settings:
         try:
-            report = order_sync_flow(config=late_run_config(settings, "sync_window_s"))
+            report = order_sync_flow(
+                config=subflow_config(settings),
+                window_s=window_left(settings.exchange_api.sync_window_s),
+            )
             log_order_changes(report)
             return report
         finally:
@@ -183,7 +189,10 @@ def position_monitor(blocks: BlockRefs | None = None, config: dict[str, Any] | N
     resolved = prepare(blocks, config)
     with run_scope(resolved) as settings:
         try:
-            report = position_monitor_flow(config=late_run_config(settings, "monitor_window_s"))
+            report = position_monitor_flow(
+                config=subflow_config(settings),
+                window_s=window_left(settings.exchange_api.monitor_window_s),
+            )
             for symbol, outcome in (getattr(report, "exits", None) or {}).items():
                 get_run_logger().warning("%s exit: %s", symbol, outcome)
             return report
@@ -191,23 +200,18 @@ def position_monitor(blocks: BlockRefs | None = None, config: dict[str, Any] | N
             publish_dashboards(settings, label="position monitor")
 
 
-def late_run_config(settings: KestrelSettings, window_field: str) -> dict[str, Any]:
-    """The subflow's settings with its polling window cut by how late this run started, so
-    a backlog of late runs (worker down for a while, ENQUEUE) drains with one pass each
-    instead of a full window each."""
-    config = subflow_config(settings)
+def window_left(window_s: float) -> float:
+    """The polling window cut by how late this run started, so a backlog of late runs
+    (worker down for a while, ENQUEUE) drains with one pass each instead of a window each."""
     scheduled = flow_run.get_scheduled_start_time()
     late_s = max(0.0, (datetime.now(UTC) - scheduled).total_seconds()) if scheduled else 0.0
-    window = float(config["exchange_api"][window_field])
-    if late_s > 1.0:
-        config["exchange_api"][window_field] = max(0.0, window - late_s)
-        get_run_logger().info(
-            "started %.0fs late: polling for %.0fs instead of %.0fs",
-            late_s,
-            config["exchange_api"][window_field],
-            window,
-        )
-    return config
+    if late_s <= 1.0:
+        return window_s
+    left = max(0.0, window_s - late_s)
+    get_run_logger().info(
+        "started %.0fs late: polling for %.0fs instead of %.0fs", late_s, left, window_s
+    )
+    return left
 
 
 def log_order_changes(report: Any) -> None:

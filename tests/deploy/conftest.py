@@ -1,0 +1,47 @@
+"""One real `prefect server start` (SQLite in a temporary PREFECT_HOME, 127.0.0.1, a free
+port) for the deployment tests, started once and stopped at the end of the session."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deployments.server import LocalPrefectServer
+
+if "prefect" not in sys.modules:  # flows run in this process must not use the user's home
+    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="kestrel-test-prefect-"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPrefectServer]:
+    """The scheduler is off: tests start every run themselves, so nothing runs unasked."""
+    home = tmp_path_factory.mktemp("prefect-server")
+    server = LocalPrefectServer(home, scheduler=False, ui=False)
+    server.start(timeout_s=240)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def prefect_api(prefect_server: LocalPrefectServer) -> Iterator[str]:
+    """This test process talks to the session's server (flows called in-process included)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
+        yield prefect_server.api_url
+
+
+@pytest.fixture
+def client_home(tmp_path: Path) -> Path:
+    """PREFECT_HOME for CLI subprocesses (profiles, local storage): never the user's."""
+    home = tmp_path / "prefect-client"
+    home.mkdir()
+    return home
