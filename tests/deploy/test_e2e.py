@@ -142,7 +142,8 @@ def test_deploy_and_run_real_mode_against_the_emulator(
     assert deployed["order-sync"].concurrency_options is not None
     assert deployed["order-sync"].concurrency_options.collision_strategy.value == "ENQUEUE"
     sync_schedules = deployed["order-sync"].schedules
-    assert [getattr(s.schedule, "interval", None) for s in sync_schedules] == [timedelta(seconds=60)]
+    intervals = [getattr(s.schedule, "interval", None) for s in sync_schedules]
+    assert intervals == [timedelta(seconds=60)]
     assert cycle.work_pool_name == "kestrel-process"
 
     # -- the trading cycle: both symbols buy at market ---------------------------------------
