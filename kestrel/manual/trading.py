@@ -194,7 +194,7 @@ def submit(
         )
         return _confirmed(rt, request, record, confirm, actor, max_price_move, now)
     request_id = request.request_id or new_request_id()
-    done = _previous_run(rt, request, request_id)
+    done = _previous_run(rt, request, request_id, resume=not require_confirmation)
     if done is not None:
         return done
     legs = plan(rt, request, request_id, actor)
@@ -684,8 +684,13 @@ def _request_key(request_id: str) -> str:
     return REQUEST_KEY_PREFIX + request_id
 
 
-def _previous_run(rt: Runtime, request: AnyRequest, request_id: str) -> ManualOutcome | None:
-    """The outcome of an earlier run of this request id (resuming its orders), if any."""
+def _previous_run(
+    rt: Runtime, request: AnyRequest, request_id: str, *, resume: bool = True
+) -> ManualOutcome | None:
+    """The outcome of an earlier run of this request id, if any. With `resume`, an intent an
+    earlier run stored but could not send is sent now (same client order id: at most one
+    order); without (a REAL preview: nothing may reach the exchange without a token), it is
+    only reported."""
     found = rt.store.get_state(_request_key(request_id))
     if found is None:
         return None
@@ -700,11 +705,20 @@ def _previous_run(rt: Runtime, request: AnyRequest, request_id: str) -> ManualOu
         stored = rt.store.get_order(cid)
         if stored is None:
             return None  # crashed after recording the request, before the intent: redo
+        if not resume:
+            orders.append(stored)
+            continue
         try:
             orders.append(place(rt.store, rt.exchange, stored))  # resumes a NEW intent
         except Exception as exc:
             errors.append(f"{stored.symbol}: {type(exc).__name__}: {exc}")
             orders.append(stored)
+    message = (
+        f"request {request_id} already ran at {record.at:%Y-%m-%d %H:%M:%S} UTC; nothing new "
+        "was placed"
+    )
+    if any(o.status is OrderStatus.NEW for o in orders):
+        message += "; an order is still an unconfirmed intent: order sync resolves it"
     return ManualOutcome(
         status=OutcomeStatus.ALREADY_DONE,
         mode=rt.mode,
@@ -712,8 +726,7 @@ def _previous_run(rt: Runtime, request: AnyRequest, request_id: str) -> ManualOu
         request_id=request_id,
         orders=orders,
         errors=errors,
-        message=f"request {request_id} already ran at {record.at:%Y-%m-%d %H:%M:%S} UTC; "
-        "nothing new was placed",
+        message=message,
     )
 
 
@@ -732,15 +745,22 @@ def _record_request(
         by=actor,
         at=utcnow(),
     )
-    try:
-        rt.store.put_state(
-            _request_key(request_id), record.model_dump(mode="json"), expected_version=0
-        )
-    except ConcurrentUpdate:
-        raise RequestIdConflict(
-            f"request id {request_id} is being run by someone else right now; retry it to see "
-            "its orders"
-        ) from None
+    for _ in range(2):
+        try:
+            rt.store.put_state(
+                _request_key(request_id), record.model_dump(mode="json"), expected_version=0
+            )
+            return
+        except ConcurrentUpdate:
+            found = rt.store.get_state(_request_key(request_id))
+            if found is None:
+                continue
+            if found[0].get("fingerprint") != record.fingerprint:
+                raise RequestIdConflict(
+                    f"request id {request_id} was just used for a different action; use a new "
+                    "request id"
+                ) from None
+            return  # the same request ran (or crashed) before: its client order ids are ours
 
 
 def _act(

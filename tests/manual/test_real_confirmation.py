@@ -7,11 +7,12 @@ takes a preview + one-time token, and no bad token ever reaches the exchange.
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 
 import pytest
 
-from kestrel.emulator import BinanceEmulator
+from kestrel.emulator import BinanceEmulator, FaultRule
 from kestrel.manual import (
     CloseAllRequest,
     ClosePositionRequest,
@@ -26,8 +27,10 @@ from kestrel.manual import (
 )
 from kestrel.manual.reset import reset_paper_account
 from kestrel.manual.tokens import CONFIRMATIONS_KEY, token_hash
+from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType, OrderStatus, OrderType, PositionStatus, Side
 from kestrel.runtime import Runtime
+from kestrel.sync import sync_orders
 from kestrel.wallet import SecurityError
 from tests.manual.conftest import Clock
 
@@ -285,3 +288,48 @@ def test_paper_reset_is_refused_in_real_mode(real_rt: Runtime) -> None:
         reset_paper_account(real_rt.store, real_rt.settings, balance=Decimal("1"), actor=ACTOR)
     assert "PAPER_RESET_REFUSED" in security_reasons(real_rt)
     assert real_rt.store.get_state("paper_account") is None
+
+
+def test_concurrent_confirmations_place_once(real_rt: Runtime, emulator: BinanceEmulator) -> None:
+    token = preview(real_rt, buy()).token
+    results: list[str] = []
+
+    def confirm() -> None:
+        with trading_mode(TradingMode.REAL):
+            try:
+                outcome = submit(real_rt, buy(), actor=ACTOR, confirm=token)
+                results.append(outcome.status.value)
+            except ConfirmationRefused as exc:
+                results.append(exc.reason)
+
+    threads = [threading.Thread(target=confirm) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == ["PLACED", "used", "used", "used"]
+    assert creations(emulator) == 1
+
+
+def test_a_lost_response_is_resolved_by_sync_never_resent(
+    real_rt: Runtime, emulator: BinanceEmulator
+) -> None:
+    request = buy(request_id="lost-1")
+    token = preview(real_rt, request).token
+    emulator.faults.add(FaultRule(kind="drop", path=ORDER_PATH, method="POST", execute=True))
+    outcome = submit(real_rt, request, actor=ACTOR, confirm=token)
+    assert outcome.status is OutcomeStatus.PLACED and outcome.errors  # sent; the reply was lost
+    assert creations(emulator) == 1
+    [intent] = real_rt.store.list_orders()
+    assert intent.status is OrderStatus.NEW
+
+    again = submit(real_rt, request, actor=ACTOR)  # a REAL preview never sends
+    assert again.status is OutcomeStatus.ALREADY_DONE and again.token is None
+    assert "unconfirmed intent" in again.message
+    assert creations(emulator) == 1
+
+    sync_orders(real_rt.store, real_rt.exchange)
+    resolved = real_rt.store.get_order(intent.client_order_id)
+    assert resolved is not None and resolved.status is OrderStatus.FILLED
+    assert submit(real_rt, request, actor=ACTOR).orders[0].status is OrderStatus.FILLED
+    assert creations(emulator) == 1
