@@ -54,6 +54,7 @@ from kestrel.notify.commands import CommandContext, CommandError, CommandSpec
 from kestrel.notify.render import Card
 from kestrel.runtime import Runtime
 from kestrel.settings import KestrelSettings
+from kestrel.wallet import SecurityError
 
 RuntimeFactory = Callable[[], Runtime]
 SettingsFactory = Callable[[], KestrelSettings]
@@ -185,7 +186,7 @@ def manual_commands(
         with trading_mode(rt.mode):
             try:
                 return work(rt)
-            except (ManualError, ConfigError) as exc:
+            except (ManualError, ConfigError, SecurityError) as exc:
                 return Card(title="Refused", icon="⛔", lines=(str(exc),))
             except KestrelError as exc:
                 return Card(title="Failed", icon="❗", lines=(f"{type(exc).__name__}: {exc}",))
