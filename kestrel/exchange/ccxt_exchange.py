@@ -15,6 +15,8 @@ paths, which is how the emulator (kestrel.emulator) or a recording proxy is put 
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, Literal
@@ -31,6 +33,45 @@ from kestrel.money import to_decimal
 
 StopKind = Literal["market", "limit"]
 _REDACTED = "***"
+_CCXT_LOGGERS = ("ccxt", "ccxt.base.exchange")
+
+
+class SecretFilter(logging.Filter):
+    """Scrubs registered secrets from log records. ccxt's DEBUG log prints request headers,
+    the API key among them; installed on ccxt's loggers whenever a CcxtExchange is built."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, secrets: list[str]) -> None:
+        with self._lock:
+            self._secrets.update(s for s in secrets if s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            secrets = list(self._secrets)
+        if not secrets:
+            return True
+        message = record.getMessage()
+        clean = message
+        for secret in secrets:
+            clean = clean.replace(secret, _REDACTED)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+SECRET_FILTER = SecretFilter()
+
+
+def _install_filter(secrets: list[str]) -> None:
+    SECRET_FILTER.add(secrets)
+    for name in _CCXT_LOGGERS:
+        logger = logging.getLogger(name)
+        if SECRET_FILTER not in logger.filters:
+            logger.addFilter(SECRET_FILTER)
 
 
 class ExchangeCredentials(BaseModel):
@@ -110,6 +151,7 @@ class CcxtExchange:
         self._client = client
         self._secrets = [s for s in (secrets or []) if s]
         self.id: str = str(client.id)
+        _install_filter(self._secrets)
 
     @classmethod
     def connect(

@@ -63,14 +63,14 @@ def credentials() -> ExchangeCredentials:
 
 def real_settings(url: str, data_dir: Path, **overrides: Any) -> KestrelSettings:
     access = {"url": url, "timeout_s": 1.0, "rate_limit": False, **overrides.pop("access", {})}
-    return load_settings(
-        mode=TradingMode.REAL,
-        data_dir=data_dir,
-        exchange="binance",
-        exchange_api=access,
-        watchlist=[{"symbol": SYMBOL, "timeframe": "1h"}],
-        **overrides,
-    )
+    fields: dict[str, Any] = {
+        "mode": TradingMode.REAL,
+        "data_dir": data_dir,
+        "exchange": "binance",
+        "exchange_api": access,
+        "watchlist": [{"symbol": SYMBOL, "timeframe": "1h"}],
+    }
+    return load_settings(**{**fields, **overrides})
 
 
 @dataclass
