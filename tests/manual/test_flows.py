@@ -1,0 +1,102 @@
+"""The manual flows run as real Prefect flows (the session's temporary API server): what a
+deployment run with parameters does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kestrel.emulator import BinanceEmulator
+from kestrel.live_settings import resolve_settings
+from kestrel.manual import ManualError, OutcomeStatus
+from kestrel.runtime import reset_runtimes
+from kestrel.settings import load_settings
+from tests.manual.conftest import KEY, SECRET
+
+pytestmark = pytest.mark.prefect
+
+
+@pytest.fixture(autouse=True)
+def fresh_runtimes() -> Iterator[None]:
+    reset_runtimes()
+    yield
+    reset_runtimes()
+
+
+def demo_config(data_dir: Path) -> dict[str, Any]:
+    return {
+        "mode": "DEMO",
+        "data_dir": str(data_dir),
+        "paper": {"market_data": "simulated", "seed": 5},
+        "watchlist": [
+            {"symbol": "BTC/USDT", "timeframe": "1h", "strategy": "SCALP/CONSERVATIVE"},
+            {"symbol": "ETH/USDT", "timeframe": "1h", "strategy": "SCALP/CONSERVATIVE"},
+        ],
+    }
+
+
+def test_demo_flows(prefect_harness: None, tmp_data_dir: Path) -> None:
+    from flows.manual import manual_close, manual_order, paper_reset, settings_change
+
+    config = demo_config(tmp_data_dir)
+    placed = manual_order(
+        symbol="BTC/USDT",
+        side="buy",
+        amount=Decimal("150"),
+        amount_in="quote",
+        request_id="flow-1",
+        actor="pytest",
+        config=config,
+    )
+    assert placed.status is OutcomeStatus.PLACED and placed.request_id == "flow-1"
+    again = manual_order(
+        symbol="BTC/USDT",
+        side="buy",
+        amount=Decimal("150"),
+        amount_in="quote",
+        request_id="flow-1",
+        config=config,
+    )
+    assert again.status is OutcomeStatus.ALREADY_DONE
+
+    [change] = settings_change(
+        action="set", key="trade_amount_usd", value="75", symbol="ETH/USDT", config=config
+    )
+    assert change.changed and change.by.startswith("prefect:")
+    settings = resolve_settings(load_settings(**config))
+    assert settings.watch("ETH/USDT").trade_amount_usd == Decimal("75")
+
+    # the market order fills at the next candle: nothing to close yet, and the run says so
+    with pytest.raises(ManualError, match="no open BTC/USDT position"):
+        manual_close(symbol="BTC/USDT", config=config)
+    reset = paper_reset(balance=Decimal("2000"), reason="flow test", config=config)
+    assert reset.balances["USDT"] == Decimal("2000")
+    assert reset.orders_canceled == [placed.orders[0].client_order_id]
+
+
+def test_real_flows_preview_then_confirm(
+    prefect_harness: None,
+    tmp_data_dir: Path,
+    emulator: BinanceEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flows.manual import manual_confirm, manual_order
+
+    monkeypatch.setenv("KESTREL_BINANCE_API_KEY", KEY)
+    monkeypatch.setenv("KESTREL_BINANCE_API_SECRET", SECRET)
+    config = {
+        "mode": "REAL",
+        "data_dir": str(tmp_data_dir),
+        "exchange_api": {"url": emulator.url, "rate_limit": False},
+        "watchlist": [{"symbol": "BTC/USDT", "timeframe": "1h", "strategy": "SCALP"}],
+    }
+    preview = manual_order(symbol="BTC/USDT", side="buy", amount=Decimal("0.01"), config=config)
+    assert preview.status is OutcomeStatus.NEEDS_CONFIRMATION and preview.token
+    assert emulator.request_count("/api/v3/order", "POST") == 0
+    done = manual_confirm(token=preview.token, config=config)
+    assert done.status is OutcomeStatus.PLACED
+    assert emulator.request_count("/api/v3/order", "POST") == 1
