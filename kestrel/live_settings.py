@@ -579,8 +579,8 @@ def exchange_markets(settings: KestrelSettings, store: Store) -> tuple[set[str],
     """The spot symbols the mode's exchange trades, and its name for messages.
 
     REAL: the exchange's own market list (ccxt load_markets; active spot markets only).
-    DEMO: what the paper exchange can price: its Binance-like market table, plus symbols with
-    a replay file when it replays candles."""
+    DEMO: what the paper exchange can price: the symbols with a candle file when it replays,
+    else its Binance-like market table."""
     from kestrel.mode import TradingMode
 
     if settings.mode is TradingMode.REAL:
@@ -595,16 +595,15 @@ def exchange_markets(settings: KestrelSettings, store: Store) -> tuple[set[str],
         }
         return active, settings.exchange
     from kestrel.exchange.paper_markets import default_markets
+    from kestrel.market.csvfile import find_replay_files
 
+    paper = settings.paper
+    if paper.market_data == "replay":
+        # a replay can only price what it has candle files for
+        if paper.replay_dir is None:
+            return set(), "the paper exchange (replay without a replay_dir)"
+        return set(find_replay_files(paper.replay_dir)), f"the paper replay ({paper.replay_dir})"
     symbols = set(default_markets())
-    replay_dir = settings.paper.replay_dir
-    if settings.paper.market_data in ("replay", "auto") and replay_dir is not None:
-        from kestrel.market.csvfile import parse_candle_filename
-
-        for path in replay_dir.glob("*.csv"):
-            parsed = parse_candle_filename(path)
-            if parsed is not None:
-                symbols.add(parsed[0])
     return symbols, "the paper exchange"
 
 

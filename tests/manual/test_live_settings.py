@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from kestrel.cycle import assess_risk, fetch_candles
 from kestrel.errors import ConfigError
 from kestrel.live_settings import (
     LIVE_SETTINGS_KEY,
     SettingsError,
     describe,
     effective_settings,
+    exchange_markets,
     load_overlay,
     reset_setting,
     resolve_settings,
@@ -23,7 +25,8 @@ from kestrel.live_settings import (
     watch_remove,
 )
 from kestrel.mode import TradingMode, trading_mode
-from kestrel.models import EventType, Position
+from kestrel.models import Action, AnalysisResult, EventType, Position, ReasonCode, Signal
+from kestrel.runtime import Runtime
 from kestrel.settings import KestrelSettings
 from kestrel.store import open_store
 from kestrel.store.sqlite import SQLiteStore
@@ -304,3 +307,46 @@ def test_concurrent_changes_all_land(base: KestrelSettings, demo_store: SQLiteSt
     assert set(overlay.fields) == {key for key, _ in keys}
     assert overlay.revision == len(keys)
     assert sorted(c["revision"] for c in changes(demo_store)) == list(range(1, 7))  # type: ignore[type-var]
+
+
+def test_markets_of_each_mode(
+    base: KestrelSettings, demo_store: SQLiteStore, tmp_path: Path, real_rt: Runtime
+) -> None:
+    """REAL: the exchange's own list (here the emulator, through ccxt); DEMO replay: the
+    symbols with candle files; other DEMO feeds: the paper market table."""
+    markets, where = exchange_markets(real_rt.settings, real_rt.store)
+    assert (markets, where) == ({"BTC/USDT"}, "binance")
+    with pytest.raises(SettingsError, match="ETH/USDT is not a spot market on binance"):
+        watch_add(
+            real_rt.store, real_rt.settings, "ETH/USDT", markets=markets, by=BY, exchange_name=where
+        )
+
+    (tmp_path / "SOL_USDT-1h.csv").write_text("timestamp,open,high,low,close,volume\n")
+    replay = base.model_copy(
+        update={"paper": base.paper.model_copy(update={"replay_dir": tmp_path})}
+    )
+    assert exchange_markets(replay, demo_store)[0] == {"SOL/USDT"}
+    simulated = base.model_copy(
+        update={"paper": base.paper.model_copy(update={"market_data": "simulated"})}
+    )
+    assert {"BTC/USDT", "ETH/BTC", "SOL/USDT"} <= exchange_markets(simulated, demo_store)[0]
+
+
+def test_the_next_cycle_sees_the_change(demo_rt: Runtime) -> None:
+    """What the trading cycle does at its start with the hook
+    `settings = effective_settings(settings, store)`: the risk step then blocks the symbol."""
+    base = demo_rt.settings
+    set_setting(demo_rt.store, base, "trade_enabled", "off", symbol="BTC/USDT", by=BY)
+    demo_rt.settings = effective_settings(base, demo_rt.store)
+    item = demo_rt.settings.watch("BTC/USDT")
+    series = fetch_candles(demo_rt, item)
+    analysis = AnalysisResult(
+        symbol="BTC/USDT",
+        timeframe="1h",
+        candle_timestamp=series.candles[-1].timestamp,
+        price=Decimal("20150"),
+        indicators={},
+        signal=Signal(action=Action.BUY, confidence=0.9),
+    )
+    verdict = assess_risk(demo_rt, item, analysis)
+    assert ReasonCode.SKIP_DISABLED_TRADE in verdict.codes
