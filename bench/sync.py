@@ -1,0 +1,202 @@
+"""Order-sync benchmark: 1,000 live orders over 20 symbols on the Binance emulator, through
+Kestrel's REAL wallet (real ccxt), SQLite store.
+
+    .venv/bin/python bench/sync.py [--orders 1000] [--symbols 20] [--poll 2.0]
+
+Prints, for a pass where nothing changed and a pass where orders filled: wall time, requests
+by endpoint, and the ratio of requests to (symbols with live orders + vanished orders), next
+to what polling every order would cost. Then the delay from a fill on the exchange to its
+record in the store, with the sync running as the deployment does (a polling loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from kestrel.emulator import AccountConfig, BinanceEmulator, MarketConfig  # noqa: E402
+from kestrel.ids import client_order_id  # noqa: E402
+from kestrel.mode import TradingMode, trading_mode  # noqa: E402
+from kestrel.models import Order, OrderRole, OrderStatus, OrderType, Side  # noqa: E402
+from kestrel.orders import place  # noqa: E402
+from kestrel.settings import load_settings  # noqa: E402
+from kestrel.store.sqlite import SQLiteStore  # noqa: E402
+from kestrel.sync import poll, sync_orders  # noqa: E402
+from kestrel.wallet import build_exchange  # noqa: E402
+
+HOUR = 3_600_000
+T0 = 1_699_999_200_000
+KEY, SECRET = "bench-key", "bench-secret"
+BASES = [
+    "BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "DOGE", "AVAX", "DOT", "LINK",
+    "LTC", "ATOM", "UNI", "XLM", "ETC", "FIL", "APT", "ARB", "OP", "NEAR",
+]  # fmt: skip
+# price 100 x scale; every candle after the first dips a little lower, so resting buys placed
+# at 99 - k fill one group per candle.
+CANDLES = [(100, 101, 99.5, 100)] + [(100, 101, 99 - k - 0.5, 100) for k in range(40)]
+
+
+def markets(count: int) -> list[MarketConfig]:
+    out = []
+    for i, base in enumerate(BASES[:count]):
+        scale = Decimal(i + 1)
+        rows: list[list[float | int | str]] = [
+            [T0 + n * HOUR, *(str(Decimal(str(x)) * scale) for x in c), 1000]
+            for n, c in enumerate(CANDLES)
+        ]
+        out.append(
+            MarketConfig(
+                symbol=f"{base}/USDT",
+                candles=rows,
+                tick_size=Decimal("0.01"),
+                step_size=Decimal("0.001"),
+                min_notional=Decimal("5"),
+            )
+        )
+    return out
+
+
+def intent(symbol: str, n: int, price: Decimal) -> Order:
+    return Order(
+        client_order_id=client_order_id(TradingMode.REAL, f"bench|{n}", symbol, OrderRole.PRIMARY),
+        mode=TradingMode.REAL,
+        exchange="binance",
+        symbol=symbol,
+        side=Side.BUY,
+        type=OrderType.LIMIT,
+        amount=Decimal("0.2"),
+        price=price,
+    )
+
+
+def measure(label: str, emu: BinanceEmulator, run: object) -> tuple[float, dict[str, int], object]:
+    emu.reset_request_counts()
+    started = time.perf_counter()
+    result = run()  # type: ignore[operator]
+    elapsed = time.perf_counter() - started
+    counts = emu.request_counts()
+    print(f"{label}: {elapsed * 1000:.1f} ms, {sum(counts.values())} requests {counts}")
+    return elapsed, counts, result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=1000)
+    parser.add_argument("--symbols", type=int, default=20)
+    parser.add_argument("--poll", type=float, default=2.0, help="sync loop poll interval (s)")
+    parser.add_argument("--fills", type=int, default=8, help="fill events for the delay")
+    args = parser.parse_args()
+    symbols = [f"{b}/USDT" for b in BASES[: args.symbols]]
+    per_symbol = args.orders // len(symbols)
+    account = AccountConfig(api_key=KEY, secret=SECRET, balances={"USDT": Decimal("1e9")})
+    data_dir = Path(tempfile.mkdtemp(prefix="kestrel-bench-"))
+    with BinanceEmulator(markets(len(symbols)), [account]) as emu, trading_mode("REAL"):
+        settings = load_settings(
+            mode="REAL",
+            data_dir=data_dir,
+            exchange_api={"url": emu.url, "rate_limit": False},
+        )
+        store = SQLiteStore(data_dir / "bench.sqlite3", TradingMode.REAL)
+        from kestrel.exchange.ccxt_exchange import ExchangeCredentials
+
+        creds = ExchangeCredentials.model_validate({"api_key": KEY, "secret": SECRET})
+        exchange = build_exchange(settings, store, credentials=creds)
+        exchange.load_markets()
+        started = time.perf_counter()
+        groups = max(1, min(args.fills + 2, 40))
+        for i, symbol in enumerate(symbols):
+            scale = Decimal(i + 1)
+            for n in range(per_symbol):
+                # group g fills on candle g + 1 (price 99 - g); the last groups rest far below
+                group = n % (groups * 4)
+                price = (Decimal(99) - group) * scale if group < groups else Decimal(30) * scale
+                placed = place(store, exchange, intent(symbol, n, price))
+                assert placed.status is OrderStatus.OPEN, placed
+        live = len(store.list_orders(statuses=[OrderStatus.OPEN]))
+        print(
+            f"placed {live} live orders over {len(symbols)} symbols in "
+            f"{time.perf_counter() - started:.1f}s ({per_symbol} per symbol)"
+        )
+
+        quiet_times = []
+        for _ in range(5):
+            elapsed, counts, _report = measure(
+                "sync pass, nothing changed", emu, lambda: sync_orders(store, exchange)
+            )
+            quiet_times.append(elapsed)
+        quiet_requests = sum(counts.values())
+        print(
+            f"  -> median {statistics.median(quiet_times) * 1000:.1f} ms; requests/symbol = "
+            f"{quiet_requests / len(symbols):.2f}; per-order polling would need {live} "
+            f"requests ({live / quiet_requests:.0f}x more)"
+        )
+
+        emu.advance()  # group 0 fills on every symbol
+        elapsed, counts, report = measure(
+            "sync pass after fills", emu, lambda: sync_orders(store, exchange)
+        )
+        vanished = len(report.changed)  # type: ignore[attr-defined]
+        total = sum(counts.values())
+        print(
+            f"  -> {vanished} orders vanished (filled); requests = {total} = "
+            f"{total / (len(symbols) + vanished):.2f} x (symbols + vanished); "
+            f"{elapsed * 1000 / max(vanished, 1):.1f} ms per vanished order"
+        )
+
+        # Fill -> record delay with the deployment's shape: a loop polling every --poll s.
+        fills: list[tuple[datetime, set[str]]] = []
+        stop = threading.Event()
+
+        def filler() -> None:
+            for _ in range(args.fills):
+                time.sleep(args.poll * 1.37)
+                with emu.engine.lock:
+                    emu.engine.advance()
+                    filled_at = datetime.now(UTC)
+                    newly = {
+                        o.client_order_id
+                        for o in emu.engine.orders.values()
+                        if o.status == "FILLED" and o.update_time == emu.engine.now_ms - 1
+                    }
+                fills.append((filled_at, newly))
+            time.sleep(args.poll * 2)
+            stop.set()
+
+        thread = threading.Thread(target=filler)
+        thread.start()
+        passes = poll(
+            lambda: sync_orders(store, exchange),
+            window_s=args.poll * 1.37 * (args.fills + 3),
+            poll_s=args.poll,
+            should_stop=stop.is_set,
+        )
+        thread.join()
+        delays = []
+        for filled_at, newly in fills:
+            for cid in newly:
+                order = store.get_order(cid)
+                if order is not None and order.status is OrderStatus.FILLED:
+                    delays.append((order.updated_at - filled_at).total_seconds())
+        if delays:
+            print(
+                f"fill -> record delay (loop poll {args.poll}s, {len(passes)} passes, "
+                f"{len(delays)} fills): mean {statistics.mean(delays):.2f}s, "
+                f"median {statistics.median(delays):.2f}s, max {max(delays):.2f}s"
+            )
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
