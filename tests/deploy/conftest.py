@@ -27,7 +27,20 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPr
     try:
         yield server
     finally:
+        _drain_prefect_workers()
         server.stop()
+
+
+def _drain_prefect_workers() -> None:
+    """Send what this process still holds (logs, events) while the server is up, rather
+    than failing to at interpreter exit."""
+    if "prefect" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)
 
 
 @pytest.fixture
