@@ -136,13 +136,21 @@ def load_overlay(store: Store) -> tuple[SettingsOverlay, int]:
     return SettingsOverlay.model_validate(found[0]), found[1]
 
 
-def effective_settings(base: KestrelSettings, store: Store) -> KestrelSettings:
+def effective_settings(
+    base: KestrelSettings, store: Store, *, add_symbols: bool = True
+) -> KestrelSettings:
     """`base` with this mode's live changes applied. ConfigError if the stored overlay no
     longer validates against `base` (e.g. the config file changed): fail loudly, never trade
-    on settings nobody chose; `kestrel settings reset` clears it."""
+    on settings nobody chose; `kestrel settings reset` clears it.
+
+    `add_symbols=False` applies everything but the symbols added live: for a run that trades
+    a named subset of the watchlist (one deployment per watchlist), so that an added symbol
+    joins one run (the default watchlist's) rather than all of them."""
     overlay, _ = load_overlay(store)
     if overlay.is_empty:
         return base
+    if not add_symbols:
+        overlay = overlay.model_copy(update={"added": []})
     try:
         return apply_overlay(base, overlay)
     except SettingsError as exc:
@@ -152,13 +160,15 @@ def effective_settings(base: KestrelSettings, store: Store) -> KestrelSettings:
         ) from None
 
 
-def resolve_settings(base: KestrelSettings, mode: TradingMode | None = None) -> KestrelSettings:
+def resolve_settings(
+    base: KestrelSettings, mode: TradingMode | None = None, *, add_symbols: bool = True
+) -> KestrelSettings:
     """The one-line hook for flows: open the mode's store, apply its overlay, close it."""
     from kestrel.store.router import open_store
 
     store = open_store(base, mode or base.mode)
     try:
-        return effective_settings(base, store)
+        return effective_settings(base, store, add_symbols=add_symbols)
     finally:
         store.close()
 
@@ -216,8 +226,6 @@ def apply_overlay(base: KestrelSettings, overlay: SettingsOverlay) -> KestrelSet
     for symbol, fields in overlay.symbols.items():
         if symbol not in present and fields:
             log.info("live settings for %s ignored: not on the watchlist", symbol)
-    if not items:
-        raise SettingsError("watchlist", "must keep at least one symbol")
     try:
         settings.watchlist = items
     except ValidationError as exc:
@@ -547,6 +555,8 @@ def watch_remove(
     `force`."""
     current = effective_settings(base, store)
     normalised = _on_watchlist(current, symbol)
+    if len(current.watchlist) == 1:
+        raise SettingsError("watchlist", f"must keep at least one symbol; {normalised} is the last")
     if not force:
         busy = []
         if store.list_positions(status=PositionStatus.OPEN, symbol=normalised):

@@ -350,3 +350,17 @@ def test_the_next_cycle_sees_the_change(demo_rt: Runtime) -> None:
     )
     verdict = assess_risk(demo_rt, item, analysis)
     assert ReasonCode.SKIP_DISABLED_TRADE in verdict.codes
+
+
+def test_a_run_over_a_named_subset_does_not_take_added_symbols(
+    base: KestrelSettings, demo_store: SQLiteStore
+) -> None:
+    watch_add(demo_store, base, "SOL/USDT", markets=MARKETS, by=BY)
+    set_setting(demo_store, base, "trade_amount", "60", symbol="BTC/USDT", by=BY)
+    subset = base.model_copy(update={"watchlist": [base.watch("BTC/USDT")]})
+    applied = effective_settings(subset, demo_store, add_symbols=False)
+    assert [(i.symbol, i.trade_amount_usd) for i in applied.watchlist] == [
+        ("BTC/USDT", Decimal("60"))
+    ]
+    watch_remove(demo_store, base, "BTC/USDT", by=BY)
+    assert effective_settings(subset, demo_store, add_symbols=False).watchlist == []
