@@ -314,8 +314,9 @@ def _failed(store: Store, policy: ProtectionPolicy, position: Position, key: str
                     f"stop-loss on the exchange ({why}). Only the position monitor protects it, "
                     "and only while it runs. Do one of: place a stop-loss at "
                     f"{position.stop_loss} on the exchange by hand; close the position "
-                    f"(`kestrel orders close {position.symbol}`); or stop new trades "
-                    "(`kestrel stop`) and make sure the position-monitor deployment is running."
+                    f"(`kestrel order close {position.symbol}`); or stop new trades "
+                    "(`kestrel stop`) and make sure the position-monitor deployment is running "
+                    "(`kestrel monitor --window 60` runs it by hand)."
                 ),
                 data={"position_id": position.position_id},
             )

@@ -1,0 +1,80 @@
+"""`kestrel sync-loop`, `kestrel monitor`, `kestrel live`: the order-sync and position-monitor
+flows by hand (as their deployments run them: polling for a window under the one-at-a-time
+lock), and what is live right now: orders, protection per position, today's PnL."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kestrel.cli._common import app, load_cli_settings, prepare_prefect
+
+WindowOption = Annotated[
+    float, typer.Option("--window", min=0, max=3600, help="keep polling this many seconds")
+]
+
+
+@app.command("sync-loop")
+def sync_loop(
+    window: WindowOption = 60.0,
+    poll: Annotated[float, typer.Option("--poll", min=0.2, help="seconds between passes")] = 2.0,
+) -> None:
+    """Reconcile live orders with the exchange and protect open positions, every --poll s."""
+    settings = load_cli_settings()
+    prepare_prefect(settings.data_dir.resolve())
+    from flows.upkeep import order_sync
+
+    report = order_sync(config=settings.model_dump(mode="json"), window_s=window, poll_s=poll)
+    typer.echo(report.model_dump_json(indent=2, exclude={"last"}))
+
+
+@app.command("monitor")
+def monitor(
+    window: WindowOption = 60.0,
+    poll: Annotated[float, typer.Option("--poll", min=0.2, help="seconds between passes")] = 5.0,
+) -> None:
+    """Mark positions to market and exit on stop-loss / take-profit / trailing hits."""
+    settings = load_cli_settings()
+    prepare_prefect(settings.data_dir.resolve())
+    from flows.upkeep import position_monitor
+
+    report = position_monitor(config=settings.model_dump(mode="json"), window_s=window, poll_s=poll)
+    typer.echo(report.model_dump_json(indent=2, exclude={"last"}))
+
+
+@app.command("live")
+def live() -> None:
+    """Live orders (with where their status came from), open positions with their
+    protection, and today's PnL, from the store (no exchange request)."""
+    from kestrel.ledger import daily_pnl
+    from kestrel.mode import trading_mode
+    from kestrel.models import LIVE_STATUSES, OrderRole, PositionStatus, utcnow
+    from kestrel.store.router import StoreRouter
+
+    settings = load_cli_settings()
+    with trading_mode(settings.mode):
+        store = StoreRouter(settings)
+        try:
+            orders = store.list_orders(statuses=LIVE_STATUSES)
+            positions = store.list_positions(status=PositionStatus.OPEN)
+            day = utcnow().date().isoformat()
+            pnl = daily_pnl(store, day)
+        finally:
+            store.close()
+    typer.echo(f"mode: {settings.mode.value}; live orders: {len(orders)}")
+    for order in orders:
+        typer.echo(
+            f"  {order.client_order_id} {order.role.value} {order.symbol} {order.side.value} "
+            f"{order.filled}/{order.amount} {order.status.value} (via {order.status_source})"
+        )
+    typer.echo(f"open positions: {len(positions)}")
+    stops = {o.position_id: o for o in orders if o.role is OrderRole.STOP_LOSS}
+    for position in positions:
+        stop = stops.get(position.position_id)
+        guard = f"native stop {stop.stop_price}" if stop else "watched by the monitor"
+        typer.echo(
+            f"  {position.symbol} {position.amount} @ {position.avg_entry_price:.8g} "
+            f"SL {position.stop_loss} TP {position.take_profit} ({guard})"
+        )
+    typer.echo(f"PnL {day}: {pnl['currencies'] if pnl else 'nothing yet'}")
