@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
+from typing import cast
 from uuid import UUID
 
 import pytest
@@ -25,7 +27,8 @@ from blocks.settings import (
 )
 from kestrel.controls import emergency_stop_state
 from kestrel.mode import TradingMode
-from kestrel.settings import load_settings
+from kestrel.models import Decision
+from kestrel.settings import PaperSettings, WatchlistItem, load_settings
 from kestrel.store import open_store
 
 pytestmark = pytest.mark.prefect
@@ -54,8 +57,8 @@ def saved_blocks(prefect_api: str, isolated_env: Path) -> Iterator[dict[str, obj
     store_dir = isolated_env / "books"
     TradingConfig(
         mode=TradingMode.DEMO,
-        watchlist=[{"symbol": "SOL/USDT", "trade_amount_usd": "25"}],  # type: ignore[list-item]
-        paper={"market_data": "simulated", "starting_balance": "5000"},  # type: ignore[arg-type]
+        watchlist=[WatchlistItem(symbol="SOL/USDT", trade_amount_usd=Decimal("25"))],
+        paper=PaperSettings(market_data="simulated", starting_balance=Decimal("5000")),
     ).save("alts", overwrite=True)
     StoreConnection(uri=SecretStr(f"sqlite:///{store_dir}")).save("books", overwrite=True)
     TelegramBot(bot_token=SecretStr(TOKEN), notify_chat_id=77).save("bot", overwrite=True)
@@ -152,9 +155,9 @@ def test_flows_load_blocks_by_name_and_store_no_secret(saved_blocks: dict[str, o
     finally:
         store.close()
 
-    cycle_state = trading_cycle(watchlist="alts", blocks=refs, return_state=True)  # type: ignore[call-overload]
+    cycle_state = trading_cycle(watchlist="alts", blocks=refs, return_state=True)
     assert cycle_state.is_completed(), cycle_state.message
-    decisions = cycle_state.result()
+    decisions = cast(list[Decision], cycle_state.result())
     assert [d.symbol for d in decisions] == ["SOL/USDT"]
     assert decisions[0].action.value == "HOLD"  # the stop set from the "UI" flow holds
     store = open_store(settings, TradingMode.DEMO)
