@@ -6,7 +6,8 @@ start balance + realized PnL - fees - cost of what is still held = cash.
 
 A sell that leaves less than the market can trade (below its minimum amount, step or
 notional; typically the slice of a buy fee taken in the base asset) closes the position and
-keeps that remainder as `dust`.
+keeps that remainder as `dust`, written off at cost in the realized PnL (it cannot be sold,
+and the quote-currency books stay exact; the base-currency wallet keeps those coins).
 
 Daily PnL, for the daily loss limit: every recorded fill also adds, in the same transaction,
 to the state document `daily_pnl:<YYYY-MM-DD>` (UTC date of the fill's exchange timestamp,
@@ -117,7 +118,10 @@ def _apply(
     remaining = position.amount - sold
     dust = Decimal("0")
     if remaining > 0 and tradable is not None and tradable.is_dust(remaining, fill.price):
+        # Unsellable: written off at cost, so the quote books stay exact (the coins stay in
+        # the wallet, recorded as `dust`).
         dust, remaining = remaining, Decimal("0")
+        realized -= dust * position.avg_entry_price
     closed = remaining == 0
     return (
         position.model_copy(

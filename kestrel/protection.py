@@ -298,7 +298,13 @@ def _failed(store: Store, policy: ProtectionPolicy, position: Position, key: str
                 f"monitor watches stop-loss {position.stop_loss} / take-profit "
                 f"{position.take_profit} instead."
             ),
-            data={"position_id": position.position_id, "amount": str(position.amount)},
+            data={
+                "position_id": position.position_id,
+                "amount": str(position.amount),
+                "stop_loss": str(position.stop_loss) if position.stop_loss else None,
+                "take_profit": str(position.take_profit) if position.take_profit else None,
+                "reason": why,
+            },
         )
     ]
     if policy.failsafe:

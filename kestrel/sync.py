@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from kestrel.exchange.adapter import trades_of
 from kestrel.exchange.base import ExchangeClient
-from kestrel.exchange.errors import classify
+from kestrel.exchange.errors import OrderOutcomeUnknown, classify
 from kestrel.models import LIVE_STATUSES, Order, OrderStatus, StatusSource, utcnow
 from kestrel.orders import (
     absorb,
@@ -129,10 +129,16 @@ def _sync_symbol(
         if fresh is None or fresh.is_final:
             continue  # resolved meanwhile (e.g. by a placement retry)
         listed = _listed(fresh, by_client, by_id)
-        if listed is not None:
-            result: Order | None = absorb(store, exchange, fresh, listed, StatusSource.OPEN_ORDERS)
-        else:
-            result = _resolve_vanished(store, exchange, fresh, intent_grace_s)
+        try:
+            if listed is not None:
+                result: Order | None = absorb(
+                    store, exchange, fresh, listed, StatusSource.OPEN_ORDERS
+                )
+            else:
+                result = _resolve_vanished(store, exchange, fresh, intent_grace_s)
+        except OrderOutcomeUnknown as exc:  # this order only; the others go on
+            log.info("%s", exc)
+            result = None
         crash_point("sync:order_resolved")
         if result is None or (result.status in LIVE_STATUSES and listed is None):
             report.unresolved.append(fresh.client_order_id)

@@ -317,3 +317,20 @@ def test_the_monitor_keeps_unrealized_pnl_for_the_day(world: World) -> None:
     day = daily_pnl(world.store, utcnow().date().isoformat())
     assert day is not None
     assert Decimal(day["currencies"]["USDT"]["unrealized_pnl"]) == Decimal("7.892")
+
+
+def test_an_unsellable_remainder_closes_the_position_as_dust(world: World) -> None:
+    place(world.store, world.exchange, intent("dusty", "0.1237"))  # rounds down to 0.123
+    position = world.store.open_position(SYMBOL)
+    assert position is not None
+    assert position.amount == Decimal("0.122877")  # 0.123 less the 0.1% fee in BTC
+    world.emu.advance(4)  # 108
+    assert monitor_positions(runtime(world)).exits == {}  # no exit levels set
+    sell = place(world.store, world.exchange, intent("dusty-exit", "0.122", side=Side.SELL))
+    assert sell.status is OrderStatus.FILLED
+    [closed] = world.store.list_positions(status=PositionStatus.CLOSED)
+    dust = Decimal("0.000877")  # below the 0.001 step: it cannot be sold
+    assert (closed.amount, closed.dust) == (0, dust)
+    entry = Decimal("12.3") / Decimal("0.122877")
+    assert closed.realized_pnl == (Decimal("108") - entry) * Decimal("0.122") - dust * entry
+    assert world.exchange.fetch_balance()["BTC"]["total"] == float(dust)
