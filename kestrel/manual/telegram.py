@@ -1,11 +1,13 @@
 """Telegram commands for manual trading and live settings, in the shape of
 kestrel.notify.commands (a function of a CommandContext and the arguments, returning a Card).
 
-They are not registered here (kestrel/notify belongs to the notifications work): the bot adds
-them with `COMMANDS.update(manual_commands(runtime_factory, settings_factory))`. Authorisation
-happens before any of these run (the bot's gatekeeper), and `ctx.caller.tag` is the audited
-actor. In REAL mode /buy, /sell, /close and /closeall answer with a preview and a token;
-`/confirm TOKEN` acts (the token's own stored action: nothing else can be confirmed with it).
+They are not registered here (kestrel/notify belongs to the notifications work): the bot
+adds them with
+    COMMANDS.update(manual_commands(runtime_factory(settings), lambda: settings))
+Authorisation happens before any of these run (the bot's gatekeeper), and `ctx.caller.tag`
+is the audited actor. In REAL mode /buy, /sell, /close and /closeall answer with a preview
+and a token; `/confirm TOKEN` acts (the token's own stored action: nothing else can be
+confirmed with it).
 
     /buy BTC/USDT 0.01                  market buy of 0.01 BTC
     /buy BTC/USDT 100 USDT sl 19000 tp 22000 limit 20000
@@ -168,6 +170,25 @@ def _change_card(changes: list[SettingsChange]) -> Card:
     )
 
 
+def runtime_factory(base: KestrelSettings) -> RuntimeFactory:
+    """What the bot passes as `runtime`: at each command, the process's runtime for the
+    settings in force now (configured `base` + live changes), built in `base`'s mode, with
+    REAL credentials from the ExchangeAccount block when the settings name one."""
+
+    def build() -> Runtime:
+        from kestrel.live_settings import resolve_settings
+        from kestrel.runtime import get_runtime
+
+        with trading_mode(base.mode):
+            if base.exchange_api.credentials == "block":
+                from blocks.exchange_account import use_exchange_account
+
+                use_exchange_account(base)
+            return get_runtime(resolve_settings(base))
+
+    return build
+
+
 def manual_commands(
     runtime: RuntimeFactory, settings: SettingsFactory | None = None
 ) -> dict[str, CommandSpec]:
@@ -182,7 +203,10 @@ def manual_commands(
         return settings() if settings is not None else runtime().settings
 
     def act(ctx: CommandContext, work: Callable[[Runtime], Card]) -> Card:
-        rt = runtime()
+        try:
+            rt = runtime()
+        except KestrelError as exc:
+            return Card(title="Not available", icon="❗", lines=(f"{type(exc).__name__}: {exc}",))
         with trading_mode(rt.mode):
             try:
                 return work(rt)

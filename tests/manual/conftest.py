@@ -56,7 +56,7 @@ def write_csv(folder: Path, name: str, rows: list[tuple[float, float, float, flo
     return path
 
 
-def demo_settings(data_dir: Path, **extra: Any) -> KestrelSettings:
+def demo_settings(data_dir: Path, replay_dir: Path | None = None, **extra: Any) -> KestrelSettings:
     return load_settings(
         mode="DEMO",
         data_dir=data_dir,
@@ -77,6 +77,7 @@ def demo_settings(data_dir: Path, **extra: Any) -> KestrelSettings:
             "maker_fee": "0.001",
             "slippage_bps": "0",
             "market_data": "replay",
+            "replay_dir": replay_dir,
         },
         **extra,
     )
@@ -96,7 +97,7 @@ def demo_rt(demo_store: SQLiteStore, tmp_path: Path, tmp_data_dir: Path) -> Iter
         "ETH/USDT": write_csv(tmp_path, "ETH_USDT-1h.csv", ETH),
     }
     feed = ReplayFeed(files, demo_store, warmup=WARMUP)
-    settings = demo_settings(tmp_data_dir)
+    settings = demo_settings(tmp_data_dir, replay_dir=tmp_path)
     table = default_markets()
     markets = {s: table[s] for s in files}
     exchange = PaperExchange(demo_store, feed, markets, settings.paper)

@@ -8,17 +8,19 @@ import re
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from kestrel.emulator import BinanceEmulator
-from kestrel.manual.telegram import manual_commands, parse_close, parse_order
+from kestrel.manual.telegram import manual_commands, parse_close, parse_order, runtime_factory
 from kestrel.models import OrderStatus, Side
 from kestrel.notify import commands as notify_commands
 from kestrel.notify.bot import run_bot
 from kestrel.notify.commands import Caller, CommandContext, CommandError
 from kestrel.notify.render import Card, format_card
-from kestrel.runtime import Runtime
+from kestrel.runtime import Runtime, reset_runtimes
+from kestrel.settings import load_settings
 from kestrel.testing.telegram_server import FakeTelegramServer
 from tests.manual.conftest import advance
 from tests.manual.test_demo_orders import paper_account
@@ -81,10 +83,12 @@ def test_demo_commands(demo_rt: Runtime) -> None:
     )
     refused = text_of(run(demo_rt, "/set risk.min_confidence 7"))
     assert "Refused" in refused and "less than or equal to 1" in refused
-    assert "Refused" in text_of(run(demo_rt, "/watch add DOGE/XYZ"))
-    assert "SOL/USDT" in text_of(run(demo_rt, "/watch add SOL/USDT"))
+    no_candles = text_of(run(demo_rt, "/watch add SOL/USDT"))
+    assert "Refused" in no_candles and "not a spot market on the paper replay" in no_candles
+    busy = text_of(run(demo_rt, "/watch remove BTC/USDT"))
+    assert "Refused" in busy and "open position" in busy
     shown = text_of(run(demo_rt, "/settings"))
-    assert "SOL/USDT" in shown and "risk.min_confidence = 0.6" in shown
+    assert "ETH/USDT" in shown and "risk.min_confidence = 0.6" in shown
     assert "0.55" in text_of(run(demo_rt, "/unset risk.min_confidence"))
 
     assert "usage: /reset" in text_of(run(demo_rt, "/reset 100"))
@@ -145,3 +149,26 @@ def test_real_buy_and_confirm_through_the_bot(
     assert emulator.request_count("/api/v3/order", "POST") == 1
     [order] = real_rt.store.list_orders()
     assert order.status is OrderStatus.FILLED
+
+
+def test_runtime_factory_applies_live_settings(tmp_data_dir: Path) -> None:
+    base = load_settings(
+        mode="DEMO",
+        data_dir=tmp_data_dir,
+        paper={"market_data": "simulated", "seed": 2},
+        watchlist=[{"symbol": "BTC/USDT", "strategy": "SCALP"}, {"symbol": "ETH/USDT"}],
+    )
+    factory = runtime_factory(base)
+    try:
+        rt = factory()
+        card = text_of(
+            manual_commands(factory, lambda: base)["set"].run(
+                CommandContext(store=rt.store, caller=Caller(chat_id=OWNER_CHAT, user="o")),
+                ["trade_enabled", "off", "ETH/USDT"],
+            )
+        )
+        assert "Settings changed" in card
+        assert factory().settings.watch("ETH/USDT").trade_enabled is False
+        assert rt.settings.watch("ETH/USDT").trade_enabled is True  # the earlier runtime
+    finally:
+        reset_runtimes()
