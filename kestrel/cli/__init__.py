@@ -7,6 +7,7 @@ import kestrel.cli.serve  # noqa: F401  (serve, deploy, blocks, deadman)
 from kestrel.cli import control, demo, trading  # noqa: F401  (registers commands)
 from kestrel.cli import manual as _manual  # noqa: F401  (order place|cancel|close|...)
 from kestrel.cli import orders as _orders  # noqa: F401  (sync-loop, monitor, live)
+from kestrel.cli import risk as _risk  # noqa: F401  (breaker status|reset, strategy)
 from kestrel.cli import settings_cmd as _settings  # noqa: F401  (settings set|show|...)
 from kestrel.cli._common import app
 

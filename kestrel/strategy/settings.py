@@ -13,7 +13,15 @@ import os
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from kestrel.strategy.profiles import (
     FALLBACK_PROFILE,
@@ -195,14 +203,14 @@ class AlertSettings(_Section):
 
 
 class TradingSettings(_Section):
+    profiles: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="patches to built-in profiles, or new ones (base=...)"
+    )
     default_strategy: str | None = Field(
         default=None, description=f"profile for symbols without one; unset: {FALLBACK_PROFILE}"
     )
     presets: dict[str, str] = Field(
         default_factory=dict, description="symbol -> profile, e.g. {'BTC/USDT' = 'SCALP'}"
-    )
-    profiles: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="patches to built-in profiles, or new ones (base=...)"
     )
     timeframe_source: Literal["watchlist", "profile"] = Field(
         default="watchlist",
@@ -220,30 +228,43 @@ class TradingSettings(_Section):
     exposure: ExposureSettings = Field(default_factory=ExposureSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 
+    @field_validator("profiles")
+    @classmethod
+    def _profiles_build(cls, profiles: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        build_profiles(profiles)  # ValueError names the profile and the field
+        return profiles
+
+    @field_validator("default_strategy")
+    @classmethod
+    def _default_known(cls, name: str | None, info: ValidationInfo) -> str | None:
+        if name is not None:
+            _check_name(name, info.data.get("profiles", {}))
+        return name
+
     @field_validator("presets")
     @classmethod
-    def _upper_symbols(cls, presets: dict[str, str]) -> dict[str, str]:
+    def _presets_known(cls, presets: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        for symbol, name in presets.items():
+            try:
+                _check_name(name, info.data.get("profiles", {}))
+            except ValueError as exc:
+                raise ValueError(f"{symbol}: {exc}") from None
         return {symbol.strip().upper(): name for symbol, name in presets.items()}
-
-    @model_validator(mode="after")
-    def _names_resolve(self) -> TradingSettings:
-        profiles = build_profiles(self.profiles)  # ValueError names the profile and field
-        named = {"default_strategy": self.default_strategy} | {
-            f"presets.{symbol}": name for symbol, name in self.presets.items()
-        }
-        for where, name in named.items():
-            if name is not None and lookup(name, profiles) is None:
-                raise ValueError(
-                    f"{where}: unknown strategy {name!r}; allowed: {', '.join(profiles)} "
-                    "(or a style / temperament alone)"
-                )
-        return self
 
     def all_profiles(self) -> dict[str, StrategyProfile]:
         return build_profiles(self.profiles)
 
     def profile(self, name: str) -> StrategyProfile | None:
         return lookup(name, self.all_profiles())
+
+
+def _check_name(name: str, overrides: dict[str, dict[str, Any]]) -> None:
+    profiles = build_profiles(overrides)
+    if lookup(name, profiles) is None:
+        raise ValueError(
+            f"unknown strategy {name!r}; allowed: {', '.join(profiles)} "
+            "(or a style / temperament alone)"
+        )
 
 
 __all__ = [

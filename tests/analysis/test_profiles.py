@@ -98,9 +98,9 @@ def test_resolution_order(trading: dict[str, Any], expected: dict[str, tuple[str
 
 
 def test_unknown_names_fail_at_load_naming_the_field() -> None:
-    with pytest.raises(ConfigError, match=r"presets\.BTC/USDT.*unknown strategy 'YOLO'"):
+    with pytest.raises(ConfigError, match=r"trading\.presets: .*BTC/USDT: unknown strategy 'YOLO'"):
         settings(presets={"BTC/USDT": "YOLO"})
-    with pytest.raises(ConfigError, match="default_strategy"):
+    with pytest.raises(ConfigError, match=r"trading\.default_strategy: got 'nope'"):
         settings(default_strategy="nope")
     broken = load_settings(watchlist=[{"symbol": "BTC/USDT", "strategy": "MOON"}])
     with pytest.raises(ConfigError, match=r"watchlist\[BTC/USDT\]\.strategy"):
