@@ -32,6 +32,7 @@ from kestrel.strategy.profiles import (
 )
 
 SECRET_MASK = "**********"  # what SecretStr dumps to; a round-tripped key is no key
+NESTED_KEY_ENV = "KESTREL_TRADING__ANALYSIS__LLM__API_KEY"
 
 
 class _Section(BaseModel):
@@ -73,12 +74,19 @@ class LLMSettings(_Section):
         return value
 
     def key(self) -> str | None:
-        """The raw key for the Authorization header only; never log what this returns."""
+        """The raw key for the Authorization header only; never log what this returns.
+
+        Settings that went through model_dump(mode="json") (flow parameters) hold the mask
+        instead of the key, so the environment is read again: `api_key_env`, then the nested
+        variable of the shared section."""
         if self.api_key is not None:
             raw = self.api_key.get_secret_value()
             if raw and raw != SECRET_MASK:
                 return raw
-        return os.environ.get(self.api_key_env) or None
+        for name in (self.api_key_env, NESTED_KEY_ENV):
+            if os.environ.get(name):
+                return os.environ[name]
+        return None
 
 
 class SentimentSettings(_Section):

@@ -144,6 +144,7 @@ class _State:
     sentiment: tuple[float, str] = (50.0, "Neutral")
     sentiment_failures: deque[int] = field(default_factory=deque)
     answering: int = 0  # completions being answered right now (delayed or dripping)
+    most_answering: int = 0  # the most ever answered at once (concurrent clients)
     answered: int = 0
 
 
@@ -242,6 +243,12 @@ class FakeChatServer:
             return self._state.answering
 
     @property
+    def most_answering(self) -> int:
+        """The most completions ever in progress at once: > 1 means concurrent clients."""
+        with self._lock:
+            return self._state.most_answering
+
+    @property
     def answered(self) -> int:
         with self._lock:
             return self._state.answered
@@ -249,6 +256,7 @@ class FakeChatServer:
     def _answering(self, delta: int) -> None:
         with self._lock:
             self._state.answering += delta
+            self._state.most_answering = max(self._state.most_answering, self._state.answering)
             if delta < 0:
                 self._state.answered += 1
 
@@ -315,9 +323,18 @@ def _problem(body: Any, known_models: tuple[str, ...]) -> tuple[int, str, str] |
     if not isinstance(messages, list) or not messages:
         return 400, "'messages' must be a non-empty array", "invalid_messages"
     for index, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in (
-            "system", "user", "assistant", "developer", "tool",
-        ) or not isinstance(message.get("content"), str):  # fmt: skip
+        if (
+            not isinstance(message, dict)
+            or message.get("role")
+            not in (
+                "system",
+                "user",
+                "assistant",
+                "developer",
+                "tool",
+            )
+            or not isinstance(message.get("content"), str)
+        ):
             return 400, f"Invalid value for 'messages[{index}]'", "invalid_messages"
     if model not in known_models:
         return 404, f"The model `{model}` does not exist", "model_not_found"
@@ -364,10 +381,12 @@ def _handler_class(server: FakeChatServer) -> type[BaseHTTPRequestHandler]:
                     200,
                     {
                         "object": "list",
-                        "data": [{"id": m, "object": "model", "owned_by": "kestrel"}
-                                 for m in server.models],
+                        "data": [
+                            {"id": m, "object": "model", "owned_by": "kestrel"}
+                            for m in server.models
+                        ],
                     },
-                )  # fmt: skip
+                )
             else:
                 self._error(404, f"Unknown path {self.path}", "not_found")
 

@@ -140,6 +140,7 @@ def test_wrong_key_unknown_model_and_no_key_are_http_errors(
     chat_server: FakeChatServer, data: AnalystInput, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("KESTREL_LLM_API_KEY", raising=False)
+    monkeypatch.delenv("KESTREL_TRADING__ANALYSIS__LLM__API_KEY", raising=False)
     wrong = ask(chat_server, data, api_key=SecretStr("sk-wrong"))
     unknown = ask(chat_server, data, model="gpt-nonexistent")
     missing = ask(chat_server, data, api_key=None)
@@ -154,9 +155,12 @@ def test_key_from_environment_when_the_setting_is_empty_or_a_dumped_mask(
     chat_server: FakeChatServer, data: AnalystInput, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KESTREL_LLM_API_KEY", KEY)
-    chat_server.script(Reply.verdict("HOLD", 0.3), Reply.verdict("HOLD", 0.3))
+    chat_server.script(*[Reply.verdict("HOLD", 0.3)] * 3)
     # A settings object that went through model_dump(mode="json") holds the mask, not the key.
     assert isinstance(ask(chat_server, data, api_key=None), Signal)
+    assert isinstance(ask(chat_server, data, api_key=SecretStr(SECRET_MASK)), Signal)
+    monkeypatch.delenv("KESTREL_LLM_API_KEY")
+    monkeypatch.setenv("KESTREL_TRADING__ANALYSIS__LLM__API_KEY", KEY)
     assert isinstance(ask(chat_server, data, api_key=SecretStr(SECRET_MASK)), Signal)
     assert KEY not in repr(llm_settings(chat_server))
 
