@@ -38,8 +38,8 @@ def prepare(series: CandleSeries, profile: StrategyProfile | None = None) -> Ana
         )
     indicators = compute_indicators(candles_to_frame(series), profile.indicators)
     values = last_values(indicators)
-    previous = last_values(indicators[list(PREVIOUS_ROW_COLUMNS)], row=-2)
-    values.update({f"prev_{name}": value for name, value in previous.items()})
+    previous = last_values(indicators, row=-2)
+    values.update({f"prev_{name}": previous[name] for name in PREVIOUS_ROW_COLUMNS})
     return AnalystInput(
         series=series,
         profile=profile,

@@ -125,7 +125,8 @@ def wilder_rsi(close: pd.Series, length: int) -> pd.Series:
 def last_values(indicators: pd.DataFrame, row: int = -1) -> dict[str, float | None]:
     """Plain floats (None for NaN) from one row, ready to store on the AnalysisResult."""
     values: dict[str, float | None] = {}
-    for name, value in indicators.iloc[row].items():
+    numbers = indicators.to_numpy(dtype=float)[row]
+    for name, value in zip(indicators.columns, numbers, strict=True):
         number = float(value)
         values[str(name)] = None if math.isnan(number) or math.isinf(number) else number
     return values
