@@ -57,6 +57,7 @@ class RiskContext(BaseModel):
     base_free: Decimal
     quote_to_usd: Decimal | None
     emergency_stop: bool = False
+    emergency_stop_note: str = Field(default="", description="who set it and why")
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
     last_fill_ms: dict[str, int] = Field(
         default_factory=dict, description="side ('buy'/'sell') -> market ms of the last fill"

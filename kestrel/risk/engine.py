@@ -43,7 +43,11 @@ def hold_reason(analysis: AnalysisResult) -> Reason:
                 "abstained": consensus.abstained,
             },
         )
-    return Reason(code=ReasonCode.SKIP_NO_SIGNAL, detail=signal.reasoning)
+    return Reason(
+        code=ReasonCode.SKIP_NO_SIGNAL,
+        detail=signal.reasoning,
+        values={"analyst": signal.analyst, "confidence": signal.confidence},
+    )
 
 
 def refused(reasons: list[Reason]) -> RiskVerdict:

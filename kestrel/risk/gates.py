@@ -25,7 +25,12 @@ def gate_on(ctx: RiskContext, name: str) -> bool:
 
 def emergency_stop(ctx: RiskContext) -> Reason | None:
     if ctx.emergency_stop and gate_on(ctx, "emergency_stop"):
-        return Reason(code=ReasonCode.BLOCKED_EMERGENCY_STOP, detail="emergency stop is set")
+        note = f": {ctx.emergency_stop_note}" if ctx.emergency_stop_note else ""
+        return Reason(
+            code=ReasonCode.BLOCKED_EMERGENCY_STOP,
+            detail=f"emergency stop is set{note}",
+            values={"active": True, "note": ctx.emergency_stop_note},
+        )
     return None
 
 

@@ -67,6 +67,7 @@ def gather_context(
         if o.role is OrderRole.PRIMARY and o.side is Side.BUY and o.symbol not in held
     }
     book = PriceBook(rt.exchange, positions, known={symbol: analysis.price})
+    stop = emergency_stop_state(store)
     valuation = equity_usd(total, book.usd)
     exposure = exposure_usd(positions, live, book)
     last_fill_ms: dict[str, int] = {}
@@ -98,7 +99,8 @@ def gather_context(
         quote_free=free.get(market.quote, Decimal("0")),
         base_free=free.get(market.base, Decimal("0")),
         quote_to_usd=book.usd(market.quote),
-        emergency_stop=emergency_stop_state(store).active,
+        emergency_stop=stop.active,
+        emergency_stop_note=f"set by {stop.set_by}: {stop.reason}" if stop.active else "",
         circuit_breaker=refresh_circuit_breaker(store, trading.gates, now),
         last_fill_ms=last_fill_ms,
         daily=daily_pnl(day_start, [*marked, *closed_today], book.usd, now),

@@ -19,7 +19,9 @@ Rule = Callable[[RiskContext], Reason | None]
 def trade_enabled(ctx: RiskContext) -> Reason | None:
     if not ctx.item.trade_enabled:
         return Reason(
-            code=ReasonCode.SKIP_DISABLED_TRADE, detail=f"trading off for {ctx.item.symbol}"
+            code=ReasonCode.SKIP_DISABLED_TRADE,
+            detail=f"trading off for {ctx.item.symbol}",
+            values={"trade_enabled": False},
         )
     return None
 
@@ -113,7 +115,11 @@ def position_rules(ctx: RiskContext) -> Reason | None:
         return None
     if action is Action.SELL:
         if ctx.position is None:
-            return Reason(code=ReasonCode.SKIP_NO_POSITION, detail="nothing to sell")
+            return Reason(
+                code=ReasonCode.SKIP_NO_POSITION,
+                detail="nothing to sell",
+                values={"position_amount": "0"},
+            )
         if ctx.pending_exit:
             return Reason(code=ReasonCode.SKIP_EXIT_PENDING, detail="an exit order is already live")
     return None
