@@ -77,6 +77,10 @@ def serve(
     ] = None,
     deadman: Annotated[bool, typer.Option(help="install the dead-man's switch automations")] = True,
     ui: Annotated[bool, typer.Option(help="the Prefect UI on the local server")] = True,
+    poll: Annotated[
+        float,
+        typer.Option(min=1, max=60, help="seconds between looks for runs to start (UI runs)"),
+    ] = 2.0,
 ) -> None:
     """Serve every deployment of prefect.yaml in this process, on their default parameters.
 
@@ -100,14 +104,16 @@ def serve(
             typer.echo(f"Prefect UI: {server.url}")
     try:
         with prefect_api(url):
-            _serve(settings, limit=limit, only=deployment or [], deadman=deadman)
+            _serve(settings, limit=limit, only=deployment or [], deadman=deadman, poll=poll)
     finally:
         if server is not None:
             typer.echo("Stopping the local Prefect server")
             server.stop()
 
 
-def _serve(settings: KestrelSettings, *, limit: int, only: list[str], deadman: bool) -> None:
+def _serve(
+    settings: KestrelSettings, *, limit: int, only: list[str], deadman: bool, poll: float
+) -> None:
     from prefect import serve as prefect_serve
 
     from blocks.registry import register_block_types
@@ -124,7 +130,8 @@ def _serve(settings: KestrelSettings, *, limit: int, only: list[str], deadman: b
     if deadman:
         _install_deadman(settings)
     typer.echo(f"Serving {len(deployments)} deployments (at most {limit} runs at once)")
-    prefect_serve(*deployments, limit=limit)
+    # query_seconds: Prefect's default (10 s) would delay an emergency stop run from the UI.
+    prefect_serve(*deployments, limit=limit, query_seconds=poll)
 
 
 def _install_deadman(settings: KestrelSettings) -> dict[str, Any]:
