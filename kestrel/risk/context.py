@@ -55,6 +55,11 @@ class RiskContext(BaseModel):
     position: Position | None
     quote_free: Decimal
     base_free: Decimal
+    protected_base: Decimal = Field(
+        default=Decimal("0"),
+        description="base held by this symbol's live protective orders: an exit cancels them "
+        "first (kestrel.orders), so it may sell these too; at most what the wallet holds",
+    )
     quote_to_usd: Decimal | None
     emergency_stop: bool = False
     emergency_stop_note: str = Field(default="", description="who set it and why")
@@ -65,6 +70,10 @@ class RiskContext(BaseModel):
     daily: DailyPnl | None = Field(default=None, description="None: not measured")
     equity_usd: Decimal | None = Field(default=None, description="None: not measured")
     exposure: Exposure = Field(default_factory=Exposure)
+
+    @property
+    def base_for_exit(self) -> Decimal:
+        return self.base_free + self.protected_base
 
     @property
     def min_confidence(self) -> float:

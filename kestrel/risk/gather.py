@@ -31,6 +31,7 @@ from kestrel.risk.portfolio import PriceBook, equity_usd, exposure_usd
 from kestrel.runtime import Runtime
 from kestrel.strategy.resolve import SymbolPlan
 
+PROTECTIVE = frozenset({OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT})
 _BALANCE_META = frozenset({"info", "free", "used", "total", "timestamp", "datetime"})
 
 
@@ -68,6 +69,15 @@ def gather_context(
     }
     book = PriceBook(rt.exchange, positions, known={symbol: analysis.price})
     stop = emergency_stop_state(store)
+    # An exit first cancels the position's protective orders (kestrel.orders), so the coins
+    # they hold reserved count as available to it - never more than the wallet holds.
+    protected = sum(
+        (o.remaining for o in own_live if o.side is Side.SELL and o.role in PROTECTIVE),
+        Decimal("0"),
+    )
+    base_free = free.get(market.base, Decimal("0"))
+    base_total = total.get(market.base, Decimal("0"))
+    protected = max(Decimal("0"), min(protected, base_total - base_free))
     valuation = equity_usd(total, book.usd)
     exposure = exposure_usd(positions, live, book)
     last_fill_ms: dict[str, int] = {}
@@ -97,7 +107,8 @@ def gather_context(
         open_positions=len(positions) + len(pending_entries),
         position=position,
         quote_free=free.get(market.quote, Decimal("0")),
-        base_free=free.get(market.base, Decimal("0")),
+        base_free=base_free,
+        protected_base=protected,
         quote_to_usd=book.usd(market.quote),
         emergency_stop=stop.active,
         emergency_stop_note=f"set by {stop.set_by}: {stop.reason}" if stop.active else "",

@@ -165,10 +165,15 @@ def check_size(ctx: RiskContext, amount: Decimal, price: Decimal) -> Reason | No
                 detail=f"needs {needed} {market.quote}, {ctx.quote_free} free",
                 values={"needed": str(needed), "free": str(ctx.quote_free)},
             )
-    elif amount > ctx.base_free:
+    elif amount > ctx.base_for_exit:
         return Reason(
             code=ReasonCode.INSUFFICIENT_BALANCE,
-            detail=f"needs {amount} {market.base}, {ctx.base_free} free",
-            values={"needed": str(amount), "free": str(ctx.base_free)},
+            detail=f"needs {amount} {market.base}, {ctx.base_free} free "
+            f"+ {ctx.protected_base} held by protective orders",
+            values={
+                "needed": str(amount),
+                "free": str(ctx.base_free),
+                "protected": str(ctx.protected_base),
+            },
         )
     return None

@@ -117,4 +117,4 @@ def size_buy(ctx: RiskContext, levels: Levels) -> BuySize:
 
 def size_sell(ctx: RiskContext) -> Decimal:
     held = ctx.position.amount if ctx.position else Decimal("0")
-    return round_down_to_step(min(held, ctx.base_free), ctx.market.amount_step)
+    return round_down_to_step(min(held, ctx.base_for_exit), ctx.market.amount_step)

@@ -165,6 +165,12 @@ SELL_CASES: list[tuple[str, dict[str, Any], ReasonCode | None, str]] = [
         "0",
     ),
     (
+        "coins held by protective orders are released by the exit",
+        {"position": position("0.01"), "base_free": D("0.004"), "protected_base": D("0.006")},
+        None,
+        "0.01",
+    ),
+    (
         "exit already pending",
         {"position": position(), "base_free": D("1"), "pending_exit": True},
         ReasonCode.SKIP_EXIT_PENDING,
