@@ -52,5 +52,5 @@ def emergency_stop(
             "ACTIVE" if state.active else "off",
             f" - {state.reason}" if state.reason else "",
         )
-        publish_dashboards(settings, label=f"emergency stop {action.value}", with_exchange=False)
+        publish_dashboards(settings, label=f"emergency stop: {action.value}", with_exchange=False)
     return state
