@@ -3,7 +3,8 @@
 Each one resolves the run's settings (environment and kestrel.toml, then the blocks it names,
 then its own parameters), runs the domain flow of flows/ as a subflow with those settings,
 writes one log line per order it touched (mode, symbol and client order id on each), and
-refreshes the dashboards, whatever the outcome. Secrets (store URI, Telegram token) reach
+refreshes the dashboards whatever the outcome (all but the Telegram flows, which change no
+book). Secrets (store URI, Telegram token) reach
 the subflow through the process environment, never as parameters (blocks/settings.py).
 
 The trading cycle runs on the task runner the settings choose (threads, or Dask for a
