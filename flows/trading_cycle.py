@@ -16,9 +16,10 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture
 
+from kestrel.live_settings import load_effective
 from kestrel.mode import trading_mode
 from kestrel.models import AnalysisResult, Decision
-from kestrel.settings import KestrelSettings, load_settings
+from kestrel.settings import KestrelSettings
 from kestrel.strategy.resolve import SymbolPlan, resolve_plans
 from tasks.trading import (
     analyst_task,
@@ -148,6 +149,6 @@ def publish_decisions(
 @flow(name="trading-cycle", log_prints=True)
 def trading_cycle(config: dict[str, Any] | None = None) -> list[Decision]:
     """One cycle over the watchlist. `config` overrides settings (env / kestrel.toml)."""
-    settings = load_settings(**(config or {}))
+    settings = load_effective(config)
     with trading_mode(settings.mode):
         return run_cycle(settings)

@@ -17,9 +17,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
+from kestrel.live_settings import load_effective
 from kestrel.mode import trading_mode
 from kestrel.monitor import MonitorReport
-from kestrel.settings import KestrelSettings, load_settings
+from kestrel.settings import KestrelSettings
 from kestrel.sync import SyncReport, poll
 from tasks.upkeep import monitor_pass, one_at_a_time, prepare_exchange_access, sync_pass
 
@@ -84,7 +85,7 @@ def order_sync(
 ) -> LoopReport:
     """Reconcile every live order with the exchange, then protect the open positions, every
     `poll_s` seconds for `window_s` seconds (defaults: settings.exchange_api)."""
-    settings = load_settings(**(config or {}))
+    settings = load_effective(config)
     access = settings.exchange_api
     return _loop(
         settings,
@@ -102,7 +103,7 @@ def position_monitor(
     poll_s: float | None = None,
 ) -> LoopReport:
     """Mark open positions to market and exit on stop-loss / take-profit / trailing hits."""
-    settings = load_settings(**(config or {}))
+    settings = load_effective(config)
     access = settings.exchange_api
     return _loop(
         settings,

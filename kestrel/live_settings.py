@@ -749,3 +749,13 @@ def _resolve_attr(settings: KestrelSettings, path: str) -> Any:
     for part in path.split("."):
         target = getattr(target, part)
     return target
+
+
+def load_effective(
+    config: dict[str, Any] | None = None, *, add_symbols: bool = True
+) -> KestrelSettings:
+    """What a flow run trades with: env / config file / `config` overrides, then the live
+    changes stored for that mode (so a change takes effect at the next run, no restart)."""
+    from kestrel.settings import load_settings
+
+    return resolve_settings(load_settings(**(config or {})), add_symbols=add_symbols)

@@ -106,6 +106,9 @@ def record_daily_report_task(
 def poll_commands_task(
     settings: KestrelSettings, telegram: TelegramSettings, stop_after_s: float
 ) -> BotRunReport:
+    from kestrel.manual.telegram import register_manual_commands
+
+    register_manual_commands(settings)
     with trading_mode(settings.mode):
         store = open_store(settings, settings.mode)
         try:

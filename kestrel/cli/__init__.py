@@ -9,6 +9,7 @@ from kestrel.cli import manual as _manual  # noqa: F401  (order place|cancel|clo
 from kestrel.cli import orders as _orders  # noqa: F401  (sync-loop, monitor, live)
 from kestrel.cli import risk as _risk  # noqa: F401  (breaker status|reset, strategy)
 from kestrel.cli import settings_cmd as _settings  # noqa: F401  (settings set|show|...)
+from kestrel.cli import telegram as _telegram  # noqa: F401  (the command bot)
 from kestrel.cli._common import app
 
 

@@ -357,3 +357,10 @@ def manual_commands(
         "settings": CommandSpec("Settings in force", show),
         "reset": CommandSpec("DEMO: reset the paper account: /reset BALANCE yes", reset),
     }
+
+
+def register_manual_commands(settings: KestrelSettings) -> None:
+    """Add the manual-trading commands to the bot's registry (idempotent), for `settings`."""
+    from kestrel.notify.commands import COMMANDS
+
+    COMMANDS.update(manual_commands(runtime_factory(settings), lambda: settings))

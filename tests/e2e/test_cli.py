@@ -83,3 +83,26 @@ def test_demo_without_shared_data_uses_labelled_simulation(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr[-3000:]
     assert "SIMULATED" in result.stdout
     assert "Books vs wallet: RECONCILED" in result.stdout
+
+
+def test_telegram_bot_answers_an_allowed_chat_and_refuses_others(tmp_path: Path) -> None:
+    from kestrel.testing.telegram_server import FakeTelegramServer
+
+    with FakeTelegramServer() as server:
+        server.inject_message(4242, "/status")
+        server.inject_message(999, "/stop")
+        result = run(
+            ["telegram", "--stop-after", "4"],
+            tmp_path,
+            timeout=120,
+            KESTREL_TELEGRAM__BOT_TOKEN=server.token,
+            KESTREL_TELEGRAM__API_BASE_URL=server.base_url,
+            KESTREL_TELEGRAM__COMMAND_CHAT_IDS="[4242]",
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "commands handled: 1, refused: 1" in result.stdout
+        answer = server.sent_messages(4242)
+        assert answer and "DEMO" in answer[0].raw_text
+        assert server.sent_messages(999)  # a refusal, nothing else
+        assert server.token not in result.stdout + result.stderr
+    assert "emergency stop: off" in run(["status"], tmp_path).stdout
