@@ -398,13 +398,11 @@ def _plan_place(rt: Runtime, request: PlaceOrderRequest, request_id: str, actor:
     analysis = _analysis(rt, plan, action, price, f"manual order by {actor}")
     ctx = risk_context(rt, plan, analysis)
     position = ctx.position
-    if action is Action.SELL:
-        if position is not None and amount > position.amount:
-            raise ManualError(
-                f"the {request.symbol} position holds {position.amount}; cannot sell {amount} "
-                "(Kestrel sells only what it bought)"
-            )
-        ctx = _with_protected_coins(rt, ctx)
+    if action is Action.SELL and position is not None and amount > position.amount:
+        raise ManualError(
+            f"the {request.symbol} position holds {position.amount}; cannot sell {amount} "
+            "(Kestrel sells only what it bought)"
+        )
     ctx = _with_order_value(ctx, amount * price)
     reasons = [check for gate in (*SAFETY_GATES, *ENTRY_RULES) if (check := gate(ctx))]
     levels = Levels()
@@ -455,7 +453,8 @@ def _plan_close(
         raw = position.amount * (request.fraction or Decimal(1))
     amount = round_down_to_step(raw, market.amount_step)
     analysis = _analysis(rt, plan, Action.SELL, last, f"manual close by {actor}")
-    ctx = _with_protected_coins(rt, risk_context(rt, plan, analysis))
+    # risk_context counts coins held by our protective orders (an exit cancels them first).
+    ctx = risk_context(rt, plan, analysis)
     ctx = _with_order_value(ctx, amount * last)
     # An exit is the safe direction: no entry gate blocks it (as with the position monitor);
     # a price, no exit already on its way, and the market minimums and balance do.
@@ -510,16 +509,6 @@ def _with_order_value(ctx: RiskContext, notional: Decimal) -> RiskContext:
         return ctx
     item = ctx.item.model_copy(update={"trade_amount_usd": notional * ctx.quote_to_usd})
     return ctx.model_copy(update={"item": item})
-
-
-def _with_protected_coins(rt: Runtime, ctx: RiskContext) -> RiskContext:
-    """A sell's balance check counts the coins our own protective orders reserve: placing an
-    exit cancels them first (orders.place clears the way for exits)."""
-    reserved = sum(
-        (o.remaining for o in live_protection(rt.store, ctx.market.symbol) if o.side is Side.SELL),
-        Decimal("0"),
-    )
-    return ctx.model_copy(update={"base_free": ctx.base_free + reserved}) if reserved else ctx
 
 
 def _buy_checks(ctx: RiskContext, amount: Decimal, price: Decimal) -> list[Reason]:
