@@ -1,5 +1,5 @@
 """One real `prefect server start` (SQLite in a temporary PREFECT_HOME, 127.0.0.1, a free
-port) for the deployment tests, started once and stopped at the end of the session."""
+port) for the deployment tests, started once and stopped after them."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ if "prefect" not in sys.modules:  # flows run in this process must not use the u
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPrefectServer]:
-    """The scheduler is off: tests start every run themselves, so nothing runs unasked."""
+    """The scheduler is off: tests start every run themselves, so nothing runs unasked.
+    Package scope: it stops when tests/deploy is done, not at the end of the session."""
     home = tmp_path_factory.mktemp("prefect-server")
     server = LocalPrefectServer(home, scheduler=False, ui=False)
     server.start(timeout_s=240)
