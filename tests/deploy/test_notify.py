@@ -1,0 +1,103 @@
+"""The notification deployments' flows: the bot token comes from a Telegram Bot block, reaches
+the notification subflow through the run's environment (never a parameter), and messages
+arrive; without a bot the runs complete doing nothing instead of failing every minute."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from pydantic import SecretStr
+
+from blocks.settings import BlockRefs
+from kestrel.mode import TradingMode
+from kestrel.models import Event, EventType
+from kestrel.settings import load_settings
+from kestrel.store import open_store
+from kestrel.testing.telegram_server import FakeTelegramServer
+
+pytestmark = pytest.mark.prefect
+
+CHAT = 31337
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegramServer]:
+    with FakeTelegramServer() as server:
+        yield server
+
+
+@pytest.fixture
+def no_kestrel_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for key in [k for k in os.environ if k.startswith("KESTREL_")]:
+        monkeypatch.delenv(key)
+    (tmp_path / "kestrel.toml").write_text("")
+    monkeypatch.setenv("KESTREL_CONFIG", str(tmp_path / "kestrel.toml"))
+    return tmp_path
+
+
+def test_notifications_with_a_bot_block(
+    prefect_api: str, telegram: FakeTelegramServer, no_kestrel_env: Path
+) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    from blocks.telegram_bot import TelegramBot
+    from deployments.entrypoints import daily_report, notifications
+
+    TelegramBot(
+        bot_token=SecretStr(telegram.token), notify_chat_id=CHAT, api_base_url=telegram.base_url
+    ).save("deploy-test-bot", overwrite=True)
+    config = {"data_dir": str(no_kestrel_env / "data"), "telegram": {"cursor_grace_s": 0}}
+    store = open_store(load_settings(**config), TradingMode.DEMO)
+    try:
+        store.append_events(
+            [
+                Event(
+                    event_id="stop:test",
+                    type=EventType.EMERGENCY_STOP_SET,
+                    mode=TradingMode.DEMO,
+                    message="emergency stop SET by test: drill",
+                    data={"by": "test", "reason": "drill"},
+                )
+            ]
+        )
+    finally:
+        store.close()
+
+    refs = BlockRefs(telegram="deploy-test-bot")
+    state = notifications(blocks=refs, config=config, return_state=True)
+    assert state.is_completed(), state.message
+    assert state.result().sent == 1  # type: ignore[union-attr]
+    assert "drill" in telegram.sent_messages(CHAT)[0].text
+    report = daily_report(blocks=refs, config=config, day=date(2026, 1, 5), return_state=True)
+    assert report.is_completed(), report.message
+    assert len(telegram.sent_messages(CHAT)) == 2
+
+    parent = UUID(str(state.state_details.flow_run_id))
+    with get_client(sync_client=True) as client:
+        runs = [client.read_flow_run(parent)]
+        runs += client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent])
+            )
+        )
+    assert len(runs) == 2
+    assert telegram.token not in json.dumps([r.parameters for r in runs], default=str)
+
+
+def test_without_a_bot_runs_complete_doing_nothing(prefect_api: str, no_kestrel_env: Path) -> None:
+    from deployments.entrypoints import notifications, telegram_bot
+
+    config = {"data_dir": str(no_kestrel_env / "data")}
+    state = notifications(config=config, return_state=True)
+    assert state.is_completed()
+    assert "Telegram not configured" in (state.message or "")
+    bot = telegram_bot(config=config, stop_after_s=1, return_state=True)
+    assert bot.is_completed()
+    assert "not polling" in (bot.message or "")
