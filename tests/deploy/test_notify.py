@@ -9,9 +9,11 @@ import os
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
+from prefect.states import State
 from pydantic import SecretStr
 
 from blocks.settings import BlockRefs
@@ -24,6 +26,12 @@ from kestrel.testing.telegram_server import FakeTelegramServer
 pytestmark = pytest.mark.prefect
 
 CHAT = 31337
+
+
+def as_state(outcome: object) -> State[Any]:
+    """What a flow called with return_state=True gives back (its typing says Awaitable)."""
+    assert isinstance(outcome, State)
+    return outcome
 
 
 @pytest.fixture
@@ -71,11 +79,13 @@ def test_notifications_with_a_bot_block(
         store.close()
 
     refs = BlockRefs(telegram="deploy-test-bot")
-    state = notifications(blocks=refs, config=config, return_state=True)
+    state = as_state(notifications(blocks=refs, config=config, return_state=True))
     assert state.is_completed(), state.message
-    assert state.result().sent == 1  # type: ignore[union-attr]
+    assert state.result().sent == 1
     assert "drill" in telegram.sent_messages(CHAT)[0].text
-    report = daily_report(blocks=refs, config=config, day=date(2026, 1, 5), return_state=True)
+    report = as_state(
+        daily_report(blocks=refs, config=config, day=date(2026, 1, 5), return_state=True)
+    )
     assert report.is_completed(), report.message
     assert len(telegram.sent_messages(CHAT)) == 2
 
@@ -95,9 +105,9 @@ def test_without_a_bot_runs_complete_doing_nothing(prefect_api: str, no_kestrel_
     from deployments.entrypoints import notifications, telegram_bot
 
     config = {"data_dir": str(no_kestrel_env / "data")}
-    state = notifications(config=config, return_state=True)
+    state = as_state(notifications(config=config, return_state=True))
     assert state.is_completed()
     assert "Telegram not configured" in (state.message or "")
-    bot = telegram_bot(config=config, stop_after_s=1, return_state=True)
+    bot = as_state(telegram_bot(config=config, stop_after_s=1, return_state=True))
     assert bot.is_completed()
     assert "not polling" in (bot.message or "")
