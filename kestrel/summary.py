@@ -148,4 +148,9 @@ def summary_rows(summary: SessionSummary) -> list[dict[str, str]]:
 
 
 def _fmt(value: Decimal) -> str:
-    return f"{value.quantize(Decimal('0.00000001')):f}".rstrip("0").rstrip(".") or "0"
+    """Exact when the value has at most 12 decimals (balances, fees, PnL always do); only a
+    derived average carried to 28 digits is rounded, for display."""
+    if value.as_tuple().exponent < -12:  # type: ignore[operator]
+        value = value.quantize(Decimal("1e-12"))
+    text = f"{value:f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) or "0"
