@@ -5,7 +5,8 @@ For each currency C the books must satisfy, exactly:
     cash(C) = start(C)
               + sum over pairs quoted in C of (realized PnL - fees - cost of what is still held)
               + sum over pairs with base C of the amount still held
-Fees are in the quote currency (the paper exchange charges them there).
+Fees are counted in quote terms (a fee taken in the base asset shrinks what is held); an
+unsellable remainder ("dust") is written off at cost in the realized PnL and still held.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def summarize(rt: Runtime, starting: dict[str, Decimal], cycles: int) -> Session
         book = books[quote]
         book.realized_pnl += position.realized_pnl
         book.fees += position.fees_paid
+        books[base].held_amount += position.dust  # written off at cost, still in the wallet
         if position.status is PositionStatus.OPEN:
             line = _mark(rt, position)
             lines.append(line)
