@@ -14,7 +14,6 @@ import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -25,6 +24,7 @@ from kestrel.emulator.config import AccountConfig, DuplicateRule, FillPolicy, Ma
 from kestrel.emulator.faults import FaultPlan, FaultRule
 from kestrel.emulator.matching import MatchingEngine, VisibilityLag
 from kestrel.emulator.server import ADMIN_PREFIX, EmulatorHTTPServer
+from kestrel.testing.local_server import StartStop
 
 if TYPE_CHECKING:
     import ccxt
@@ -88,7 +88,7 @@ def ccxt_client_for(
     return exchange
 
 
-class BinanceEmulator:
+class BinanceEmulator(StartStop):
     """A local Binance spot REST server over a candle feed. Use as a context manager."""
 
     def __init__(
@@ -140,26 +140,13 @@ class BinanceEmulator:
     def start(self) -> BinanceEmulator:
         if self._server is not None:
             raise RuntimeError("emulator already started")
-        self._server = EmulatorHTTPServer(
-            self.api, self.faults, self._admin, self._host, self._port
-        )
-        self._server.start()
+        server = EmulatorHTTPServer(self.api, self.faults, self._admin, self._host, self._port)
+        self._server = server.start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
-
-    def __enter__(self) -> BinanceEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def _srv(self) -> EmulatorHTTPServer:

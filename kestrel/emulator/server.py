@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 from kestrel.emulator.api import BinanceApi, Request, Response
 from kestrel.emulator.errors import too_much_weight
 from kestrel.emulator.faults import FaultPlan, FaultRule
+from kestrel.testing.local_server import LocalHTTPServer
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class RequestCounter:
         return total
 
 
-class EmulatorHTTPServer:
+class EmulatorHTTPServer(LocalHTTPServer):
     """Owns the listening socket, its thread and every live connection."""
 
     def __init__(
@@ -74,8 +75,8 @@ class EmulatorHTTPServer:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__("binance-emulator", host, port)
         self.api = api
-        self.host = host
         self.faults = faults
         self.admin = admin
         self.counter = RequestCounter()
@@ -83,37 +84,22 @@ class EmulatorHTTPServer:
         self.stop_event = threading.Event()
         self._connections: set[socket.socket] = set()
         self._conn_lock = threading.Lock()
-        self._httpd = _Server((host, port), _Handler, self)
-        self._thread: threading.Thread | None = None
 
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
+    def make_server(self, address: tuple[str, int]) -> ThreadingHTTPServer:
+        return _Server(address, _Handler, self)
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"binance-emulator:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+    def release(self) -> None:
+        """Release held requests (injected timeouts)."""
+        self.stop_event.set()
 
     def stop(self) -> None:
-        """Stop accepting, release held requests, close live connections, join threads."""
-        self.stop_event.set()
-        self._httpd.shutdown()
+        """Stop accepting, release held requests, then close the live connections, so no
+        keep-alive client leaves a handler thread waiting for its next request."""
+        super().stop()
         with self._conn_lock:
             live = list(self._connections)
         for conn in live:
             _shutdown(conn)
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     def track(self, conn: socket.socket, alive: bool) -> None:
         with self._conn_lock:

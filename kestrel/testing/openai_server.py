@@ -28,8 +28,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Literal
+
+from kestrel.testing.local_server import LocalHTTPServer
 
 ReplyKind = Literal["content", "error", "raw", "drop", "stream"]
 DEFAULT_MODEL = "kestrel-test-model"
@@ -148,7 +149,7 @@ class _State:
     answered: int = 0
 
 
-class FakeChatServer:
+class FakeChatServer(LocalHTTPServer):
     """Start with `with FakeChatServer() as server:`; every hang ends at stop()."""
 
     def __init__(
@@ -159,6 +160,7 @@ class FakeChatServer:
         responder: Responder = hold_responder,
         max_hang_s: float = 30.0,
     ) -> None:
+        super().__init__("fake-openai")
         self.api_key = api_key
         self.models = models
         self.responder = responder
@@ -166,54 +168,24 @@ class FakeChatServer:
         self._state = _State()
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> FakeChatServer:
-        handler = _handler_class(self)
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-openai",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+    def make_server(self, address: tuple[str, int]) -> ThreadingHTTPServer:
+        httpd = ThreadingHTTPServer(address, _handler_class(self))
+        httpd.daemon_threads = True
+        return httpd
 
-    def stop(self) -> None:
+    def release(self) -> None:
+        """End the slow and dripping answers in flight."""
         self._closing.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeChatServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._httpd is not None, "start() the server first"
-        return int(self._httpd.server_address[1])
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.url}/v1"
 
     @property
     def sentiment_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/fng/?limit=1"
+        return f"{self.url}/fng/?limit=1"
 
     # -- scripting and inspection ---------------------------------------------------------------
     def script(self, *replies: Reply) -> None:

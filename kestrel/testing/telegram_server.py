@@ -24,10 +24,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
+from kestrel.testing.local_server import LocalHTTPServer
 from kestrel.testing.telegram_entities import EntityParseError, parse_entities
 
 DEFAULT_TOKEN = "123456789:AAFakeTokenForKestrelTests-0123456789ab"
@@ -87,7 +87,7 @@ class ApiError(Exception):
         self.code, self.description, self.retry_after = code, description, retry_after
 
 
-class FakeTelegramServer:
+class FakeTelegramServer(LocalHTTPServer):
     """HTTP on 127.0.0.1 on a free port; use as a context manager.
 
     Hangs are bounded by `max_hang_s` and released at shutdown, so a test can never block.
@@ -102,6 +102,7 @@ class FakeTelegramServer:
         max_hang_s: float = 10.0,
         max_long_poll_s: float = 5.0,
     ) -> None:
+        super().__init__("fake-telegram")
         self.token = token
         self.bot_user = {
             "id": bot_id,
@@ -117,49 +118,21 @@ class FakeTelegramServer:
         self._state = _State()
         self._cond = threading.Condition()
         self._closing = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> FakeTelegramServer:
-        self._httpd = _QuietServer(("127.0.0.1", 0), _make_handler(self))
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="fake-telegram", daemon=True
-        )
-        self._thread.start()
-        return self
+    def make_server(self, address: tuple[str, int]) -> ThreadingHTTPServer:
+        return _QuietServer(address, _make_handler(self))
 
-    def stop(self) -> None:
+    def release(self) -> None:
+        """End the hangs and long polls in flight."""
         self._closing.set()
         with self._cond:
             self._cond.notify_all()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeTelegramServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("server not started")
-        return int(self._httpd.server_address[1])
 
     @property
     def base_url(self) -> str:
         """For `telegram.Bot(token, base_url=...)`: PTB appends the token to it."""
-        return f"http://127.0.0.1:{self.port}/bot"
+        return f"{self.url}/bot"
 
     # -- what tests look at ---------------------------------------------------------------------
     def sent_messages(self, chat_id: int | None = None) -> list[SentMessage]:
