@@ -86,7 +86,9 @@ def run_cycle(settings: KestrelSettings) -> list[Decision]:
         order = execute_task.with_options(task_run_name=f"execute-{plan.symbol}").submit(
             settings, later(decision)
         )
-        order_state = order.wait() or order.state
+        order.wait()
+        decision.wait()  # on Dask a future's state is read from the API and may lag
+        order_state = order.state
         if decision.state.is_completed():
             decisions.append(decision.result())
         if not order_state.is_completed():
