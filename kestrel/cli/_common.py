@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,14 @@ def load_cli_settings() -> KestrelSettings:
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+
+
+def actor() -> str:
+    """Who acted, for the audit trail of a CLI change: `cli:<user>`."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in some containers
+        return "cli"
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -11,15 +11,14 @@ token, nothing to cancel), 2 bad arguments or settings.
 
 from __future__ import annotations
 
-import getpass
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kestrel.cli._common import app, fail, load_cli_settings
+from kestrel.cli._common import actor, app, fail, load_cli_settings
 from kestrel.mode import TradingMode
 
 if TYPE_CHECKING:
@@ -47,13 +46,6 @@ DryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="show the preview and the verdict; place nothing")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print the outcome as JSON")]
-
-
-def actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no user name in some containers
-        return "cli"
 
 
 @contextmanager
@@ -113,17 +105,30 @@ def _request(kind: str, **fields: Any) -> Any:
         raise fail(problems.replace("Value error, ", ""), 2) from None
 
 
-def _run(request: Any, *, confirm: str | None, dry_run: bool, as_json: bool) -> None:
-    from kestrel.errors import ConfigError, KestrelError
-    from kestrel.manual import ManualError, submit
+def _act[T](action: Callable[[Runtime], T], *refusals: type[Exception]) -> T:
+    """Run `action` on the manual runtime (closed after). A ManualError, or one of
+    `refusals`, exits 1 with its message; any other Kestrel error exits 1 naming its class."""
+    from kestrel.errors import KestrelError
+    from kestrel.manual import ManualError
 
+    plain: tuple[type[Exception], ...] = (ManualError, *refusals)
     with manual_runtime() as rt:
         try:
-            outcome = submit(rt, request, actor=actor(), confirm=confirm, dry_run=dry_run)
-        except (ManualError, ConfigError) as exc:
+            return action(rt)
+        except plain as exc:
             raise fail(str(exc), 1) from None
         except KestrelError as exc:
             raise fail(f"{type(exc).__name__}: {exc}", 1) from None
+
+
+def _run(request: Any, *, confirm: str | None, dry_run: bool, as_json: bool) -> None:
+    from kestrel.errors import ConfigError
+    from kestrel.manual import submit
+
+    outcome = _act(
+        lambda rt: submit(rt, request, actor=actor(), confirm=confirm, dry_run=dry_run),
+        ConfigError,
+    )
     _show(outcome, as_json)
 
 
@@ -232,17 +237,9 @@ def confirm_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Run exactly the action a token was issued for."""
-    from kestrel.errors import KestrelError
-    from kestrel.manual import ManualError, confirm_token
+    from kestrel.manual import confirm_token
 
-    with manual_runtime() as rt:
-        try:
-            outcome = confirm_token(rt, token, actor=actor())
-        except ManualError as exc:
-            raise fail(str(exc), 1) from None
-        except KestrelError as exc:
-            raise fail(f"{type(exc).__name__}: {exc}", 1) from None
-    _show(outcome, as_json)
+    _show(_act(lambda rt: confirm_token(rt, token, actor=actor())), as_json)
 
 
 @order_app.command("cancel")
@@ -250,16 +247,9 @@ def cancel_cmd(
     order: Annotated[str, typer.Argument(help="client order id or exchange order id")],
 ) -> None:
     """Cancel a live (open or partially filled) order."""
-    from kestrel.errors import KestrelError
-    from kestrel.manual import ManualError, cancel_order
+    from kestrel.manual import cancel_order
 
-    with manual_runtime() as rt:
-        try:
-            outcome = cancel_order(rt, order, actor=actor())
-        except ManualError as exc:
-            raise fail(str(exc), 1) from None
-        except KestrelError as exc:
-            raise fail(f"{type(exc).__name__}: {exc}", 1) from None
+    outcome = _act(lambda rt: cancel_order(rt, order, actor=actor()))
     typer.echo(outcome.message)
     if not outcome.canceled:
         raise typer.Exit(1)

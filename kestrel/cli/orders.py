@@ -4,7 +4,7 @@ lock), and what is live right now: orders, protection per position, today's PnL.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -13,34 +13,32 @@ from kestrel.cli._common import app, load_cli_settings, prepare_prefect
 WindowOption = Annotated[
     float, typer.Option("--window", min=0, max=3600, help="keep polling this many seconds")
 ]
+PollOption = Annotated[float, typer.Option("--poll", min=0.2, help="seconds between passes")]
+
+
+def _run_upkeep(
+    name: Literal["order-sync", "position-monitor"], window: float, poll: float
+) -> None:
+    """Run an upkeep flow here as its deployment does, and print its report."""
+    settings = load_cli_settings()
+    prepare_prefect(settings.data_dir.resolve())
+    from flows.upkeep import order_sync, position_monitor  # after prepare_prefect
+
+    upkeep = {"order-sync": order_sync, "position-monitor": position_monitor}[name]
+    report = upkeep(config=settings.model_dump(mode="json"), window_s=window, poll_s=poll)
+    typer.echo(report.model_dump_json(indent=2, exclude={"last"}))
 
 
 @app.command("sync-loop")
-def sync_loop(
-    window: WindowOption = 60.0,
-    poll: Annotated[float, typer.Option("--poll", min=0.2, help="seconds between passes")] = 2.0,
-) -> None:
+def sync_loop(window: WindowOption = 60.0, poll: PollOption = 2.0) -> None:
     """Reconcile live orders with the exchange and protect open positions, every --poll s."""
-    settings = load_cli_settings()
-    prepare_prefect(settings.data_dir.resolve())
-    from flows.upkeep import order_sync
-
-    report = order_sync(config=settings.model_dump(mode="json"), window_s=window, poll_s=poll)
-    typer.echo(report.model_dump_json(indent=2, exclude={"last"}))
+    _run_upkeep("order-sync", window, poll)
 
 
 @app.command("monitor")
-def monitor(
-    window: WindowOption = 60.0,
-    poll: Annotated[float, typer.Option("--poll", min=0.2, help="seconds between passes")] = 5.0,
-) -> None:
+def monitor(window: WindowOption = 60.0, poll: PollOption = 5.0) -> None:
     """Mark positions to market and exit on stop-loss / take-profit / trailing hits."""
-    settings = load_cli_settings()
-    prepare_prefect(settings.data_dir.resolve())
-    from flows.upkeep import position_monitor
-
-    report = position_monitor(config=settings.model_dump(mode="json"), window_s=window, poll_s=poll)
-    typer.echo(report.model_dump_json(indent=2, exclude={"last"}))
+    _run_upkeep("position-monitor", window, poll)
 
 
 @app.command("live")

@@ -7,7 +7,6 @@ used from the next trading cycle on. Exit codes: 0 done, 2 a refused (invalid) c
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kestrel.cli._common import app, fail, load_cli_settings
+from kestrel.cli._common import actor, app, fail, load_cli_settings
 
 if TYPE_CHECKING:
     from kestrel.live_settings import SettingsChange
@@ -32,13 +31,6 @@ SymbolOption = Annotated[
     str | None,
     typer.Option("--symbol", "-s", help="watchlist symbol for per-symbol settings, * for all"),
 ]
-
-
-def actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no user name in some containers
-        return "cli"
 
 
 @contextmanager
