@@ -7,55 +7,10 @@ from typing import Any
 
 import pytest
 
-from kestrel.models import Action, AnalysisResult, MarketSpec, Position, ReasonCode, Signal
-from kestrel.risk import RiskContext, assess
-from kestrel.settings import RiskSettings, WatchlistItem
-
-HOUR = 3_600_000
-CANDLE_TS = 100 * HOUR
-
-
-def context(action: Action = Action.BUY, confidence: float = 0.8, **changes: Any) -> RiskContext:
-    base: dict[str, Any] = {
-        "item": WatchlistItem(symbol="BTC/USDT", trade_amount_usd=Decimal("100")),
-        "analysis": AnalysisResult(
-            symbol="BTC/USDT",
-            timeframe="1h",
-            candle_timestamp=CANDLE_TS,
-            price=Decimal("20000"),
-            indicators={"atr": 200.0},
-            signal=Signal(action=action, confidence=confidence, reasoning="test"),
-        ),
-        "market": MarketSpec(
-            symbol="BTC/USDT",
-            base="BTC",
-            quote="USDT",
-            amount_step=Decimal("0.00001"),
-            price_tick=Decimal("0.01"),
-            min_amount=Decimal("0.00001"),
-            min_notional=Decimal("5"),
-        ),
-        "settings": RiskSettings(min_confidence=0.55, max_open_orders_per_symbol=3),
-        "now_ms": CANDLE_TS + HOUR,
-        "timeframe_ms": HOUR,
-        "open_orders_for_symbol": 0,
-        "open_positions": 0,
-        "position": None,
-        "quote_free": Decimal("1000"),
-        "base_free": Decimal("0"),
-        "quote_to_usd": Decimal("1"),
-    }
-    base.update(changes)
-    return RiskContext(**base)
-
-
-def position(amount: str = "0.01") -> Position:
-    return Position(
-        position_id="p",
-        symbol="BTC/USDT",
-        amount=Decimal(amount),
-        avg_entry_price=Decimal("19000"),
-    )
+from kestrel.models import Action, ReasonCode
+from kestrel.risk import assess
+from kestrel.settings import WatchlistItem
+from tests.risk.helpers import CANDLE_TS, HOUR, context, position
 
 
 def test_buy_is_sized_rounded_down_and_approved() -> None:
