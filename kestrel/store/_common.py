@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -25,6 +27,32 @@ def doomed_error(cause: BaseException) -> StoreError:
         f"a nested store.atomic() block raised {type(cause).__name__}: {cause}; the whole "
         "transaction was rolled back (catch store errors outside atomic(), not inside it)"
     )
+
+
+class AtomicNesting(threading.local):
+    """Per-thread atomic() nesting, the same in both backends: how many blocks deep this
+    thread is, and what escaped a nested block. Backends add their connection or session."""
+
+    depth: int = 0
+    doomed: BaseException | None = None  # what escaped a nested block
+
+    @contextmanager
+    def join(self) -> Iterator[None]:
+        """A nested atomic() block: it joins the outer transaction, and an exception leaving
+        it dooms the whole transaction even if the outer block swallows it."""
+        self.depth += 1
+        try:
+            yield
+        except BaseException as exc:
+            self.doomed = self.doomed or exc
+            raise
+        finally:
+            self.depth -= 1
+
+    def raise_if_doomed(self) -> None:
+        """Before the outermost block commits: a nested block failed, so nothing may commit."""
+        if self.doomed is not None:
+            raise doomed_error(self.doomed) from self.doomed
 
 
 def micros(moment: datetime) -> int:

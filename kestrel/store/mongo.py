@@ -25,7 +25,6 @@ polling with `after_seq` there should overlap a little and dedupe by event_id.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -52,10 +51,10 @@ from kestrel.models import (
     PositionStatus,
 )
 from kestrel.store._common import (
+    AtomicNesting,
     check_limit,
     check_mode,
     check_version,
-    doomed_error,
     enum_values,
     lost_cas,
     micros,
@@ -96,10 +95,8 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], bool]]] = {
 }
 
 
-class _ThreadState(threading.local):
+class _ThreadState(AtomicNesting):
     session: ClientSession | None = None
-    depth: int = 0
-    doomed: BaseException | None = None  # what escaped a nested block
 
 
 class MongoStore(Store):
@@ -173,14 +170,8 @@ class MongoStore(Store):
         transaction when the outermost block ends."""
         local = self._local
         if local.depth > 0:
-            local.depth += 1
-            try:
+            with local.join():
                 yield
-            except BaseException as exc:
-                local.doomed = local.doomed or exc
-                raise
-            finally:
-                local.depth -= 1
             return
         if not self.transactional:
             local.depth = 1
@@ -196,8 +187,7 @@ class MongoStore(Store):
             local.session, local.depth, local.doomed = session, 1, None
             try:
                 yield
-                if local.doomed is not None:
-                    raise doomed_error(local.doomed) from local.doomed
+                local.raise_if_doomed()
                 _commit(session)
             except BaseException as exc:
                 if session.in_transaction:

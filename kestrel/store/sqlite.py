@@ -43,10 +43,10 @@ from kestrel.models import (
     PositionStatus,
 )
 from kestrel.store._common import (
+    AtomicNesting,
     check_limit,
     check_mode,
     check_version,
-    doomed_error,
     enum_values,
     lost_cas,
     micros,
@@ -117,13 +117,11 @@ class _Opened(NamedTuple):
     conn: sqlite3.Connection
 
 
-class _ThreadState(threading.local):
+class _ThreadState(AtomicNesting):
     """Per-thread connection and transaction nesting (class attributes are the defaults)."""
 
     conn: sqlite3.Connection | None = None
     pid: int = 0
-    depth: int = 0
-    doomed: BaseException | None = None  # what escaped a nested block
 
 
 class SQLiteStore(Store):
@@ -233,21 +231,14 @@ class SQLiteStore(Store):
         local = self._local
         conn = self._conn()
         if local.depth > 0:
-            local.depth += 1
-            try:
+            with local.join():
                 yield
-            except BaseException as exc:
-                local.doomed = local.doomed or exc
-                raise
-            finally:
-                local.depth -= 1
             return
         conn.execute("BEGIN IMMEDIATE")
         local.depth, local.doomed = 1, None
         try:
             yield
-            if local.doomed is not None:
-                raise doomed_error(local.doomed) from local.doomed
+            local.raise_if_doomed()
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:  # some SQLite errors have rolled back already
