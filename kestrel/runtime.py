@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -47,7 +48,11 @@ class Runtime:
         return int(time.time() * 1000)
 
 
-_cache: dict[tuple[str, TradingMode], Runtime] = {}
+# Settings change live (kestrel settings set), and each version gets its own runtime: keep
+# the most recent few and close the stores of the rest (a closed StoreRouter reopens lazily,
+# so a task still holding an evicted runtime keeps working).
+MAX_RUNTIMES = 8
+_cache: OrderedDict[tuple[str, TradingMode], Runtime] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -69,9 +74,14 @@ def get_runtime(settings: KestrelSettings) -> Runtime:
     """The process's runtime for these settings in the current mode."""
     key = (settings.model_dump_json(), current_mode())
     with _lock:
-        if key not in _cache:
-            _cache[key] = build_runtime(settings)
-        return _cache[key]
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+        runtime = _cache[key] = build_runtime(settings)
+        while len(_cache) > MAX_RUNTIMES:
+            _, evicted = _cache.popitem(last=False)
+            evicted.store.close()
+        return runtime
 
 
 def reset_runtimes() -> None:
