@@ -77,7 +77,10 @@ def print_summary(summary: SessionSummary) -> None:
             )
         console.print(positions)
     rows = summary_rows(summary)
-    table = Table(title="Books per currency: starting + realized - fees - held cost + held = cash")
+    table = Table(
+        title="Books per currency",
+        caption="expected cash = starting + realized pnl - fees - held cost + held amount",
+    )
     table.add_column("")
     for row in rows:
         table.add_column(row["currency"], justify="right")
