@@ -106,9 +106,10 @@ def record_daily_report_task(
 def poll_commands_task(
     settings: KestrelSettings, telegram: TelegramSettings, stop_after_s: float
 ) -> BotRunReport:
+    from blocks.exchange_account import use_exchange_account
     from kestrel.manual.telegram import register_manual_commands
 
-    register_manual_commands(settings)
+    register_manual_commands(settings, use_exchange_account)
     with trading_mode(settings.mode):
         store = open_store(settings, settings.mode)
         try:

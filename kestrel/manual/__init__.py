@@ -1,7 +1,7 @@
 """Manual trading and account control: orders, cancels and closes by hand through the same
 order path as the automated cycle, REAL-mode confirmation tokens, and the DEMO paper reset.
 
-Never imports prefect; flows/manual.py and the CLI (kestrel/cli/manual.py) wrap it.
+Never imports prefect; flows/manual.py and the CLI (cli/manual.py) wrap it.
 """
 
 from kestrel.manual.models import (

@@ -170,20 +170,24 @@ def _change_card(changes: list[SettingsChange]) -> Card:
     )
 
 
-def runtime_factory(base: KestrelSettings) -> RuntimeFactory:
+CredentialsLoader = Callable[[KestrelSettings], object]
+
+
+def runtime_factory(
+    base: KestrelSettings, load_credentials: CredentialsLoader | None = None
+) -> RuntimeFactory:
     """What the bot passes as `runtime`: at each command, the process's runtime for the
-    settings in force now (configured `base` + live changes), built in `base`'s mode, with
-    REAL credentials from the ExchangeAccount block when the settings name one."""
+    settings in force now (configured `base` + live changes), built in `base`'s mode.
+    `load_credentials` registers REAL credentials first (the Prefect layer passes its
+    ExchangeAccount block loader; kestrel itself never imports Prefect)."""
 
     def build() -> Runtime:
         from kestrel.live_settings import resolve_settings
         from kestrel.runtime import get_runtime
 
         with trading_mode(base.mode):
-            if base.exchange_api.credentials == "block":
-                from blocks.exchange_account import use_exchange_account
-
-                use_exchange_account(base)
+            if load_credentials is not None:
+                load_credentials(base)
             return get_runtime(resolve_settings(base))
 
     return build
@@ -359,8 +363,10 @@ def manual_commands(
     }
 
 
-def register_manual_commands(settings: KestrelSettings) -> None:
+def register_manual_commands(
+    settings: KestrelSettings, load_credentials: CredentialsLoader | None = None
+) -> None:
     """Add the manual-trading commands to the bot's registry (idempotent), for `settings`."""
     from kestrel.notify.commands import COMMANDS
 
-    COMMANDS.update(manual_commands(runtime_factory(settings), lambda: settings))
+    COMMANDS.update(manual_commands(runtime_factory(settings, load_credentials), lambda: settings))

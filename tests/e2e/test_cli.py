@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-KESTREL = [sys.executable, "-m", "kestrel.cli"]
+KESTREL = [sys.executable, "-m", "cli"]
 
 
 def run(
@@ -34,7 +34,7 @@ def run(
 def test_help_does_not_import_heavy_libraries() -> None:
     code = (
         "import sys, runpy; sys.argv=['kestrel','--help']\n"
-        "try:\n    runpy.run_module('kestrel.cli', run_name='__main__')\nexcept SystemExit: pass\n"
+        "try:\n    runpy.run_module('cli', run_name='__main__')\nexcept SystemExit: pass\n"
         "heavy=[m for m in ('prefect','pandas','pandas_ta','ccxt') if m in sys.modules]\n"
         "print('HEAVY', heavy)"
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from kestrel.cli import app
+from cli import app
 from kestrel.emulator import BinanceEmulator
 from kestrel.mode import TradingMode
 from kestrel.models import EventType, OrderStatus

@@ -23,7 +23,7 @@ def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProc
     }
     environment.update({"KESTREL_DATA_DIR": str(tmp_path / "data"), **env})
     return subprocess.run(
-        [sys.executable, "-m", "kestrel.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=tmp_path,
         env=environment,
         capture_output=True,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from kestrel.cli._common import app, fail, load_cli_settings
+from cli._common import app, fail, load_cli_settings
 
 
 @app.command()
@@ -17,6 +17,7 @@ def telegram(
 ) -> None:
     """Run the Telegram command bot: /status /positions /orders /balance /pnl /stop /resume,
     and manual trading (/buy /sell /close /confirm ...). Only configured chats may command."""
+    from blocks.exchange_account import use_exchange_account
     from kestrel.manual.telegram import register_manual_commands
     from kestrel.mode import trading_mode
     from kestrel.notify.bot import run_bot
@@ -26,7 +27,7 @@ def telegram(
     settings = load_cli_settings()
     if settings.telegram.bot_token is None:
         raise fail("no bot token: set KESTREL_TELEGRAM__BOT_TOKEN (from @BotFather)", 2)
-    register_manual_commands(settings)
+    register_manual_commands(settings, use_exchange_account)
     with trading_mode(settings.mode):
         store = open_store(settings, settings.mode)
         try:

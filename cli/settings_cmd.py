@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kestrel.cli._common import actor, app, fail, load_cli_settings
+from cli._common import actor, app, fail, load_cli_settings
 
 if TYPE_CHECKING:
     from kestrel.live_settings import SettingsChange

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kestrel.cli._common import actor, app, fail, load_cli_settings
+from cli._common import actor, app, fail, load_cli_settings
 from kestrel.mode import TradingMode
 
 if TYPE_CHECKING:

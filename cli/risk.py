@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from kestrel.cli._common import app, fail, load_cli_settings
+from cli._common import app, fail, load_cli_settings
 
 breaker_app = typer.Typer(
     help="The circuit breaker: trips after consecutive failed orders or losing trades.",

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from kestrel.cli._common import app, load_cli_settings
+from cli._common import app, load_cli_settings
 
 
 @app.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kestrel.cli._common import app, load_cli_settings, prepare_prefect
+from cli._common import app, load_cli_settings, prepare_prefect
 
 
 @app.command()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kestrel.cli._common import app, fail, load_cli_settings, prepare_prefect
+from cli._common import app, fail, load_cli_settings, prepare_prefect
 
 if TYPE_CHECKING:
     from kestrel.settings import KestrelSettings

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from kestrel.cli._common import app, fail, prepare_prefect
+from cli._common import app, fail, prepare_prefect
 
 if TYPE_CHECKING:
     from kestrel.summary import SessionSummary

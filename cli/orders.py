@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from kestrel.cli._common import app, load_cli_settings, prepare_prefect
+from cli._common import app, load_cli_settings, prepare_prefect
 
 WindowOption = Annotated[
     float, typer.Option("--window", min=0, max=3600, help="keep polling this many seconds")

@@ -1,0 +1,21 @@
+"""The `kestrel` command line. Imports are lazy: `kestrel --help` loads neither prefect,
+pandas, pandas-ta nor ccxt, so it answers at once. Each module below adds its commands."""
+
+from __future__ import annotations
+
+import cli.serve  # noqa: F401  (serve, deploy, blocks, deadman)
+from cli import control, demo, trading  # noqa: F401  (registers commands)
+from cli import manual as _manual  # noqa: F401  (order place|cancel|close|...)
+from cli import orders as _orders  # noqa: F401  (sync-loop, monitor, live)
+from cli import risk as _risk  # noqa: F401  (breaker status|reset, strategy)
+from cli import settings_cmd as _settings  # noqa: F401  (settings set|show|...)
+from cli import telegram as _telegram  # noqa: F401  (the command bot)
+from cli._common import app
+
+
+def main() -> None:
+    app(prog_name="kestrel")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""`python -m cli` == `kestrel`."""
+
+from cli import main
+
+main()
