@@ -15,6 +15,7 @@ from kestrel.models import EventType, ReasonCode
 from kestrel.runtime import get_runtime, reset_runtimes
 from kestrel.settings import KestrelSettings, load_settings
 from kestrel.store.router import StoreRouter
+from tests.deploy.helpers import latest_artifact, table_rows
 
 pytestmark = pytest.mark.prefect
 
@@ -64,28 +65,10 @@ def test_cycles_over_a_moving_market_place_and_fill_orders(
     summary = demo_session(config=settings.model_dump(mode="json"), cycles=60)
     assert summary.fills > 0
     assert summary.reconciled, summary.books
-    rows = {row["currency"]: row for row in published_table("demo-summary")}
+    rows = {row["currency"]: row for row in table_rows(latest_artifact("demo-summary"))}
     usdt = next(book for book in summary.books if book.currency == "USDT")
     assert Decimal(rows["USDT"]["cash"]) == usdt.cash
     assert rows["USDT"]["reconciled"] == "yes"
-
-
-def published_table(key: str) -> list[dict[str, str]]:
-    """The latest table artifact under `key`, read back through the Prefect API."""
-    import json
-
-    from prefect import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.client.schemas.sorting import ArtifactSort
-
-    with get_client(sync_client=True) as client:
-        (artifact,) = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
-            sort=ArtifactSort.CREATED_DESC,
-            limit=1,
-        )
-    data = artifact.data
-    return list(json.loads(data) if isinstance(data, str) else data)
 
 
 def test_emergency_stop_blocks_every_symbol(prefect_harness: None, tmp_data_dir: Path) -> None:
