@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kestrel.exchange.base import ExchangeClient
+from kestrel.exchange.ccxt_exchange import market_spec
 from kestrel.mode import TradingMode, current_mode
 from kestrel.models import MarketSpec
 from kestrel.settings import KestrelSettings
@@ -38,7 +39,7 @@ class Runtime:
     def market(self, symbol: str) -> MarketSpec:
         if symbol not in self._markets:
             self.exchange.load_markets()
-            self._markets[symbol] = MarketSpec.from_ccxt(self.exchange.market(symbol))
+            self._markets[symbol] = market_spec(self.exchange, symbol)
         return self._markets[symbol]
 
     def now_ms(self, symbol: str) -> int:

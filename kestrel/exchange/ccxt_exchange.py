@@ -29,7 +29,7 @@ from kestrel.exchange.base import CcxtDict, OHLCVRow
 from kestrel.exchange.settings import ExchangeSettings
 from kestrel.mode import TradingMode
 from kestrel.models import MarketSpec
-from kestrel.money import to_decimal
+from kestrel.money import PrecisionMode
 
 StopKind = Literal["market", "limit"]
 _REDACTED = "***"
@@ -207,16 +207,22 @@ class CcxtExchange:
                 self._client.load_markets()
             return dict(self._client.market(symbol))
 
+    @property
+    def precisionMode(self) -> int:  # ccxt's name, so market_spec reads both alike
+        """How the markets' precision numbers count (ccxt DECIMAL_PLACES, SIGNIFICANT_DIGITS or
+        TICK_SIZE): MarketSpec needs it to read precision.amount / precision.price."""
+        return int(self._client.precisionMode)
+
     def market_spec(self, symbol: str) -> MarketSpec:
         return market_spec(self, symbol)
 
     def amount_to_precision(self, symbol: str, amount: float | Decimal | str) -> str:
         with self._guard():
-            return str(self._client.amount_to_precision(symbol, float(amount)))
+            return str(self._client.amount_to_precision(symbol, str(amount)))
 
     def price_to_precision(self, symbol: str, price: float | Decimal | str) -> str:
         with self._guard():
-            return str(self._client.price_to_precision(symbol, float(price)))
+            return str(self._client.price_to_precision(symbol, str(price)))
 
     def native_stop_kind(self, symbol: str) -> StopKind | None:
         return native_stop_kind(self, symbol)
@@ -300,25 +306,11 @@ class CcxtExchange:
 # -- exchange-agnostic helpers (work on ccxt instances, CcxtExchange and PaperExchange) ---------
 
 
-def _precision_step(value: object, mode: int | None) -> Decimal | None:
-    """ccxt precision -> a step size, whichever precisionMode the exchange uses."""
-    if value is None:
-        return None
-    number = to_decimal(value)
-    if mode == 2 or mode == 3:  # DECIMAL_PLACES (SIGNIFICANT_DIGITS treated alike)
-        return Decimal(1).scaleb(-int(number))
-    return number  # TICK_SIZE (Binance, the paper exchange)
-
-
 def market_spec(exchange: Any, symbol: str) -> MarketSpec:
-    """The market's rules as a MarketSpec, from ccxt's unified market structure."""
-    market = exchange.market(symbol)
-    mode = getattr(getattr(exchange, "client", exchange), "precisionMode", 4)
-    precision = dict(market.get("precision") or {})
-    for key in ("amount", "price"):
-        step = _precision_step(precision.get(key), mode)
-        precision[key] = str(step) if step is not None else None
-    return MarketSpec.from_ccxt({**market, "precision": precision})
+    """The market's rules as a MarketSpec, from ccxt's unified market structure read in the
+    exchange's precisionMode (the paper exchange has none: it uses tick sizes, as Binance)."""
+    mode = getattr(exchange, "precisionMode", PrecisionMode.TICK_SIZE)
+    return MarketSpec.from_ccxt(exchange.market(symbol), precision_mode=mode)
 
 
 def native_stop_kind(exchange: Any, symbol: str) -> StopKind | None:

@@ -16,6 +16,8 @@ from kestrel.models.market import (
     Candle,
     CandleSeries,
     MarketSpec,
+    SizeProblem,
+    SizeProblemCode,
     Ticker,
     timeframe_ms,
 )
@@ -59,6 +61,8 @@ __all__ = [
     "RiskVerdict",
     "Side",
     "Signal",
+    "SizeProblem",
+    "SizeProblemCode",
     "StatusSource",
     "Ticker",
     "check_transition",

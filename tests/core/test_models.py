@@ -18,7 +18,7 @@ from kestrel.models import (
     OrderStatus,
     check_transition,
 )
-from kestrel.money import round_down_to_step, round_to_tick, to_decimal
+from kestrel.money import PrecisionMode, round_down_to_step, round_to_tick, to_decimal
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
@@ -90,7 +90,8 @@ def test_market_spec_from_ccxt_market() -> None:
             "limits": {"amount": {"min": 1e-05}, "cost": {"min": 5.0}},
             "maker": 0.001,
             "taker": 0.001,
-        }
+        },
+        precision_mode=PrecisionMode.TICK_SIZE,
     )
     assert spec.amount_step == Decimal("0.00001")
     assert spec.min_notional == Decimal("5.0")

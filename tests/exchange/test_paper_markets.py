@@ -15,6 +15,7 @@ from kestrel.exchange.paper_markets import (
 )
 from kestrel.market import ReplayFeed
 from kestrel.models import MarketSpec
+from kestrel.money import PrecisionMode
 from tests.exchange.conftest import CANDLES, HOUR, T0
 
 
@@ -62,7 +63,7 @@ def test_ccxt_market_round_trips_through_marketspec() -> None:
     for spec in default_markets().values():
         market = ccxt_market(spec)
         assert market["symbol"] == spec.symbol and market["spot"] is True
-        assert MarketSpec.from_ccxt(market) == spec
+        assert MarketSpec.from_ccxt(market, precision_mode=PrecisionMode.TICK_SIZE) == spec
 
 
 def test_markets_carry_the_paper_fees(paper: PaperExchange) -> None:
@@ -71,7 +72,7 @@ def test_markets_carry_the_paper_fees(paper: PaperExchange) -> None:
     assert (market["maker"], market["taker"]) == (0.0008, 0.001)
     assert market["precision"] == {"amount": 0.00001, "price": 0.01}
     assert market["limits"]["cost"]["min"] == 5.0
-    assert MarketSpec.from_ccxt(market).maker_fee == Decimal("0.0008")
+    assert MarketSpec.from_ccxt(market, PrecisionMode.TICK_SIZE).maker_fee == Decimal("0.0008")
 
 
 def test_fetch_ohlcv_serves_the_feed_closed_candles(paper: PaperExchange, feed: ReplayFeed) -> None:
