@@ -27,7 +27,6 @@ mark-to-market of the positions open that day, written by the position monitor
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -38,6 +37,7 @@ from kestrel.models import (
     Event,
     EventType,
     Fill,
+    MarketSpec,
     Position,
     PositionStatus,
     Side,
@@ -48,15 +48,8 @@ from kestrel.store.base import Store
 DAILY_PNL_PREFIX = "daily_pnl:"
 
 
-@dataclass(frozen=True)
-class Tradable:
-    """The smallest sell a market takes: below it, what is left of a position is dust."""
-
-    min_amount: Decimal = Decimal("0")
-    min_notional: Decimal = Decimal("0")
-
-    def is_dust(self, amount: Decimal, price: Decimal) -> bool:
-        return amount <= 0 or amount < self.min_amount or amount * price < self.min_notional
+# What the ledger needs to know of a market: whether a remainder is dust (too small to sell).
+Tradable = MarketSpec
 
 
 def fee_in_quote(fill: Fill) -> Decimal:

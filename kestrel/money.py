@@ -15,6 +15,7 @@ from enum import IntEnum, StrEnum
 from ccxt.base.decimal_to_precision import (
     DECIMAL_PLACES,
     NO_PADDING,
+    ROUND,
     SIGNIFICANT_DIGITS,
     TICK_SIZE,
     TRUNCATE,
@@ -38,6 +39,7 @@ class Rounding(StrEnum):
 
     DOWN = "down"  # toward zero: amounts, buy limits
     UP = "up"  # away from zero: sell limits, sell stops
+    NEAREST = "nearest"  # ccxt's ROUND: only for ccxt's own price_to_precision surface
 
 
 def to_decimal(value: object) -> Decimal:
@@ -59,15 +61,17 @@ def to_precision(
 ) -> Decimal:
     """`value` (>= 0) on the market's grid, rounded the way the caller says.
 
-    DOWN is ccxt's TRUNCATE. ccxt has no "up", so UP is the truncated value plus one step
-    of the grid at that value, passed through ccxt again (9.95 with 2 significant digits
-    truncates to 9.9 and goes up to 10)."""
+    DOWN is ccxt's TRUNCATE, NEAREST its ROUND. ccxt has no "up", so UP is the truncated
+    value plus one step of the grid at that value, passed through ccxt again (9.95 with 2
+    significant digits truncates to 9.9 and goes up to 10)."""
     if value < 0:
         raise ValueError(f"cannot round a negative amount or price: {value}")
-    down = _truncate(value, precision, mode)
+    if rounding is Rounding.NEAREST:
+        return _ccxt(value, ROUND, precision, mode)
+    down = _ccxt(value, TRUNCATE, precision, mode)
     if rounding is Rounding.DOWN or down == value:
         return down
-    return _truncate(down + step_at(down, precision, mode), precision, mode)
+    return _ccxt(down + step_at(down, precision, mode), TRUNCATE, precision, mode)
 
 
 def step_at(value: Decimal, precision: Decimal, mode: PrecisionMode) -> Decimal:
@@ -80,12 +84,12 @@ def step_at(value: Decimal, precision: Decimal, mode: PrecisionMode) -> Decimal:
     return Decimal(1).scaleb(value.adjusted() - int(precision) + 1)
 
 
-def _truncate(value: Decimal, precision: Decimal, mode: PrecisionMode) -> Decimal:
+def _ccxt(value: Decimal, ccxt_rounding: int, precision: Decimal, mode: PrecisionMode) -> Decimal:
     # ccxt sets the thread's decimal context (rounding, traps) as a side effect; a local
     # context keeps that from leaking into the rest of Kestrel's arithmetic.
     digits: Decimal | int = precision if mode is PrecisionMode.TICK_SIZE else int(precision)
     with localcontext():
-        text = decimal_to_precision(value, TRUNCATE, digits, int(mode), NO_PADDING)
+        text = decimal_to_precision(value, ccxt_rounding, digits, int(mode), NO_PADDING)
     return Decimal(text)
 
 
@@ -95,14 +99,6 @@ def round_down_to_step(value: Decimal, step: Decimal) -> Decimal:
     if step <= 0:
         return value
     return (value / step).to_integral_value(rounding=ROUND_DOWN) * step
-
-
-def round_to_tick(value: Decimal, tick: Decimal) -> Decimal:
-    """Nearest tick (half-even). Not for order prices: those take a direction, see
-    MarketSpec.limit_price / stop_price / price_to_precision."""
-    if tick <= 0:
-        return value
-    return (value / tick).to_integral_value(rounding=ROUND_HALF_EVEN) * tick
 
 
 def cents(value: Decimal) -> Decimal:

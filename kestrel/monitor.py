@@ -38,7 +38,7 @@ from kestrel.models import (
     Side,
     utcnow,
 )
-from kestrel.money import round_down_to_step, to_decimal
+from kestrel.money import ZERO, to_decimal
 from kestrel.orders import place
 from kestrel.runtime import Runtime
 from kestrel.wallet import check_wallet_mode
@@ -111,8 +111,8 @@ def _exit(rt: Runtime, position: Position, reason: Reason) -> Order | None:
     if live:
         return place(rt.store, rt.exchange, live[-1])  # resolve / finish the one in flight
     market = rt.market(position.symbol)
-    amount = round_down_to_step(position.amount, market.amount_step)
-    if amount <= 0 or amount < market.min_amount:
+    amount = market.amount_to_precision(position.amount)
+    if market.is_dust(amount, position.last_price or ZERO):
         return None
     mode = current_mode()
     attempt = f"exit|{position.position_id}|{len(previous)}"

@@ -46,7 +46,7 @@ from kestrel.models import (
     check_transition,
     utcnow,
 )
-from kestrel.money import round_down_to_step, round_to_tick, to_decimal
+from kestrel.money import to_decimal
 from kestrel.store.base import Store
 from kestrel.wallet import check_wallet_mode, refuse
 
@@ -190,10 +190,7 @@ def trades_for_order(exchange: ExchangeClient, order: Order) -> list[dict[str, A
 
 def tradable(exchange: ExchangeClient, symbol: str) -> Tradable:
     """The market's smallest sellable amount (for dust); no request once markets are loaded."""
-    spec = market_spec(exchange, symbol)
-    return Tradable(
-        min_amount=max(spec.min_amount, spec.amount_step), min_notional=spec.min_notional
-    )
+    return market_spec(exchange, symbol)
 
 
 def _embedded_fills(order: Order, remote: dict[str, Any]) -> list[Fill]:
@@ -313,32 +310,24 @@ def _settle(before: Order, reported: Order, fills_total: Decimal) -> Order:
 
 def prepare_intent(exchange: ExchangeClient, intent: Order) -> tuple[Order, str | None]:
     """The intent rounded to the market's precision, and why it cannot be sent (or None):
-    amounts round down to the step, prices to the tick; below the minimum amount or the
-    minimum notional the exchange would refuse it, so we do not ask."""
+    amounts truncate, a limit never trades worse than asked, a stop rounds toward the market
+    (MarketSpec); below the minimum amount or the minimum notional the exchange would refuse
+    it, so we do not ask."""
     spec: MarketSpec = market_spec(exchange, intent.symbol)
-    amount = round_down_to_step(intent.amount, spec.amount_step)
-    if amount <= 0 or amount < spec.min_amount:
-        return intent, (
-            f"amount {intent.amount} rounds down to {amount} (step {spec.amount_step}); "
-            f"the market minimum is {spec.min_amount}"
-        )
-    price = round_to_tick(intent.price, spec.price_tick) if intent.price is not None else None
-    stop = (
-        round_to_tick(intent.stop_price, spec.price_tick) if intent.stop_price is not None else None
-    )
+    amount = spec.amount_to_precision(intent.amount)
+    side = intent.side.value
+    price = spec.limit_price(side, intent.price) if intent.price is not None else None
+    stop = spec.stop_price(side, intent.stop_price) if intent.stop_price is not None else None
     reference = price or stop or intent.reference_price
     if reference is None:
         reference = to_decimal(exchange.fetch_ticker(intent.symbol)["last"])
-    notional = amount * reference
     prepared = intent.model_copy(
         update={"amount": amount, "price": price, "stop_price": stop, "reference_price": reference}
     )
-    if notional < spec.min_notional:
-        return prepared, (
-            f"order value {notional} {spec.quote} ({amount} x {reference}) is below the "
-            f"market minimum notional {spec.min_notional} {spec.quote}"
-        )
-    return prepared, None
+    too_small = spec.size_problem(intent.amount, reference)
+    if too_small is None:
+        return prepared, None
+    return (prepared if amount > 0 else intent), too_small.detail  # an order of 0 is no order
 
 
 def _insert_refused(store: Store, intent: Order, problem: str) -> Order:

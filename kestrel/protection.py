@@ -46,6 +46,7 @@ from kestrel.models import (
     LIVE_STATUSES,
     Event,
     EventType,
+    MarketSpec,
     Order,
     OrderRole,
     OrderStatus,
@@ -54,7 +55,7 @@ from kestrel.models import (
     PositionStatus,
     Side,
 )
-from kestrel.money import round_down_to_step, round_to_tick
+from kestrel.money import Rounding
 from kestrel.orders import PROTECTIVE_ROLES, cancel, place
 from kestrel.store.base import Store
 from kestrel.wallet import check_wallet_mode, wallet_mode
@@ -145,7 +146,7 @@ def ensure_protection(
         if o.position_id == position.position_id
     ]
     spec = market_spec(exchange, symbol)
-    amount = round_down_to_step(position.amount, spec.amount_step)
+    amount = spec.amount_to_precision(position.amount)
     latest = stops[-1] if stops else None
     if latest is not None:
         if latest.status is OrderStatus.NEW:
@@ -162,17 +163,18 @@ def ensure_protection(
         elif latest.status is OrderStatus.FILLED:
             return "stop-loss executed"
     assert position.stop_loss is not None
-    if amount <= 0 or amount < spec.min_amount or amount * position.stop_loss < spec.min_notional:
+    too_small = spec.size_problem(amount, position.stop_loss)
+    if too_small is not None:
         _failed(
             store,
             policy,
             position,
             f"sl|{position.position_id}|small",
             f"{position.amount} {symbol} is below the market's minimum order "
-            f"({spec.min_amount} / {spec.min_notional} {spec.quote}); it cannot carry a stop",
+            f"({too_small.detail}); it cannot carry a stop",
         )
         return "monitor (too small for a stop order)"
-    intent = _stop_intent(exchange, policy, position, kind, amount, len(stops), spec.price_tick)
+    intent = _stop_intent(exchange, policy, position, kind, amount, len(stops), spec)
     result = place(store, exchange, intent)
     _announce(store, policy, position, result, report)
     return _label(result)
@@ -185,13 +187,16 @@ def _stop_intent(
     kind: StopKind,
     amount: Decimal,
     generation: int,
-    tick: Decimal,
+    spec: MarketSpec,
 ) -> Order:
     assert position.stop_loss is not None
     mode = current_mode()
     limit = None
     if kind == "limit":
-        limit = round_to_tick(position.stop_loss * (1 - policy.stop_limit_offset_pct), tick)
+        # DOWN: a stop-limit's limit is there to fill once triggered; lower fills more surely.
+        limit = spec.price_to_precision(
+            position.stop_loss * (1 - policy.stop_limit_offset_pct), Rounding.DOWN
+        )
     return Order(
         client_order_id=client_order_id(
             mode, f"sl|{position.position_id}|{generation}", position.symbol, OrderRole.STOP_LOSS

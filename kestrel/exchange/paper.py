@@ -56,7 +56,7 @@ from kestrel.exchange.paper_state import (
 )
 from kestrel.market.base import DEFAULT_LIMIT, MarketFeed
 from kestrel.models import Candle, MarketSpec, timeframe_ms
-from kestrel.money import round_down_to_step, round_to_tick, to_decimal
+from kestrel.money import Rounding, to_decimal
 from kestrel.settings import PaperSettings
 from kestrel.store.base import Store
 
@@ -128,10 +128,10 @@ class PaperExchange:
             ) from None
 
     def amount_to_precision(self, symbol: str, amount: float | Decimal | str) -> str:
-        return str(round_down_to_step(to_decimal(amount), self._spec(symbol).amount_step))
+        return str(self._spec(symbol).amount_to_precision(to_decimal(amount)))
 
     def price_to_precision(self, symbol: str, price: float | Decimal | str) -> str:
-        return str(round_to_tick(to_decimal(price), self._spec(symbol).price_tick))
+        return str(self._spec(symbol).price_to_precision(to_decimal(price), Rounding.NEAREST))
 
     # -- market data --------------------------------------------------------------------------
     def _recent_candles(self, symbol: str) -> list[Candle]:

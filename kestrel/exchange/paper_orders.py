@@ -1,8 +1,9 @@
 """Checking an order request before the paper exchange accepts it, as Binance's filters do.
 
-Amounts round DOWN to the market's step and prices to its tick (ccxt's amount_to_precision /
-price_to_precision); what is then below the minimum amount or minimum notional is refused
-with a message naming the minimum. Nothing here touches the account.
+Amounts round DOWN to the market's precision, limits never to a worse price, stops toward the
+market (MarketSpec, through ccxt's precision code); what is then below the minimum amount or
+minimum notional (MarketSpec.size_problem) is refused with a message naming the minimum.
+Nothing here touches the account.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from kestrel.exchange.paper_errors import PaperOrderRejected
 from kestrel.exchange.paper_matching import adverse
 from kestrel.exchange.paper_state import PaperSide, PaperType
 from kestrel.models import MarketSpec
-from kestrel.money import round_down_to_step, round_to_tick, to_decimal
+from kestrel.money import to_decimal
 from kestrel.settings import PaperSettings
 
 MAX_CLIENT_ID = 36  # Binance's limit for newClientOrderId
@@ -88,28 +89,20 @@ def validate_request(
     symbol = spec.symbol
     kind, stop = parse_kind(type, params)
     side_ = parse_side(side)
-    qty = round_down_to_step(to_decimal(amount), spec.amount_step)
-    if qty <= 0 or qty < spec.min_amount:
-        raise PaperOrderRejected(
-            f"{symbol}: amount {amount} rounds down to {qty} (step {spec.amount_step}); "
-            f"the minimum amount is {spec.min_amount}"
-        )
+    qty = spec.amount_to_precision(to_decimal(amount))
     limit = None
     if kind == "limit":
         if price is None or to_decimal(price) <= 0:
             raise PaperOrderRejected(f"{symbol}: a limit order needs a price > 0")
-        limit = round_to_tick(to_decimal(price), spec.price_tick)
+        limit = spec.limit_price(side_, to_decimal(price))
     if stop is not None:
-        stop = round_to_tick(stop, spec.price_tick)
+        stop = spec.stop_price(side_, stop) if stop > 0 else stop
         if stop <= 0:
             raise PaperOrderRejected(f"{symbol}: stopPrice must be > 0")
     reference = limit or stop or last
-    notional = qty * reference
-    if notional < spec.min_notional:
-        raise PaperOrderRejected(
-            f"{symbol}: order value {notional} {spec.quote} ({qty} x {reference}) is below "
-            f"the minimum notional {spec.min_notional} {spec.quote}"
-        )
+    too_small = spec.size_problem(qty, reference)
+    if too_small is not None:
+        raise PaperOrderRejected(too_small.detail)
     if stop is not None and ((last >= stop) if side_ == "buy" else (last <= stop)):
         raise PaperOrderRejected(
             f"{symbol}: Order would immediately trigger (last {last}, stop {stop})"

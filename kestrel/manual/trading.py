@@ -93,7 +93,7 @@ from kestrel.models import (
     Signal,
     utcnow,
 )
-from kestrel.money import round_down_to_step, round_to_tick, to_decimal
+from kestrel.money import ZERO, Rounding, to_decimal
 from kestrel.orders import cancel, intent_from_decision, live_protection, place
 from kestrel.risk import RiskContext
 from kestrel.risk.gates import SAFETY_GATES
@@ -378,7 +378,7 @@ def _plan_place(rt: Runtime, request: PlaceOrderRequest, request_id: str, actor:
     last = _last_price(rt, request.symbol)
     if request.type is OrderType.LIMIT:
         assert request.price is not None
-        price = round_to_tick(request.price, market.price_tick)
+        price = market.limit_price(request.side, request.price)
     else:
         price = last
     if price <= 0:
@@ -387,7 +387,7 @@ def _plan_place(rt: Runtime, request: PlaceOrderRequest, request_id: str, actor:
         raw = request.amount
     else:
         raw = request.amount / price
-    amount = round_down_to_step(raw, market.amount_step)
+    amount = market.amount_to_precision(raw)
     stop_loss = _tick(request.stop_loss, market)
     take_profit = _tick(request.take_profit, market)
     if price > 0 and stop_loss is not None and stop_loss >= price:
@@ -451,7 +451,7 @@ def _plan_close(
         raw = request.amount
     else:
         raw = position.amount * (request.fraction or Decimal(1))
-    amount = round_down_to_step(raw, market.amount_step)
+    amount = market.amount_to_precision(raw)
     analysis = _analysis(rt, plan, Action.SELL, last, f"manual close by {actor}")
     # risk_context counts coins held by our protective orders (an exit cancels them first).
     ctx = risk_context(rt, plan, analysis)
@@ -477,7 +477,7 @@ def _plan_close(
     )
     warnings = []
     remainder = position.amount - amount
-    if remainder > 0 and (remainder < market.min_amount or remainder * last < market.min_notional):
+    if remainder > 0 and market.is_dust(remainder, last):
         warnings.append(
             f"leaves {remainder} {market.base}, below the market minimum: it could not be "
             "sold on its own later"
@@ -499,7 +499,8 @@ def _plan_close(
 
 
 def _tick(value: Decimal | None, market: MarketSpec) -> Decimal | None:
-    return round_to_tick(value, market.price_tick) if value is not None else None
+    """A long's stop-loss and take-profit are both sells: they round up (MarketSpec)."""
+    return market.price_to_precision(value, Rounding.UP) if value is not None else None
 
 
 def _with_order_value(ctx: RiskContext, notional: Decimal) -> RiskContext:
@@ -562,9 +563,9 @@ def _levels(
     same_kind = profile.stop_loss.kind == profile.take_profit.kind
     ratio = profile.take_profit.value / profile.stop_loss.value if same_kind else None
     if target is None and stop is not None and ratio is not None:
-        target = round_to_tick(price + (price - stop) * ratio, market.price_tick)
+        target = market.price_to_precision(price + (price - stop) * ratio, Rounding.UP)
     if stop is None and target is not None and ratio is not None:
-        stop = round_to_tick(price - (target - price) / ratio, market.price_tick)
+        stop = market.price_to_precision(max(price - (target - price) / ratio, ZERO), Rounding.UP)
         if stop <= 0:
             stop = None
     if stop is None or target is None:

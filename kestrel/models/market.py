@@ -261,8 +261,8 @@ class MarketSpec(KestrelModel):
             return SizeProblem(
                 code=SizeProblemCode.BELOW_MIN_AMOUNT,
                 detail=f"{self.symbol}: amount {amount} rounds down to {sent} (precision "
-                f"{self.amount_precision}, {self.precision_mode.name}); the market minimum "
-                f"is {self.min_amount} {self.base}",
+                f"{self.amount_precision}, {self.precision_mode.name}); the market's minimum "
+                f"amount is {self.min_amount} {self.base}",
                 values={
                     "amount": str(amount),
                     "rounded": str(sent),
@@ -275,7 +275,7 @@ class MarketSpec(KestrelModel):
             return SizeProblem(
                 code=SizeProblemCode.BELOW_MIN_NOTIONAL,
                 detail=f"{self.symbol}: order value {notional} {self.quote} ({sent} x {price}) "
-                f"is below the market minimum {self.min_notional} {self.quote}",
+                f"is below the market's minimum notional {self.min_notional} {self.quote}",
                 values={
                     "amount": str(sent),
                     "price": str(price),

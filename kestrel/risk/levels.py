@@ -15,7 +15,7 @@ from decimal import Decimal
 from pydantic import BaseModel
 
 from kestrel.models import AnalysisResult, MarketSpec
-from kestrel.money import round_to_tick, to_decimal
+from kestrel.money import ZERO, to_decimal
 from kestrel.strategy.profiles import Distance, StrategyProfile
 
 HUNDRED = Decimal("100")
@@ -57,8 +57,8 @@ def protective_levels(
     suggested_target = signal.suggested_take_profit
     if suggested_target is not None and price < suggested_target < target:
         target, source = suggested_target, "analyst"
-    stop = round_to_tick(stop, market.price_tick)
-    target = round_to_tick(target, market.price_tick)
+    stop = market.stop_price("sell", max(stop, ZERO))
+    target = market.limit_price("sell", target)
     if stop <= 0 or stop >= price:
         return Levels(problem=f"stop {stop} not between 0 and the price {price}")
     return Levels(

@@ -140,22 +140,10 @@ def check_size(ctx: RiskContext, amount: Decimal, price: Decimal) -> Reason | No
     """The market's minimums and our balance, on the amount already rounded to precision."""
     market = ctx.market
     notional = amount * price
-    if amount <= 0 or amount < market.min_amount:
+    too_small = market.size_problem(amount, price)
+    if too_small is not None:
         return Reason(
-            code=ReasonCode.BELOW_MIN_AMOUNT,
-            detail=f"amount {amount} below the market minimum {market.min_amount} "
-            f"(step {market.amount_step})",
-            values={
-                "amount": str(amount),
-                "min_amount": str(market.min_amount),
-                "step": str(market.amount_step),
-            },
-        )
-    if notional < market.min_notional:
-        return Reason(
-            code=ReasonCode.BELOW_MIN_NOTIONAL,
-            detail=f"order value {notional} below the market minimum {market.min_notional}",
-            values={"notional": str(notional), "min_notional": str(market.min_notional)},
+            code=ReasonCode(too_small.code), detail=too_small.detail, values=too_small.values
         )
     if ctx.analysis.signal.action is Action.BUY:
         needed = notional * (1 + market.taker_fee)

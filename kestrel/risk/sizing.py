@@ -7,7 +7,7 @@
 
 The USD budget is then clipped to sizing.max_order_usd and to the room left under the
 exposure caps (per symbol and in total, USD and % of equity), converted to the base asset at
-the current price and rounded DOWN to the market's amount step. The market minimums and the
+the current price and truncated to the market's amount precision. The market minimums and the
 balance are checked afterwards on that final amount (rules.check_size). A SELL exits the
 whole position, capped by what the wallet actually holds.
 """
@@ -19,7 +19,6 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from kestrel.models import Reason, ReasonCode
-from kestrel.money import round_down_to_step
 from kestrel.risk.context import RiskContext
 from kestrel.risk.levels import Levels
 
@@ -111,10 +110,10 @@ def size_buy(ctx: RiskContext, levels: Levels) -> BuySize:
             budget = room
     assert ctx.quote_to_usd is not None and ctx.quote_to_usd > 0  # checked by the caller
     price = ctx.analysis.price
-    amount = round_down_to_step(budget / ctx.quote_to_usd / price, ctx.market.amount_step)
+    amount = ctx.market.amount_to_precision(budget / ctx.quote_to_usd / price)
     return BuySize(amount=amount, budget_usd=budget, wanted_usd=wanted, clipped=clipped)
 
 
 def size_sell(ctx: RiskContext) -> Decimal:
     held = ctx.position.amount if ctx.position else Decimal("0")
-    return round_down_to_step(min(held, ctx.base_for_exit), ctx.market.amount_step)
+    return ctx.market.amount_to_precision(min(held, ctx.base_for_exit))

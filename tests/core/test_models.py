@@ -18,7 +18,7 @@ from kestrel.models import (
     OrderStatus,
     check_transition,
 )
-from kestrel.money import PrecisionMode, round_down_to_step, round_to_tick, to_decimal
+from kestrel.money import PrecisionMode, round_down_to_step, to_decimal
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
@@ -41,7 +41,6 @@ def test_series_must_increase() -> None:
 def test_money_helpers_are_exact() -> None:
     assert to_decimal(0.1) == Decimal("0.1")
     assert round_down_to_step(Decimal("0.123456789"), Decimal("0.00001")) == Decimal("0.12345")
-    assert round_to_tick(Decimal("100.005"), Decimal("0.01")) == Decimal("100.00")
     with pytest.raises(ValueError):
         to_decimal("nan")
 

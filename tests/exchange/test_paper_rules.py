@@ -28,7 +28,7 @@ def state(store: SQLiteStore) -> tuple[dict[str, object], int] | None:
 def test_amount_rounds_down_to_the_step_and_price_to_the_tick(paper: PaperExchange) -> None:
     order = paper.create_order("BTC/USDT", "limit", "buy", 0.0123456, 19850.126)
     assert order["amount"] == 0.01234
-    assert order["price"] == 19850.13
+    assert order["price"] == 19850.12  # a buy limit rounds down: never pay more than asked
     assert order["info"]["amount"] == "0.01234"  # exact in the stored document
     assert paper.amount_to_precision("BTC/USDT", 0.0123456) == "0.01234"
 

@@ -41,6 +41,7 @@ def test_market_buy_fills_at_once_with_its_fill_and_position(world: World) -> No
 
 
 def test_limit_order_is_rounded_to_the_market_and_rests(world: World) -> None:
+    """A buy limit rounds DOWN to the tick (97.126 -> 97.12, never above what was asked)."""
     order = place(
         world.store,
         world.exchange,
@@ -48,20 +49,20 @@ def test_limit_order_is_rounded_to_the_market_and_rests(world: World) -> None:
     )
     assert (order.amount, order.price, order.status) == (
         Decimal("0.123"),
-        Decimal("97.13"),
+        Decimal("97.12"),
         OrderStatus.OPEN,
     )
     [remote] = world.orders_on_exchange(order.client_order_id)
     assert (remote.orig_qty, remote.price, remote.status) == (
         Decimal("0.123"),
-        Decimal("97.13"),
+        Decimal("97.12"),
         "NEW",
     )
 
 
 @pytest.mark.parametrize(
     ("amount", "complaint"),
-    [("0.04", "minimum notional"), ("0.0004", "market minimum is")],
+    [("0.04", "minimum notional"), ("0.0004", "minimum amount is")],
 )
 def test_orders_below_the_minimums_are_refused_without_a_request(
     world: World, amount: str, complaint: str
