@@ -9,7 +9,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -40,9 +47,36 @@ class WatchlistItem(_Section):
     trade_enabled: bool = True
     alert_enabled: bool = True
     trade_amount_usd: Decimal = Field(default=Decimal("100"), ge=0)
+    stake_amount: Decimal | None = Field(
+        default=None,
+        gt=0,
+        description="stake per entry in stake_currency; replaces "
+        "trade_amount_usd (fixed_quote sizing), e.g. 0.002 with stake_currency BTC",
+    )
+    stake_currency: str | None = Field(
+        default=None, description="currency of stake_amount; unset: the pair's quote"
+    )
     strategy: str | None = Field(
         default=None, description="strategy preset, e.g. SWING/CONSERVATIVE"
     )
+
+    def stake(self) -> tuple[Decimal, str]:
+        """(amount, currency) staked per entry: stake_amount in its currency (the quote by
+        default), else trade_amount_usd in USD."""
+        if self.stake_amount is None:
+            return self.trade_amount_usd, "USD"
+        return self.stake_amount, self.stake_currency or self.symbol.partition("/")[2]
+
+    @model_validator(mode="after")
+    def _stake_currency_needs_an_amount(self) -> WatchlistItem:
+        if self.stake_currency is not None and self.stake_amount is None:
+            raise ValueError("stake_currency needs stake_amount (the stake in that currency)")
+        return self
+
+    @field_validator("stake_currency")
+    @classmethod
+    def _currency_shape(cls, value: str | None) -> str | None:
+        return value.strip().upper() if value is not None else None
 
     @field_validator("symbol")
     @classmethod

@@ -61,6 +61,19 @@ class RiskContext(BaseModel):
         "first (kestrel.orders), so it may sell these too; at most what the wallet holds",
     )
     quote_to_usd: Decimal | None
+    stake_to_quote: Decimal | None = Field(
+        default=None,
+        description="quote per unit of the item's stake currency (item.stake()); None: no "
+        "ticker path between them",
+    )
+    equity_quote: Decimal | None = Field(
+        default=None,
+        description="equity valued in the quote: measured only when the quote has no USD "
+        "price, for the % caps",
+    )
+    exposure_quote: Exposure = Field(
+        default_factory=Exposure, description="as `exposure`, in the quote (same condition)"
+    )
     emergency_stop: bool = False
     emergency_stop_note: str = Field(default="", description="who set it and why")
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)

@@ -9,8 +9,6 @@ carries an amount.
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from kestrel.models import Action, AnalysisResult, Reason, ReasonCode, RiskVerdict
 from kestrel.risk.context import RiskContext
 from kestrel.risk.gates import BOOK_GATES, SAFETY_GATES
@@ -72,15 +70,6 @@ def assess(ctx: RiskContext) -> RiskVerdict:
     notes: list[Reason] = []
     levels = Levels()
     if action is Action.BUY:
-        if ctx.quote_to_usd is None or ctx.quote_to_usd <= 0:
-            return refused(
-                [
-                    Reason(
-                        code=ReasonCode.SKIP_NO_PRICE,
-                        detail=f"no USD price for {ctx.market.quote} to size the order",
-                    )
-                ]
-            )
         levels = protective_levels(ctx.profile, analysis, ctx.market, price)
         if levels.stop_loss is None:
             return refused([Reason(code=ReasonCode.SKIP_INSUFFICIENT_DATA, detail=levels.problem)])
@@ -94,6 +83,8 @@ def assess(ctx: RiskContext) -> RiskVerdict:
             "wanted_usd": str(sized.wanted_usd),
             "budget_usd": str(sized.budget_usd),
         }
+        if sized.budget_quote is not None:  # sized in the quote: it has no USD price
+            sizing_values = {"method": "fixed_quote", "budget_quote": str(sized.budget_quote)}
     else:
         amount = size_sell(ctx)
         sizing_values = {"method": "exit_position"}
@@ -136,7 +127,7 @@ def assess(ctx: RiskContext) -> RiskVerdict:
                 "amount": str(amount),
                 "price": str(price),
                 "notional": str(notional),
-                "notional_usd": str(notional * (ctx.quote_to_usd or Decimal("0"))),
+                "notional_usd": str(notional * ctx.quote_to_usd) if ctx.quote_to_usd else None,
                 "stop_loss": str(levels.stop_loss) if levels.stop_loss else None,
                 "take_profit": str(levels.take_profit) if levels.take_profit else None,
                 "stop_distance_pct": str(levels.stop_distance_pct)

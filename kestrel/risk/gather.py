@@ -17,7 +17,9 @@ from typing import Any
 from kestrel.controls import emergency_stop_state
 from kestrel.models import (
     AnalysisResult,
+    Order,
     OrderRole,
+    Position,
     PositionStatus,
     Side,
     timeframe_ms,
@@ -80,6 +82,12 @@ def gather_context(
     protected = max(Decimal("0"), min(protected, base_total - base_free))
     valuation = equity_usd(total, book.usd)
     exposure = exposure_usd(positions, live, book)
+    quote_to_usd = book.usd(market.quote)
+    in_quote = (
+        _in_quote(total, positions, live, book, symbol, market.quote)
+        if quote_to_usd is None
+        else None
+    )
     last_fill_ms: dict[str, int] = {}
     for fill in store.list_fills(symbol=symbol):
         side = fill.side.value
@@ -109,7 +117,10 @@ def gather_context(
         quote_free=free.get(market.quote, Decimal("0")),
         base_free=base_free,
         protected_base=protected,
-        quote_to_usd=book.usd(market.quote),
+        quote_to_usd=quote_to_usd,
+        stake_to_quote=book.rate(item.stake()[1], market.quote),
+        equity_quote=in_quote[0] if in_quote else None,
+        exposure_quote=in_quote[1] if in_quote else Exposure(),
         emergency_stop=stop.active,
         emergency_stop_note=f"set by {stop.set_by}: {stop.reason}" if stop.active else "",
         circuit_breaker=refresh_circuit_breaker(store, trading.gates, now),
@@ -120,4 +131,27 @@ def gather_context(
             symbol_usd=exposure.get(symbol, Decimal("0")),
             total_usd=sum(exposure.values(), Decimal("0")),
         ),
+    )
+
+
+def _in_quote(
+    total: dict[str, Decimal],
+    positions: list[Position],
+    live: list[Order],
+    book: PriceBook,
+    symbol: str,
+    quote: str,
+) -> tuple[Decimal, Exposure]:
+    """Equity and exposure (Exposure's fields then hold quote, not USD) valued in `quote`,
+    for a pair whose quote has no USD price: the % caps are then measured in the quote
+    itself. Balances with no path to the quote are left out, which can only tighten them."""
+
+    def in_quote(currency: str) -> Decimal | None:
+        return book.rate(currency, quote)
+
+    exposure = exposure_usd(positions, live, book, value_in=in_quote)
+    equity = equity_usd(total, in_quote).equity_usd
+    return equity, Exposure(
+        symbol_usd=exposure.get(symbol, Decimal("0")),
+        total_usd=sum(exposure.values(), Decimal("0")),
     )

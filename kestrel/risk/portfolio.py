@@ -1,9 +1,9 @@
 """Valuing the book in USD: a currency's USD price, the account's equity, and exposure.
 
-Prices come from the exchange (ticker <C>/USDT), else from an open position quoted in a
-currency we can price (e.g. ETH through ETH/BTC and BTC/USDT). Everything is looked up at
-most once per assessment (PriceBook caches), and a currency that cannot be priced is named
-in `unpriced` rather than silently valued at zero.
+Prices come from the exchange (ticker <C>/USDT, USDT/<C>, or through a bridge currency such as
+<C>/BTC and BTC/USDT), else from an open position quoted in a currency we can price.
+Everything is looked up at most once per assessment (PriceBook caches), and a currency that
+cannot be priced is named in `unpriced` rather than silently valued at zero.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from kestrel.models import Order, OrderStatus, Position, Side
 from kestrel.money import to_decimal
 
 USD_LIKE = frozenset({"USD", "USDT", "USDC", "BUSD", "FDUSD", "TUSD", "DAI"})
+# Currencies a conversion may pass through when no pair links two currencies directly.
+BRIDGES = ("USDT", "USDC", "BTC", "ETH", "BNB")
 ZERO = Decimal("0")
 
 
@@ -50,7 +52,7 @@ class PriceBook:
         if currency in self._usd:
             return self._usd[currency]
         self._usd[currency] = None  # guards cycles while we look
-        rate = self.symbol_price(f"{currency}/USDT")
+        rate = self.rate(currency, "USDT")
         if rate is None:
             for position in self.positions:
                 base, _, quote = position.symbol.partition("/")
@@ -63,6 +65,32 @@ class PriceBook:
                     break
         self._usd[currency] = rate
         return rate
+
+    def rate(self, source: str, target: str) -> Decimal | None:
+        """How much `target` one `source` is worth, by the first ticker path the exchange
+        offers: the pair SOURCE/TARGET, the inverse pair TARGET/SOURCE, or through one of
+        BRIDGES (each leg direct or inverse). USD-like currencies count as one another, as
+        everywhere in the book. None: no path."""
+        direct = self._leg(source, target)
+        if direct is not None:
+            return direct
+        for bridge in BRIDGES:
+            if bridge in (source, target):
+                continue
+            first = self._leg(source, bridge)
+            second = self._leg(bridge, target) if first is not None else None
+            if first is not None and second is not None:
+                return first * second
+        return None
+
+    def _leg(self, source: str, target: str) -> Decimal | None:
+        if source == target or (source in USD_LIKE and target in USD_LIKE):
+            return Decimal("1")
+        price = self.symbol_price(f"{source}/{target}")
+        if price:
+            return price
+        inverse = self.symbol_price(f"{target}/{source}")
+        return 1 / inverse if inverse else None
 
 
 class Valuation(BaseModel):
@@ -98,13 +126,16 @@ def exposure_usd(
     positions: Iterable[Position],
     live_orders: Iterable[Order],
     book: PriceBook,
+    value_in: Callable[[str], Decimal | None] | None = None,
 ) -> dict[str, Decimal]:
     """USD held or being bought per symbol: positions marked at the current (else last,
-    else entry) price, plus the unfilled part of live buy orders."""
+    else entry) price, plus the unfilled part of live buy orders. `value_in` values a
+    currency in another unit than USD (e.g. a pair's quote when it has no USD price)."""
+    usd = value_in or book.usd
     exposure: dict[str, Decimal] = {}
     for position in positions:
         quote = position.symbol.partition("/")[2]
-        rate = book.usd(quote)
+        rate = usd(quote)
         price = book.symbol_price(position.symbol) or position.last_price
         price = price or position.avg_entry_price
         if rate is None:
@@ -115,7 +146,7 @@ def exposure_usd(
     for order in live_orders:
         if order.side is not Side.BUY or order.status is OrderStatus.FILLED:
             continue
-        rate = book.usd(order.symbol.partition("/")[2])
+        rate = usd(order.symbol.partition("/")[2])
         price = order_price(order, book)
         if rate is None or price is None:
             continue

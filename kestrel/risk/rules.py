@@ -31,7 +31,8 @@ def trade_amount_valid(ctx: RiskContext) -> Reason | None:
     would otherwise be empty. Other sizing methods have their own validated settings."""
     if ctx.analysis.signal.action is not Action.BUY:
         return None
-    if ctx.trading.sizing.method == "fixed_quote" and ctx.item.trade_amount_usd <= 0:
+    stake, currency = ctx.item.stake()
+    if ctx.trading.sizing.method == "fixed_quote" and currency == "USD" and stake <= 0:
         return Reason(
             code=ReasonCode.SKIP_INVALID_TRADE_AMOUNT,
             detail="trade_amount_usd must be > 0",
