@@ -144,17 +144,15 @@ class MarketSpec(KestrelModel):
         default=PrecisionMode.TICK_SIZE, description="ccxt exchange.precisionMode"
     )
     amount_precision: Money = Field(
-        gt=0,
         validation_alias=AliasChoices("amount_precision", "amount_step"),
         description="ccxt precision.amount: a step (TICK_SIZE) or a number of digits",
     )
     price_precision: Money = Field(
-        gt=0,
         validation_alias=AliasChoices("price_precision", "price_tick"),
         description="ccxt precision.price: a tick (TICK_SIZE) or a number of digits",
     )
     cost_precision: Money | None = Field(
-        default=None, gt=0, description="ccxt precision.cost; prices' precision when absent"
+        default=None, description="ccxt precision.cost; prices' precision when absent"
     )
     min_amount: Money = Decimal("0")
     min_notional: Money = Decimal("0")
@@ -162,15 +160,24 @@ class MarketSpec(KestrelModel):
     taker_fee: Money = Decimal("0.001")
 
     @model_validator(mode="after")
-    def _digits_are_whole(self) -> MarketSpec:
-        if self.precision_mode is not PrecisionMode.TICK_SIZE:
-            for name in ("amount_precision", "price_precision", "cost_precision"):
-                value = getattr(self, name)
-                if value is not None and value != value.to_integral_value():
-                    raise ValueError(
-                        f"{self.symbol}: {name} {value} must be a whole number of digits "
-                        f"in {self.precision_mode.name} mode"
-                    )
+    def _precision_fits_the_mode(self) -> MarketSpec:
+        """A tick is > 0; digits are whole (decimal places may be 0 or negative: whole units,
+        tens; significant digits at least 1), as ccxt's decimal_to_precision requires."""
+        mode = self.precision_mode
+        for name in ("amount_precision", "price_precision", "cost_precision"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if mode is PrecisionMode.TICK_SIZE:
+                problem = None if value > 0 else "must be > 0"
+            elif value != value.to_integral_value():
+                problem = "must be a whole number of digits"
+            elif mode is PrecisionMode.SIGNIFICANT_DIGITS and value < 1:
+                problem = "must be at least 1 significant digit"
+            else:
+                problem = None
+            if problem is not None:
+                raise ValueError(f"{self.symbol}: {name} {value} {problem} in {mode.name} mode")
         return self
 
     @classmethod

@@ -171,6 +171,8 @@ def test_decimal_places_market() -> None:
     assert spec.limit_price("sell", D("97.121")) == D("97.13")
     assert spec.amount_to_precision(D("1.23456")) == D("1.234")
     assert (spec.amount_step, spec.price_tick) == (D("0.001"), D("0.01"))
+    whole_units = spec.model_copy(update={"amount_precision": D(0)})  # 0 places: whole coins
+    assert whole_units.amount_to_precision(D("3.7")) == 3 and whole_units.amount_step == 1
     with pytest.raises(ValueError, match="whole number of digits"):
         MarketSpec.model_validate(
             {**spec.model_dump(), "amount_precision": D("0.001"), "precision_mode": 2}
