@@ -11,27 +11,19 @@ from __future__ import annotations
 
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 from enum import IntEnum, StrEnum
-
-from ccxt.base.decimal_to_precision import (
-    DECIMAL_PLACES,
-    NO_PADDING,
-    ROUND,
-    SIGNIFICANT_DIGITS,
-    TICK_SIZE,
-    TRUNCATE,
-    decimal_to_precision,
-)
+from typing import Literal
 
 ZERO = Decimal("0")
 CENT = Decimal("0.01")
 
 
 class PrecisionMode(IntEnum):
-    """How a market's precision numbers count, with ccxt's own values (exchange.precisionMode)."""
+    """How a market's precision numbers count, with ccxt's own values (exchange.precisionMode,
+    ccxt.base.decimal_to_precision's constants; a test holds them equal)."""
 
-    DECIMAL_PLACES = DECIMAL_PLACES  # precision 2 -> 0.01
-    SIGNIFICANT_DIGITS = SIGNIFICANT_DIGITS  # precision 3 -> 97.1, 0.00123
-    TICK_SIZE = TICK_SIZE  # precision 0.05 -> multiples of 0.05 (Binance)
+    DECIMAL_PLACES = 2  # precision 2 -> 0.01
+    SIGNIFICANT_DIGITS = 3  # precision 3 -> 97.1, 0.00123
+    TICK_SIZE = 4  # precision 0.05 -> multiples of 0.05 (Binance)
 
 
 class Rounding(StrEnum):
@@ -67,11 +59,11 @@ def to_precision(
     if value < 0:
         raise ValueError(f"cannot round a negative amount or price: {value}")
     if rounding is Rounding.NEAREST:
-        return _ccxt(value, ROUND, precision, mode)
-    down = _ccxt(value, TRUNCATE, precision, mode)
+        return _ccxt(value, "ROUND", precision, mode)
+    down = _ccxt(value, "TRUNCATE", precision, mode)
     if rounding is Rounding.DOWN or down == value:
         return down
-    return _ccxt(down + step_at(down, precision, mode), TRUNCATE, precision, mode)
+    return _ccxt(down + step_at(down, precision, mode), "TRUNCATE", precision, mode)
 
 
 def step_at(value: Decimal, precision: Decimal, mode: PrecisionMode) -> Decimal:
@@ -84,12 +76,21 @@ def step_at(value: Decimal, precision: Decimal, mode: PrecisionMode) -> Decimal:
     return Decimal(1).scaleb(value.adjusted() - int(precision) + 1)
 
 
-def _ccxt(value: Decimal, ccxt_rounding: int, precision: Decimal, mode: PrecisionMode) -> Decimal:
+def _ccxt(
+    value: Decimal, rounding: Literal["TRUNCATE", "ROUND"], precision: Decimal, mode: PrecisionMode
+) -> Decimal:
+    """ccxt's decimal_to_precision, unpadded. Imported here, not at the top: importing ccxt
+    takes seconds, and commands that never round (`kestrel config`) should not pay it."""
+    from ccxt.base import decimal_to_precision as ccxt_precision
+
+    how = ccxt_precision.ROUND if rounding == "ROUND" else ccxt_precision.TRUNCATE
+    digits: Decimal | int = precision if mode is PrecisionMode.TICK_SIZE else int(precision)
     # ccxt sets the thread's decimal context (rounding, traps) as a side effect; a local
     # context keeps that from leaking into the rest of Kestrel's arithmetic.
-    digits: Decimal | int = precision if mode is PrecisionMode.TICK_SIZE else int(precision)
     with localcontext():
-        text = decimal_to_precision(value, ccxt_rounding, digits, int(mode), NO_PADDING)
+        text = ccxt_precision.decimal_to_precision(
+            value, how, digits, int(mode), ccxt_precision.NO_PADDING
+        )
     return Decimal(text)
 
 

@@ -7,6 +7,7 @@ quantities and prices are the ones ccxt's static request fixtures say it sends t
 
 from __future__ import annotations
 
+import decimal
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -177,6 +178,18 @@ def test_decimal_places_market() -> None:
         MarketSpec.model_validate(
             {**spec.model_dump(), "amount_precision": D("0.001"), "precision_mode": 2}
         )
+
+
+def test_precision_modes_are_ccxts_and_its_decimal_context_does_not_leak() -> None:
+    from ccxt.base import decimal_to_precision as ccxt_precision
+
+    assert PrecisionMode.DECIMAL_PLACES == ccxt_precision.DECIMAL_PLACES
+    assert PrecisionMode.SIGNIFICANT_DIGITS == ccxt_precision.SIGNIFICANT_DIGITS
+    assert PrecisionMode.TICK_SIZE == ccxt_precision.TICK_SIZE
+    with decimal.localcontext() as context:
+        context.rounding = decimal.ROUND_HALF_EVEN
+        LTC.limit_price("buy", D("97.126"))  # ccxt sets ROUND_HALF_UP on the context it runs in
+        assert decimal.getcontext().rounding == decimal.ROUND_HALF_EVEN
 
 
 def test_from_ccxt_reads_precision_in_the_exchanges_mode() -> None:
