@@ -19,8 +19,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kestrel.exchange.ccxt_exchange import CcxtExchange, market_spec
-from kestrel.models import MarketSpec, SizeProblemCode
+from kestrel.mode import TradingMode
+from kestrel.models import MarketSpec, Order, OrderRole, OrderType, Side, SizeProblemCode
 from kestrel.money import PrecisionMode, Rounding
+from kestrel.orders import prepare_intent
 
 D = Decimal
 
@@ -125,11 +127,10 @@ def test_a_buy_limit_never_rounds_up() -> None:
     assert spec.stop_price("buy", D("97.129")) == D("97.12")
 
 
-def test_significant_digits_market_counts_digits_not_decimals() -> None:
-    """bitfinex counts price precision in significant digits (5): 97126.37 is 97126, not a
-    price with 5 decimals (what the old step conversion made of it)."""
+def bitfinex() -> Any:
+    """A real ccxt bitfinex client (precisionMode SIGNIFICANT_DIGITS) with its BTC/USD market
+    as its parser shapes it (amount 8, price 5 significant digits; no network)."""
     client = ccxt.bitfinex()
-    assert client.precisionMode == PrecisionMode.SIGNIFICANT_DIGITS
     client.set_markets(
         [
             {
@@ -145,6 +146,14 @@ def test_significant_digits_market_counts_digits_not_decimals() -> None:
             }
         ]
     )
+    return client
+
+
+def test_significant_digits_market_counts_digits_not_decimals() -> None:
+    """bitfinex counts price precision in significant digits (5): 97126.37 is 97126, not a
+    price with 5 decimals (what the old step conversion made of it)."""
+    client = bitfinex()
+    assert client.precisionMode == PrecisionMode.SIGNIFICANT_DIGITS
     spec = market_spec(client, "BTC/USD")
     assert spec.precision_mode is PrecisionMode.SIGNIFICANT_DIGITS
     assert spec.limit_price("buy", D("97126.37")) == D("97126")
@@ -260,3 +269,22 @@ def test_rounding_goes_the_way_it_is_told_and_at_most_one_step(
     assert spec.price_to_precision(up, Rounding.DOWN) == up
     if down != value:
         assert spec.price_to_precision(down + (up - down) / 2, Rounding.DOWN) == down
+
+
+def test_placement_rounds_a_significant_digits_market_by_its_digits() -> None:
+    """prepare_intent on a real ccxt bitfinex client: the buy limit keeps 5 significant
+    digits, rounded down, and the amount 8 (the old code read both as decimal places)."""
+    buy = Order(
+        client_order_id="sig-digits-1",
+        mode=TradingMode.REAL,
+        exchange="bitfinex",
+        symbol="BTC/USD",
+        side=Side.BUY,
+        type=OrderType.LIMIT,
+        role=OrderRole.PRIMARY,
+        amount=D("0.123456789"),
+        price=D("97126.37"),
+    )
+    prepared, problem = prepare_intent(bitfinex(), buy)
+    assert problem is None
+    assert (prepared.amount, prepared.price) == (D("0.12345678"), D("97126"))
