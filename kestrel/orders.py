@@ -253,6 +253,9 @@ def absorb(
         recorded = store.list_fills(client_order_id=order.client_order_id)
         known = {f.trade_id for f in recorded}
         have = sum((f.amount for f in recorded), Decimal("0"))
+        # The stored order lags its fills only when a recording stopped after storing a fill
+        # (a crash on MongoDB without transactions): record them again, applied where missing.
+        unsettled = recorded if have > order.filled else []
         new_fills: list[Fill] = []
         if updated.filled > have:
             candidates = _embedded_fills(updated, remote)
@@ -288,10 +291,10 @@ def absorb(
         )
         if unchanged and not new_fills:
             return order
-        limits = tradable(exchange, order.symbol) if new_fills else None
+        limits = tradable(exchange, order.symbol) if new_fills or unsettled else None
         try:
             with store.atomic():
-                for fill in new_fills:
+                for fill in [*unsettled, *new_fills]:
                     record_fill(store, fill, (order.stop_loss, order.take_profit), limits)
                 return save_transition(store, order, updated)
         except ConcurrentUpdate:

@@ -24,8 +24,13 @@ from kestrel.store.mongo import MongoStore
 from kestrel.store.sqlite import SQLiteStore
 
 
+class Crash(BaseException):
+    """The process dies here (nothing catches it, like a kill)."""
+
+
 class Racing(Store):
-    """Arm with `race("position")` / `race("daily")`: the next such write loses a race."""
+    """Arm with `race("position")` / `race("daily")`: the next such write loses a race;
+    `race("crash")`: the process dies just before the next position write."""
 
     armed: set[str]
 
@@ -44,6 +49,8 @@ class Racing(Store):
     def save_position(
         self, position: Position, *, expected_version: int, events: Sequence[Event] = ()
     ) -> Position:
+        if self._fire("crash"):
+            raise Crash(f"killed before saving position {position.position_id}")
         if expected_version > 0 and self._fire("position"):
             theirs = self.get_position(position.position_id)
             assert theirs is not None

@@ -1,7 +1,8 @@
 """Property: whatever the sequence of buys and sells, partial fills, fees (in base, quote or
 BNB, with or without a BNB price), repeated deliveries of a fill (retries, a second process),
-writes that lose a race between storing the fill and moving the position or the day, and
-restarts (a new store object on the same data), the books stay true. On SQLite and on MongoDB
+writes that lose a race between storing the fill and moving the position or the day, a kill
+between those writes (the next sync records the fill again), and restarts (a new store object
+on the same data), the books stay true. On SQLite and on MongoDB
 without transactions (mongomock: the code path of a standalone server).
 
 After every step:
@@ -38,7 +39,7 @@ from kestrel.ledger import (
 )
 from kestrel.models import Fill, Position, PositionStatus, Side
 from kestrel.summary import books_from_positions
-from tests.ledger.racing import Racing, new_mongo_db, open_racing
+from tests.ledger.racing import Crash, Racing, new_mongo_db, open_racing
 
 SYMBOL = "BTC/USDT"
 START = {"USDT": Decimal("100000"), "BTC": Decimal("0"), "BNB": Decimal("10")}
@@ -60,7 +61,7 @@ sells = st.tuples(
     st.just("sell"), st.integers(1, 100), prices, st.sampled_from(FEE_KINDS), st.integers(1, 3)
 )
 redeliveries = st.tuples(st.just("redeliver"), st.integers(0, 10_000), st.booleans())
-races = st.tuples(st.just("race"), st.sampled_from(["position", "daily"]))
+races = st.tuples(st.just("race"), st.sampled_from(["position", "daily", "crash"]))
 restarts = st.tuples(st.just("restart"))
 steps = st.lists(
     st.one_of(buys, buys, sells, sells, redeliveries, races, restarts), min_size=1, max_size=20
@@ -105,8 +106,11 @@ class Books:
         elif kind == "race":
             self.store.race(step[1])
         elif kind == "restart":
-            self.store.close()
-            self.store = open_racing(self.backend, self.where)
+            self.restart()
+
+    def restart(self) -> None:
+        self.store.close()
+        self.store = open_racing(self.backend, self.where)
 
     def trade(self, side: Side, units: int, price: Decimal, fee_kind: str, parts: int) -> None:
         """One order of `units` steps, filled in `parts` trades."""
@@ -114,7 +118,11 @@ class Books:
         sizes = [units // parts + (1 if i < units % parts else 0) for i in range(parts)]
         for size in sizes:
             fill = self.fill(order, side, STEP * size, price, fee_kind)
-            assert record_fill(self.store, fill, tradable=TRADABLE)
+            try:
+                assert record_fill(self.store, fill, tradable=TRADABLE)
+            except Crash:  # killed mid-recording; the next sync records the fill again
+                self.restart()
+                record_fill(self.store, fill, tradable=TRADABLE)
             self.fills.append(fill)
             self.move_wallet(fill)
             self.last_price = price
