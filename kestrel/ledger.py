@@ -83,18 +83,28 @@ def fee_values(fill: Fill) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
     those that could not be valued (a third currency with no rate on the fill), at their cost.
     A buy's fee in the base asset is not among them: the coins it took are in the entry price
     (the quote paid per coin held), so counting it again would count it twice."""
-    base, _, quote = fill.symbol.partition("/")
     valued: dict[str, Decimal] = {}
     unvalued: dict[str, Decimal] = {}
     for currency, cost in fill.fees.items():
-        if fill.side is Side.BUY and currency == base:
+        if fill.side is Side.BUY and currency == fill.symbol.partition("/")[0]:
             continue
-        rate = {quote: Decimal("1"), base: fill.price}.get(currency) or fill.fee_rates.get(currency)
+        rate = _quote_rate(fill, currency)
         if rate is None:
             unvalued[currency] = cost
         else:
             valued[currency] = cost * rate
     return valued, unvalued
+
+
+def _quote_rate(fill: Fill, currency: str) -> Decimal | None:
+    """Quote per unit of `currency` at the fill: 1 for the quote, the fill's price for the
+    base, the rate recorded on the fill for a third currency (None if there is none)."""
+    base, _, quote = fill.symbol.partition("/")
+    if currency == quote:
+        return Decimal("1")
+    if currency == base:
+        return fill.price
+    return fill.fee_rates.get(currency)
 
 
 def fee_in_quote(fill: Fill) -> Decimal:
