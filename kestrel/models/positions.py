@@ -19,12 +19,11 @@ class PositionStatus(StrEnum):
 class Position(KestrelModel):
     """A long spot position: a pure function of the fills in `fills`, applied in that order
     (kestrel.ledger). `amount` is the coins held (a buy fee taken in the base asset is not
-    held), `entry_cost` the quote paid for them (so that fee is in it) and `avg_entry_price`
-    the cost per coin held. PnL is gross
-    of fees. `fees` lists every fee as charged, per currency; `fees_paid` counts each fee not
-    already in the entry price once, valued in quote at fill time (`fee_values` per currency;
-    a third currency such as BNB at the rate recorded on its fill, or, with no rate, in
-    `fees_unvalued` instead), so that net PnL = realized PnL - fees_paid."""
+    held), `entry_cost` the quote paid for them (so that fee is in it), `avg_entry_price` the
+    cost per coin held. PnL is gross of fees. `fees` lists every fee as charged, per currency;
+    `fees_paid` counts each fee not already in the entry cost once, valued in quote at fill
+    time (`fee_values` per currency; a third currency such as BNB at the rate recorded on its
+    fill, or, with no rate, in `fees_unvalued` instead), so net PnL = realized - fees_paid."""
 
     position_id: str
     symbol: str
@@ -38,7 +37,7 @@ class Position(KestrelModel):
     )
     realized_pnl: Money = Decimal("0")
     fees_paid: Money = Field(
-        default=Decimal("0"), description="the sum of fee_values: every valued fee, in quote"
+        default=Decimal("0"), description="the sum of fee_values: the fees counted, in quote"
     )
     fees: dict[str, Money] = Field(
         default_factory=dict, description="every fee of the fills, per currency as charged"
