@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +30,7 @@ from kestrel.exchange.adapter import apply_remote, fill_from_trade, trades_of
 from kestrel.exchange.base import ExchangeClient
 from kestrel.exchange.ccxt_exchange import market_spec
 from kestrel.exchange.errors import FailureKind, OrderOutcomeUnknown, classify
-from kestrel.ledger import Tradable, record_fill
+from kestrel.ledger import Tradable, record_fill, total_fees, with_fee_rates
 from kestrel.mode import current_mode
 from kestrel.models import (
     Decision,
@@ -193,6 +194,22 @@ def tradable(exchange: ExchangeClient, symbol: str) -> Tradable:
     return market_spec(exchange, symbol)
 
 
+def fee_rate(exchange: ExchangeClient) -> Callable[[str, str], Decimal | None]:
+    """How a fee in a third currency (BNB) is valued: the exchange's last price of
+    CURRENCY/QUOTE when the fill is absorbed; None when there is none (the fee then stays
+    unvalued, and is said so, rather than counted as zero)."""
+
+    def rate(currency: str, quote: str) -> Decimal | None:
+        try:
+            last = exchange.fetch_ticker(f"{currency}/{quote}").get("last")
+        except Exception as exc:  # no such market, or no answer: not a reason to lose a fill
+            log.warning("no %s/%s price to value a fee: %s", currency, quote, exc)
+            return None
+        return to_decimal(last) if last else None
+
+    return rate
+
+
 def _embedded_fills(order: Order, remote: dict[str, Any]) -> list[Fill]:
     fallback = remote.get("lastTradeTimestamp") or remote.get("timestamp") or 0
     fills = []
@@ -233,6 +250,9 @@ def absorb(
         recorded = store.list_fills(client_order_id=order.client_order_id)
         known = {f.trade_id for f in recorded}
         have = sum((f.amount for f in recorded), Decimal("0"))
+        # The stored order lags its fills only when a recording stopped after storing a fill
+        # (a crash on MongoDB without transactions): record them again, applied where missing.
+        unsettled = recorded if have > order.filled else []
         new_fills: list[Fill] = []
         if updated.filled > have:
             candidates = _embedded_fills(updated, remote)
@@ -243,15 +263,17 @@ def absorb(
             if short and updated.exchange_order_id:
                 fetched = trades_of(updated, trades_for_order(exchange, updated))
                 candidates = [f for f in _unique(candidates + fetched) if f.trade_id not in known]
-            new_fills = candidates
+            new_fills = [with_fee_rates(f, fee_rate(exchange)) for f in candidates]
         total = have + sum((f.amount for f in new_fills), Decimal("0"))
         updated = _settle(order, updated, total)
         fills = recorded + new_fills
         if fills:
+            fees = total_fees(fills)  # per currency: never added across currencies
             updated = updated.model_copy(
                 update={
-                    "fee_cost": sum((f.fee_cost for f in fills), Decimal("0")),
+                    "fees": fees,
                     "fee_currency": fills[0].fee_currency,
+                    "fee_cost": fees.get(fills[0].fee_currency, Decimal("0")),
                     "average_price": sum((f.cost for f in fills), Decimal("0")) / total
                     if total > 0
                     else updated.average_price,
@@ -266,10 +288,10 @@ def absorb(
         )
         if unchanged and not new_fills:
             return order
-        limits = tradable(exchange, order.symbol) if new_fills else None
+        limits = tradable(exchange, order.symbol) if new_fills or unsettled else None
         try:
             with store.atomic():
-                for fill in new_fills:
+                for fill in [*unsettled, *new_fills]:
                     record_fill(store, fill, (order.stop_loss, order.take_profit), limits)
                 return save_transition(store, order, updated)
         except ConcurrentUpdate:

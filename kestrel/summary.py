@@ -1,17 +1,21 @@
 """The session summary: orders, fills, positions, PnL, fees and equity, reconciled per
 currency against the wallet's actual balances.
 
-For each currency C the books must satisfy, exactly:
+For each currency C the books must satisfy, exactly (`books_from_positions`):
     cash(C) = start(C)
               + sum over pairs quoted in C of (realized PnL - fees - cost of what is still held)
               + sum over pairs with base C of the amount still held
-Fees are counted in quote terms (a fee taken in the base asset shrinks what is held); an
-unsellable remainder ("dust") is written off at cost in the realized PnL and still held.
+              - fees charged in C on pairs where C is neither base nor quote (BNB)
+The fees of a pair's book are its positions' fees in quote and base valued at fill time (a
+buy's fee in base is in the cost of what is held instead, and what is held is net of it); a
+fee in a third currency is counted in that currency's book, at its cost. An unsellable
+remainder ("dust") is written off at cost in the realized PnL and still held.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 from pydantic import BaseModel, Field
@@ -65,34 +69,55 @@ class SessionSummary(BaseModel):
         return all(book.reconciled for book in self.books)
 
 
+def books_from_positions(
+    positions: Iterable[Position], starting: Mapping[str, Decimal]
+) -> dict[str, CurrencyBook]:
+    """What the positions say each currency's cash must be (the formula in the module
+    docstring); cash and unrealized PnL are left for the caller to fill in."""
+    books: dict[str, CurrencyBook] = {}
+
+    def book(currency: str) -> CurrencyBook:
+        if currency not in books:
+            books[currency] = CurrencyBook(
+                currency=currency, starting=starting.get(currency, Decimal("0"))
+            )
+        return books[currency]
+
+    for currency in starting:
+        book(currency)
+    for position in positions:
+        base, _, quote = position.symbol.partition("/")
+        pair = book(quote)
+        pair.realized_pnl += position.realized_pnl
+        pair.fees += sum(
+            (position.fee_values.get(c, Decimal("0")) for c in (base, quote)), Decimal("0")
+        )
+        for currency, cost in position.fees.items():
+            if currency not in (base, quote):
+                book(currency).fees += cost
+        book(base).held_amount += position.dust  # written off at cost, still in the wallet
+        if position.status is PositionStatus.OPEN:
+            pair.held_cost += position.entry_cost
+            book(base).held_amount += position.amount
+    for each in books.values():
+        each.expected_cash = (
+            each.starting + each.realized_pnl - each.fees - each.held_cost + each.held_amount
+        )
+    return books
+
+
 def summarize(rt: Runtime, starting: dict[str, Decimal], cycles: int) -> SessionSummary:
     store = rt.store
     positions = store.list_positions()
     balance = rt.exchange.fetch_balance()
-    currencies = set(starting)
-    for position in positions:
-        base, _, quote = position.symbol.partition("/")
-        currencies.update((base, quote))
-    books = {
-        c: CurrencyBook(currency=c, starting=starting.get(c, Decimal("0"))) for c in currencies
-    }
+    books = books_from_positions(positions, starting)
     lines = []
     for position in positions:
-        base, _, quote = position.symbol.partition("/")
-        book = books[quote]
-        book.realized_pnl += position.realized_pnl
-        book.fees += position.fees_paid
-        books[base].held_amount += position.dust  # written off at cost, still in the wallet
         if position.status is PositionStatus.OPEN:
             line = _mark(rt, position)
             lines.append(line)
-            book.held_cost += position.amount * position.avg_entry_price
-            book.unrealized_pnl += line.unrealized_pnl
-            books[base].held_amount += position.amount
+            books[position.symbol.partition("/")[2]].unrealized_pnl += line.unrealized_pnl
     for book in books.values():
-        book.expected_cash = (
-            book.starting + book.realized_pnl - book.fees - book.held_cost + book.held_amount
-        )
         book.cash = to_decimal((balance.get(book.currency) or {}).get("total") or 0)
     statuses = Counter(order.status.value for order in store.list_orders())
     return SessionSummary(

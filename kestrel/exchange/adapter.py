@@ -81,9 +81,9 @@ def fill_from_trade(order: Order, trade: dict[str, Any]) -> Fill:
         raise InvalidExchangePayload(
             f"trade {trade_id}: amount={trade.get('amount')!r} price={trade.get('price')!r}"
         )
-    fee = trade.get("fee") or {}
-    fee_cost = _dec(fee, "cost", Decimal("0")) or Decimal("0")
     quote = order.symbol.partition("/")[2]
+    fees = trade_fees(trade, quote)
+    fee_currency, fee_cost = next(iter(fees.items()), (quote, Decimal("0")))
     timestamp = trade.get("timestamp")
     return Fill(
         trade_id=str(trade_id),
@@ -94,10 +94,24 @@ def fill_from_trade(order: Order, trade: dict[str, Any]) -> Fill:
         amount=amount,
         price=price,
         fee_cost=fee_cost,
-        fee_currency=str(fee.get("currency") or quote),
+        fee_currency=fee_currency,
+        fees=fees,
         taker_or_maker=str(trade.get("takerOrMaker") or "taker"),
         timestamp=int(timestamp) if timestamp is not None else 0,
     )
+
+
+def trade_fees(trade: dict[str, Any], quote: str) -> dict[str, Decimal]:
+    """A ccxt trade's fees per currency: its `fees` list when it has one (ccxt's complete
+    list, e.g. a fee in BNB plus one in quote), else its single `fee`; zero fees omitted, a fee
+    without a currency taken as quote (as before)."""
+    charged: dict[str, Decimal] = {}
+    for fee in trade.get("fees") or [trade.get("fee") or {}]:
+        cost = _dec(fee or {}, "cost", Decimal("0")) or Decimal("0")
+        if cost != 0:
+            currency = str(fee.get("currency") or quote)
+            charged[currency] = charged.get(currency, Decimal("0")) + cost
+    return charged
 
 
 def trades_of(order: Order, trades: list[dict[str, Any]]) -> list[Fill]:

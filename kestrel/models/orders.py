@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from kestrel.errors import InvalidTransition
 from kestrel.mode import TradingMode
@@ -104,6 +104,11 @@ class Order(KestrelModel):
     average_price: Money | None = None
     fee_cost: Money = Decimal("0")
     fee_currency: str | None = None
+    fees: dict[str, Money] = Field(
+        default_factory=dict,
+        description="every fee of the order's fills, per currency as the exchange charged it; "
+        "fee_cost/fee_currency are the part in the first fill's currency",
+    )
     stop_loss: Money | None = Field(default=None, description="protective level for the position")
     take_profit: Money | None = Field(default=None, description="target for the position")
     cycle_id: str | None = None
@@ -145,8 +150,34 @@ class Fill(KestrelModel):
     price: Money = Field(gt=0)
     fee_cost: Money = Decimal("0")
     fee_currency: str
+    fees: dict[str, Money] = Field(
+        default_factory=dict,
+        description="every fee of this trade per currency, as the exchange charged it (ccxt's "
+        "`fees`); when not given, the single fee_cost in fee_currency",
+    )
+    fee_rates: dict[str, Money] = Field(
+        default_factory=dict,
+        description="quote currency per unit of a fee currency that is neither base nor quote "
+        "(e.g. BNB), as known at fill time: the rate its fee is valued at for PnL",
+    )
     taker_or_maker: str = "taker"
     timestamp: int
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fees_from_single_fee(cls, data: object) -> object:
+        """A fill given one fee (fee_cost, fee_currency) has that one fee in `fees`, so every
+        reader uses `fees` alone (older stored fills have no `fees`)."""
+        if isinstance(data, dict) and not data.get("fees"):
+            cost = Decimal(str(data.get("fee_cost") or 0))
+            if cost != 0 and data.get("fee_currency"):
+                data = {**data, "fees": {str(data["fee_currency"]): cost}}
+        return data
+
+    @property
+    def key(self) -> str:
+        """Identifies the fill in the books (the store keeps one per order and trade id)."""
+        return f"{self.client_order_id}/{self.trade_id}"
 
     @property
     def cost(self) -> Decimal:

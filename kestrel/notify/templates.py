@@ -27,6 +27,7 @@ _HEAD: dict[EventType, tuple[str, str]] = {
     EventType.SLTP_FAILED: ("❗", "Stop-loss / take-profit FAILED"),
     EventType.POSITION_OPENED: ("📈", "Position opened"),
     EventType.POSITION_CLOSED: ("📉", "Position closed"),
+    EventType.FEE_NOT_VALUED: ("⚠️", "Fee not valued"),
     EventType.TRADE_DECIDED: ("🧭", "Trade decided"),
     EventType.TRADE_HELD: ("⏸", "Holding"),
     EventType.TRADE_BLOCKED: ("🚧", "Trade blocked"),

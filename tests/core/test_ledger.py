@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kestrel.ledger import record_fill
+from kestrel.ledger import daily_pnl, fill_day, record_fill
 from kestrel.mode import TradingMode
 from kestrel.models import EventType, Fill, PositionStatus, Side
 from kestrel.store.sqlite import SQLiteStore
@@ -59,12 +59,31 @@ def test_a_fill_is_applied_once(store: SQLiteStore) -> None:
     assert len(store.list_fills()) == 1
 
 
-def test_fee_in_base_reduces_the_holding(store: SQLiteStore) -> None:
+def test_fee_in_base_reduces_the_holding_and_is_in_the_entry_price(store: SQLiteStore) -> None:
     record_fill(store, fill("1", Side.BUY, "1", "100", "0.001", currency="BTC"))
     position = store.open_position("BTC/USDT")
     assert position is not None
     assert position.amount == Decimal("0.999")
-    assert position.fees_paid == Decimal("0.1")
+    assert position.amount * position.avg_entry_price == Decimal("100")  # the quote paid
+    assert position.fees == {"BTC": Decimal("0.001")}  # as the exchange charged it
+    assert position.fees_paid == Decimal("0")  # already in the entry price: not again
+
+
+def test_a_buy_fee_in_base_is_counted_once(store: SQLiteStore) -> None:
+    """Issue 12 item 3: buy 1 @100 with a 0.001 BTC fee, sell the 0.999 held @100. The wallet
+    lost 0.1 USDT (paid 100, got 99.9 back, no BTC left); the books must say 0.1, not 0.2."""
+    buy = fill("1", Side.BUY, "1", "100", "0.001", currency="BTC")
+    record_fill(store, buy)
+    record_fill(store, fill("2", Side.SELL, "0.999", "100", "0"))
+    [closed] = store.list_positions(status=PositionStatus.CLOSED)
+    assert closed.realized_pnl - closed.fees_paid == Decimal("-0.1")
+    day = daily_pnl(store, fill_day(buy))
+    assert day is not None and Decimal(day["currencies"]["USDT"]["net"]) == Decimal("-0.1")
+    from kestrel.summary import books_from_positions
+
+    books = books_from_positions(store.list_positions(), {"USDT": Decimal("1000")})
+    assert books["USDT"].expected_cash == Decimal("999.9")
+    assert books["BTC"].expected_cash == Decimal("0")
 
 
 def test_untracked_sell_is_kept_and_flagged(store: SQLiteStore) -> None:

@@ -177,17 +177,24 @@ def test_a_real_wallet_in_a_demo_run_places_nothing(world: World) -> None:
 def test_positions_close_with_realized_pnl_and_fees(world: World) -> None:
     from kestrel.models import Side
 
+    usdt_before = Decimal(str(world.exchange.fetch_balance()["USDT"]["total"]))
     place(world.store, world.exchange, intent("rt-buy", "1"))
     world.emu.advance(4)  # price 108
     position = world.store.open_position(SYMBOL)
     assert position is not None and position.amount == Decimal("0.999")
+    # 100 USDT paid for the 0.999 BTC held: the fee taken in BTC is in the entry price
+    assert position.avg_entry_price * position.amount == Decimal("100")
     sold = place(
         world.store, world.exchange, intent("rt-sell", "0.999", side=Side.SELL, reference="108")
     )
     assert sold.status is OrderStatus.FILLED
     [closed] = world.store.list_positions(status=PositionStatus.CLOSED)
-    assert closed.realized_pnl == (Decimal("108") - Decimal("100") / Decimal("0.999")) * Decimal(
-        "0.999"
-    )
-    # fees: 0.001 BTC at 100 on the buy, 0.1% of 107.892 USDT on the sell
-    assert closed.fees_paid == Decimal("0.001") * 100 + Decimal("0.107892")
+    # By hand: paid 100 USDT for 0.999 BTC (0.001 BTC fee), sold 0.999 at 108 = 107.892 USDT
+    # less a 0.107892 USDT fee: the wallet gained 7.784108 USDT. Gross PnL 107.892 - 100 (the
+    # BTC fee is in that cost); fees counted once: the sell's 0.107892 USDT only.
+    assert closed.realized_pnl == Decimal("7.892")
+    assert closed.fees == {"BTC": Decimal("0.001"), "USDT": Decimal("0.107892")}
+    assert closed.fees_paid == Decimal("0.107892")
+    usdt_after = Decimal(str(world.exchange.fetch_balance()["USDT"]["total"]))
+    assert usdt_after - usdt_before == Decimal("7.784108")
+    assert closed.realized_pnl - closed.fees_paid == usdt_after - usdt_before

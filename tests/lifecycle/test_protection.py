@@ -118,18 +118,22 @@ def test_the_stop_loss_executes_and_the_position_closes_with_pnl_and_fees(world:
     )
     assert report.changed == {stop.client_order_id: "FILLED"}
     [closed] = world.store.list_positions(status=PositionStatus.CLOSED)
+    # By hand: 100 USDT paid for 0.999 BTC (a 0.001 BTC fee), the stop sold them at 97 for
+    # 96.903 USDT less a 0.096903 USDT fee: the wallet lost 3.193903 USDT. The books: gross
+    # 96.903 - 100 (the BTC fee is in the cost), fees the sell's only: each counted once.
     assert closed.realized_pnl == Decimal("97") * Decimal("0.999") - Decimal("100")
     sell_fee = Decimal("97") * Decimal("0.999") * Decimal("0.001")
-    assert closed.fees_paid == Decimal("0.1") + sell_fee
+    assert closed.fees_paid == sell_fee
+    assert closed.realized_pnl - closed.fees_paid == Decimal("-3.193903")
     # Daily PnL by the fills' exchange time: the buy on 2023-11-14, the stop the next day.
     [buy_fill, stop_fill] = world.store.list_fills()
     assert (fill_day(buy_fill), fill_day(stop_fill)) == ("2023-11-14", "2023-11-15")
     first, second = daily_pnl(world.store, "2023-11-14"), daily_pnl(world.store, "2023-11-15")
     assert first is not None and second is not None
-    assert first["currencies"]["USDT"] == {
+    assert first["currencies"]["USDT"] == {  # the buy's BTC fee is in its cost, not a fee
         "realized_pnl": "0",
-        "fees": "0.1000",
-        "net": "-0.1000",
+        "fees": "0",
+        "net": "0",
         "unrealized_pnl": "0",
     }
     usdt = second["currencies"]["USDT"]
