@@ -64,6 +64,7 @@ _EVENT_FOR_STATUS = {
     OrderStatus.CANCELED: EventType.ORDER_CANCELED,
     OrderStatus.REJECTED: EventType.ORDER_REJECTED,
     OrderStatus.FAILED: EventType.ORDER_FAILED,
+    OrderStatus.UNKNOWN: EventType.ALERT_EMITTED,  # the operator should look: once per order
 }
 
 
@@ -101,7 +102,7 @@ def intent_from_decision(decision: Decision, exchange_id: str) -> Order:
 def transition_events(before: Order, after: Order) -> list[Event]:
     """Events for what changed; ids are deterministic so a replay stores them once."""
     events = []
-    if before.status is OrderStatus.NEW and after.exchange_order_id:
+    if before.exchange_order_id is None and after.exchange_order_id:
         events.append(order_event(EventType.ORDER_CREATED, after, "created"))
     changed = after.status != before.status or after.filled != before.filled
     kind = _EVENT_FOR_STATUS.get(after.status)
@@ -455,10 +456,10 @@ def resolve_sent(store: Store, exchange: ExchangeClient, order: Order) -> Order 
     remote = find_remote(exchange, order)
     if remote is not None:
         return absorb(store, exchange, order, remote, StatusSource.ORDER_HISTORY)
-    return _attribute_recent_trades(store, exchange, order)
+    return attribute_recent_trades(store, exchange, order)
 
 
-def _attribute_recent_trades(store: Store, exchange: ExchangeClient, order: Order) -> Order | None:
+def attribute_recent_trades(store: Store, exchange: ExchangeClient, order: Order) -> Order | None:
     trades = exchange.fetch_my_trades(order.symbol, None, RECENT_TRADES)
     if not trades:
         return None
@@ -514,7 +515,7 @@ def cancel(store: Store, exchange: ExchangeClient, order: Order, reason: str) ->
     check_wallet_mode(store, exchange, f"canceling {order.client_order_id}")
     if order.is_final:
         return order
-    if order.status is OrderStatus.NEW:
+    if order.status in (OrderStatus.NEW, OrderStatus.UNKNOWN):  # no exchange id known yet
         if order.send_attempts == 0:
             return mark(store, order, OrderStatus.CANCELED, StatusSource.PRE_CHECK, reason)
         resolved = resolve_sent(store, exchange, order)

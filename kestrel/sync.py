@@ -4,9 +4,11 @@ Per symbol that has live orders in the store: one open-orders request. An order 
 is updated from it (status_source open_orders; its new fills, if any, from its trades). A
 stored order missing from it is resolved through order history (the order by client order
 id), then trade history (its trades by exchange order id); only a confirmed final state
-changes the record, and an order is never marked CANCELED because it is missing. An intent the
-exchange never acknowledged, that neither history shows `intent_grace_s` after it was stored
-(and that was never sent, or whose send provably did not arrive), becomes FAILED.
+changes the record, and an order is never marked CANCELED because it is missing. An intent
+never sent that is still unsent `intent_grace_s` after it was stored becomes FAILED; an intent
+that was (or may have been) sent is never terminal on our word: `intent_grace_s` after its last
+send, with nothing found by its client order id, it becomes UNKNOWN (one alert) and sync keeps
+asking until the exchange says what happened.
 
 Requests per sync: symbols with live orders + (for each order that vanished from open orders)
 up to three + (for each listed order with new fills) one. Orders that did not change cost
@@ -30,10 +32,10 @@ from kestrel.exchange.errors import OrderOutcomeUnknown, classify
 from kestrel.models import LIVE_STATUSES, Order, OrderStatus, StatusSource, utcnow
 from kestrel.orders import (
     absorb,
+    attribute_recent_trades,
     crash_point,
     find_remote,
     mark,
-    resolve_sent,
     trades_for_order,
 )
 from kestrel.store.base import Store
@@ -156,7 +158,7 @@ def _resolve_vanished(
     synthetic = _from_trade_history(exchange, order)
     if synthetic is not None:
         return absorb(store, exchange, order, synthetic, StatusSource.TRADE_HISTORY)
-    if order.status is OrderStatus.NEW and not order.exchange_order_id:
+    if order.status in (OrderStatus.NEW, OrderStatus.UNKNOWN) and not order.exchange_order_id:
         return _unacknowledged_intent(store, exchange, order, intent_grace_s)
     log.info("order %s not confirmed yet; will retry", order.client_order_id)
     return None
@@ -165,21 +167,40 @@ def _resolve_vanished(
 def _unacknowledged_intent(
     store: Store, exchange: ExchangeClient, order: Order, intent_grace_s: float
 ) -> Order | None:
-    age = (utcnow() - order.created_at).total_seconds()
-    if age <= intent_grace_s:
-        return None  # its placement may still be running or retrying
-    if order.send_attempts > 0:
-        # Sent at least once: rule out a just-closed order Binance does not show yet.
-        resolved = resolve_sent(store, exchange, order)
-        if resolved is not None:
-            return resolved
+    """An intent the exchange does not show by its client order id (just asked).
+
+    Never sent: FAILED once `intent_grace_s` has passed since it was stored (its placement
+    died before sending). Sent, or maybe sent: never terminal, because a slow or retried send
+    can still arrive and fill. Once `intent_grace_s` has passed since the LAST send it becomes
+    UNKNOWN (one alert); sync keeps asking, and a late answer still lands."""
+    now = utcnow()
+    if order.send_attempts == 0:
+        age = (now - order.created_at).total_seconds()
+        if age <= intent_grace_s:
+            return None  # its placement may still be running
+        return mark(
+            store,
+            order,
+            OrderStatus.FAILED,
+            StatusSource.SYNC_GRACE,
+            f"never sent: its placement stopped {age:.0f}s ago before sending",
+        )
+    waited = (now - (order.last_sent_at or order.created_at)).total_seconds()
+    if waited <= intent_grace_s:
+        return None  # a send may still be on its way
+    # Binance hides just-closed orders from lookups for a while: their trades may show it.
+    resolved = attribute_recent_trades(store, exchange, order)
+    if resolved is not None or order.status is OrderStatus.UNKNOWN:
+        return resolved  # UNKNOWN already alerted: keep asking on every pass
     return mark(
         store,
         order,
-        OrderStatus.FAILED,
-        StatusSource.ORDER_HISTORY,
-        f"not on the exchange {age:.0f}s after the intent (open orders, order and trade "
-        "history checked)",
+        OrderStatus.UNKNOWN,
+        StatusSource.SYNC_GRACE,
+        f"sent {order.send_attempts} time(s), the last {waited:.0f}s ago, and the exchange "
+        "shows no order with this client order id yet (open orders, order and trade history "
+        "checked); it may still appear, so it is not resent and order sync keeps looking. "
+        "Check the exchange's order history for this client order id",
     )
 
 
