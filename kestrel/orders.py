@@ -231,7 +231,12 @@ def absorb(
 ) -> Order:
     """Fold one exchange report of `order` into the store; returns the stored order.
 
-    `trades` are trades already fetched for the symbol (saves a request per order)."""
+    `trades` are trades already fetched for the symbol (saves a request per order). A report
+    that is not about this order (see `is_about`) is never applied: the order is looked up by
+    its client order id instead."""
+    if not is_about(order, remote):
+        remote, source = _own_report(store, exchange, order, remote), StatusSource.ORDER_HISTORY
+        trades = None
     for _ in range(10):
         updated = apply_remote(order, remote, source)
         recorded = store.list_fills(client_order_id=order.client_order_id)
@@ -284,6 +289,56 @@ def absorb(
                 return fresh
             order = fresh
     raise ConcurrentUpdate(f"order {order.client_order_id} kept changing while absorbing")
+
+
+def is_about(order: Order, remote: dict[str, Any]) -> bool:
+    """Whether an exchange report describes `order`: it carries our client order id (ccxt's
+    clientOrderId; Binance's cancel reply names ours origClientOrderId), or, for replies that
+    carry another client id, its exchange order id is the one a vouched report linked before.
+    An exchange order id alone is never trusted for an order not linked yet."""
+    info = remote.get("info")
+    named = {remote.get("clientOrderId")}
+    if isinstance(info, dict):
+        named.add(info.get("origClientOrderId"))
+    if order.client_order_id in named:
+        return True
+    linked = order.exchange_order_id
+    return linked is not None and str(remote.get("id")) == linked
+
+
+def _own_report(
+    store: Store, exchange: ExchangeClient, order: Order, foreign: dict[str, Any]
+) -> dict[str, Any]:
+    """The exchange's report of `order`, by its client order id, after a reply that named
+    another order (recorded once as an alert, never linked)."""
+    named = (
+        f"exchange order {foreign.get('id')!r} (client order id {foreign.get('clientOrderId')!r})"
+    )
+    store.append_events(
+        [
+            Event(
+                event_id=f"{order.client_order_id}:foreign:{foreign.get('id')}",
+                type=EventType.ALERT_EMITTED,
+                mode=order.mode,
+                symbol=order.symbol,
+                client_order_id=order.client_order_id,
+                reasons=["FOREIGN_REPLY"],
+                message=(
+                    f"the exchange's reply for order {order.client_order_id} describes {named}; "
+                    "not linked. The order is looked up by its own client order id instead."
+                ),
+                data={"exchange_order_id": str(foreign.get("id"))},
+            )
+        ]
+    )
+    unlinked = order.model_copy(update={"exchange_order_id": None})
+    found = find_remote(exchange, unlinked)
+    if found is None or not is_about(unlinked, found):
+        raise OrderOutcomeUnknown(
+            f"order {order.client_order_id}: the exchange's reply described {named} and the "
+            "exchange does not show ours by its client order id yet; will look again"
+        )
+    return found
 
 
 def _settle(before: Order, reported: Order, fills_total: Decimal) -> Order:

@@ -17,6 +17,7 @@ nothing beyond their symbol's open-orders request.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import defaultdict
@@ -26,10 +27,19 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kestrel.exchange.adapter import trades_of
+from kestrel.errors import InvalidTransition
+from kestrel.exchange.adapter import InvalidExchangePayload, trades_of
 from kestrel.exchange.base import ExchangeClient
 from kestrel.exchange.errors import OrderOutcomeUnknown, classify
-from kestrel.models import LIVE_STATUSES, Order, OrderStatus, StatusSource, utcnow
+from kestrel.models import (
+    LIVE_STATUSES,
+    Event,
+    EventType,
+    Order,
+    OrderStatus,
+    StatusSource,
+    utcnow,
+)
 from kestrel.orders import (
     absorb,
     attribute_recent_trades,
@@ -49,6 +59,9 @@ class SyncReport(BaseModel):
     checked: int = 0
     changed: dict[str, str] = Field(default_factory=dict, description="client id -> new status")
     unresolved: list[str] = Field(default_factory=list)
+    quarantined: dict[str, str] = Field(
+        default_factory=dict, description="client id -> why its report could not be applied"
+    )
     errors: dict[str, str] = Field(default_factory=dict, description="symbol -> error")
     protection: dict[str, Any] = Field(
         default_factory=dict, description="what the protection pass after the sync did"
@@ -141,11 +154,42 @@ def _sync_symbol(
         except OrderOutcomeUnknown as exc:  # this order only; the others go on
             log.info("%s", exc)
             result = None
+        except (InvalidExchangePayload, InvalidTransition) as exc:  # a bad record: set aside
+            _quarantine(store, fresh, exc, report)
+            continue
         crash_point("sync:order_resolved")
         if result is None or (result.status in LIVE_STATUSES and listed is None):
             report.unresolved.append(fresh.client_order_id)
         if result is not None and (result.status != fresh.status or result.filled != fresh.filled):
             report.changed[fresh.client_order_id] = result.status.value
+
+
+def _quarantine(store: Store, order: Order, problem: Exception, report: SyncReport) -> None:
+    """A report of `order` that cannot be applied (a status ccxt does not know, a malformed
+    field, an impossible transition): the order is left as it is, one alert names it, and the
+    pass goes on with the other orders. The next pass looks again."""
+    why = f"{type(problem).__name__}: {problem}"
+    log.warning("order %s set aside in this sync pass: %s", order.client_order_id, why)
+    report.quarantined[order.client_order_id] = why
+    digest = hashlib.sha256(why.encode()).hexdigest()[:12]
+    store.append_events(
+        [
+            Event(
+                event_id=f"{order.client_order_id}:quarantined:{digest}",
+                type=EventType.ALERT_EMITTED,
+                mode=order.mode,
+                symbol=order.symbol,
+                client_order_id=order.client_order_id,
+                reasons=["QUARANTINED"],
+                message=(
+                    f"order {order.client_order_id} ({order.symbol}, {order.status}) was not "
+                    f"updated: the exchange's report of it cannot be applied ({why}). The other "
+                    "orders were synced; this one is looked at again on every pass."
+                ),
+                data={"status": order.status.value, "problem": why},
+            )
+        ]
+    )
 
 
 def _resolve_vanished(

@@ -317,3 +317,49 @@ def test_a_send_that_may_have_arrived_is_never_failed_nor_resent(world: World) -
     assert world.emu.request_count("/api/v3/order", "GET") == 4  # by client order id, each pass
     assert events(world, EventType.ALERT_EMITTED) == [f"{cid}:UNKNOWN"]
     assert events(world, EventType.ORDER_FAILED) == []
+
+
+def test_an_order_with_an_unknown_status_does_not_stop_the_others(world: World) -> None:
+    odd = resting(world, "odd-status", "0.1", price="50")  # rests far below the market
+    healthy = resting(world, "healthy", "0.1", price="97")
+    world.emu.advance(2)  # the dip to 95 fills the healthy one; the odd one still rests
+    world.emu.faults.tamper(
+        {"status": "PENDING_REVIEW"}, path="/api/v3/openOrders", method="GET", count=2
+    )
+    for _ in range(2):
+        report = sync_orders(world.store, world.exchange)
+        assert report.errors == {}
+        assert list(report.quarantined) == [odd]
+        assert "PENDING_REVIEW" in report.quarantined[odd]
+    done = world.store.get_order(healthy)
+    assert done is not None and done.status is OrderStatus.FILLED
+    position = world.store.open_position(SYMBOL)
+    assert position is not None and position.amount == Decimal("0.0999")
+    kept = world.store.get_order(odd)
+    assert kept is not None and kept.status is OrderStatus.OPEN
+    [alert] = world.store.list_events(types=[EventType.ALERT_EMITTED])
+    assert alert.client_order_id == odd and "PENDING_REVIEW" in alert.message
+    assert sync_orders(world.store, world.exchange).quarantined == {}  # the reply is sane again
+
+
+def test_a_create_reply_naming_another_order_is_not_linked(world: World) -> None:
+    theirs = world.exchange.client.create_order(
+        SYMBOL, "limit", "buy", 0.1, 50, {"clientOrderId": "someone-elses-order"}
+    )
+    world.emu.faults.tamper(
+        {"orderId": int(theirs["id"]), "clientOrderId": "someone-elses-order"},
+        path="/api/v3/order",
+        method="POST",
+    )
+    buy = intent("foreign-reply", "0.5")
+    placed = place(world.store, world.exchange, buy)
+    [mine] = world.orders_on_exchange(buy.client_order_id)
+    assert placed.exchange_order_id == str(mine.order_id) != theirs["id"]
+    assert (placed.status, placed.filled) == (OrderStatus.FILLED, Decimal("0.5"))
+    [fill] = world.store.list_fills(client_order_id=buy.client_order_id)
+    assert fill.exchange_order_id == str(mine.order_id)
+    [alert] = world.store.list_events(types=[EventType.ALERT_EMITTED])
+    assert theirs["id"] in alert.message and "someone-elses-order" in alert.message
+    assert [o.exchange_order_id for o in world.store.list_orders()] == [str(mine.order_id)]
+    report = sync_orders(world.store, world.exchange)
+    assert (report.errors, report.changed) == ({}, {})
