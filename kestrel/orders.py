@@ -463,6 +463,7 @@ def place(store: Store, exchange: ExchangeClient, intent: Order) -> Order:
         stored = _clear_way_for_exit(store, exchange, stored)
         if stored.status is not OrderStatus.NEW:
             return stored
+        crash_point("place:way_cleared")
     stored = store.update_order(
         stored.model_copy(
             update={"send_attempts": stored.send_attempts + 1, "last_sent_at": utcnow()}
@@ -541,8 +542,12 @@ def attribute_recent_trades(store: Store, exchange: ExchangeClient, order: Order
 
 def _clear_way_for_exit(store: Store, exchange: ExchangeClient, order: Order) -> Order:
     """An exit sells what protective orders hold reserved: cancel them first (the OCO rule:
-    the exit supersedes its siblings). If one of them filled meanwhile and closed the
-    position, the exit is no longer wanted."""
+    the exit supersedes its siblings), and retire older exit intents of the symbol that were
+    never sent (this one supersedes them; the version check stops their placement from sending
+    if it still runs). If a protective order filled meanwhile and closed the position, the exit
+    is no longer wanted. The intent's `updated_at` then says when the way was cleared: order
+    sync gives an exit that is not sent soon after it back its protection (kestrel.sync)."""
+    _supersede_unsent_exits(store, order)
     release_protection(store, exchange, order.symbol, f"superseded by exit {order.client_order_id}")
     position = store.open_position(order.symbol)
     if position is None or position.amount <= 0:
@@ -553,12 +558,31 @@ def _clear_way_for_exit(store: Store, exchange: ExchangeClient, order: Order) ->
             StatusSource.PRE_CHECK,
             "no open position left to exit (closed by its protective order)",
         )
-    if order.position_id is None:
-        return store.update_order(
-            order.model_copy(update={"position_id": position.position_id}),
-            expected_version=order.version,
+    return store.update_order(
+        order.model_copy(
+            update={
+                "position_id": order.position_id or position.position_id,
+                "updated_at": utcnow(),
+            }
+        ),
+        expected_version=order.version,
+    )
+
+
+def _supersede_unsent_exits(store: Store, order: Order) -> None:
+    unsent = store.list_orders(
+        symbol=order.symbol, statuses=(OrderStatus.NEW,), roles=(OrderRole.EXIT,)
+    )
+    for other in unsent:
+        if other.client_order_id == order.client_order_id or other.may_be_on_exchange:
+            continue
+        mark(
+            store,
+            other,
+            OrderStatus.CANCELED,
+            StatusSource.SUPERSEDED,
+            f"never sent; superseded by exit {order.client_order_id}",
         )
-    return order
 
 
 # -- canceling --------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ is updated from it (status_source open_orders; its new fills, if any, from its t
 stored order missing from it is resolved through order history (the order by client order
 id), then trade history (its trades by exchange order id); only a confirmed final state
 changes the record, and an order is never marked CANCELED because it is missing. An intent
-never sent that is still unsent `intent_grace_s` after it was stored becomes FAILED; an intent
+never sent whose placement has been silent for `intent_grace_s` (an exit: for
+UNSENT_EXIT_GRACE_S, as it has canceled the stop-loss) becomes FAILED; an intent
 that was (or may have been) sent is never terminal on our word: `intent_grace_s` after its last
 send, with nothing found by its client order id, it becomes UNKNOWN (one alert) and sync keeps
 asking until the exchange says what happened.
@@ -22,6 +23,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +38,7 @@ from kestrel.models import (
     Event,
     EventType,
     Order,
+    OrderRole,
     OrderStatus,
     StatusSource,
     utcnow,
@@ -52,6 +55,11 @@ from kestrel.store.base import Store
 from kestrel.wallet import check_wallet_mode
 
 log = logging.getLogger(__name__)
+
+# How long an unsent exit's placement may be silent after clearing its way (canceling the
+# stop-loss: one store write and one request remain) before sync calls it dead. Well above
+# a placement's pace; short, because the position is unprotected meanwhile.
+UNSENT_EXIT_GRACE_S = 30.0
 
 
 class SyncReport(BaseModel):
@@ -213,22 +221,13 @@ def _unacknowledged_intent(
 ) -> Order | None:
     """An intent the exchange does not show by its client order id (just asked).
 
-    Never sent: FAILED once `intent_grace_s` has passed since it was stored (its placement
-    died before sending). Sent, or maybe sent: never terminal, because a slow or retried send
-    can still arrive and fill. Once `intent_grace_s` has passed since the LAST send it becomes
-    UNKNOWN (one alert); sync keeps asking, and a late answer still lands."""
+    Never sent: FAILED once its placement has been silent for the grace (it died before
+    sending; see `_unsent_intent`). Sent, or maybe sent: never terminal, because a slow or
+    retried send can still arrive and fill. Once `intent_grace_s` has passed since the LAST
+    send it becomes UNKNOWN (one alert); sync keeps asking, and a late answer still lands."""
     now = utcnow()
     if order.send_attempts == 0:
-        age = (now - order.created_at).total_seconds()
-        if age <= intent_grace_s:
-            return None  # its placement may still be running
-        return mark(
-            store,
-            order,
-            OrderStatus.FAILED,
-            StatusSource.SYNC_GRACE,
-            f"never sent: its placement stopped {age:.0f}s ago before sending",
-        )
+        return _unsent_intent(store, order, intent_grace_s, now)
     waited = (now - (order.last_sent_at or order.created_at)).total_seconds()
     if waited <= intent_grace_s:
         return None  # a send may still be on its way
@@ -245,6 +244,29 @@ def _unacknowledged_intent(
         "shows no order with this client order id yet (open orders, order and trade history "
         "checked); it may still appear, so it is not resent and order sync keeps looking. "
         "Check the exchange's order history for this client order id",
+    )
+
+
+def _unsent_intent(
+    store: Store, order: Order, intent_grace_s: float, now: datetime
+) -> Order | None:
+    """An intent never sent is FAILED once its placement has shown no sign of life (its last
+    write) for the grace. An exit's grace is short (`UNSENT_EXIT_GRACE_S`): its placement
+    cancels the position's stop-loss before sending, so while it waits the position is naked
+    and the protection pass (which waits for live exits) cannot put the stop back."""
+    grace = intent_grace_s
+    if order.role is OrderRole.EXIT:
+        grace = min(grace, UNSENT_EXIT_GRACE_S)
+    idle = (now - order.updated_at).total_seconds()  # its placement's last write
+    if idle <= grace:
+        return None  # its placement may still be running
+    return mark(
+        store,
+        order,
+        OrderStatus.FAILED,
+        StatusSource.SYNC_GRACE,
+        f"never sent: its placement stopped {idle:.0f}s ago before sending"
+        + ("; the position's protection is put back" if order.role is OrderRole.EXIT else ""),
     )
 
 

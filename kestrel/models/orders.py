@@ -143,6 +143,11 @@ class Order(KestrelModel):
     def remaining(self) -> Decimal:
         return self.amount - self.filled
 
+    @property
+    def may_be_on_exchange(self) -> bool:
+        """False only for an intent never sent: nothing of it can be on the exchange."""
+        return self.status is not OrderStatus.NEW or self.send_attempts > 0
+
 
 class Fill(KestrelModel):
     """One trade against one order (ccxt's myTrades entry). trade_id is unique per exchange."""

@@ -189,8 +189,9 @@ def test_a_lost_placement_is_resolved_by_sync_without_a_second_order(world: Worl
 
 def test_an_intent_the_exchange_never_saw_fails_only_after_the_grace(world: World) -> None:
     young = world.store.insert_order(intent("young"))
+    then = utcnow() - timedelta(minutes=10)  # stored, and last touched, 10 minutes ago
     old = world.store.insert_order(
-        intent("old").model_copy(update={"created_at": utcnow() - timedelta(minutes=10)})
+        intent("old").model_copy(update={"created_at": then, "updated_at": then})
     )
     report = sync_orders(world.store, world.exchange, intent_grace_s=300)
     assert report.unresolved == [young.client_order_id]
