@@ -55,7 +55,10 @@ log = logging.getLogger(__name__)
 CRASH_ENV = "KESTREL_CRASH_AT"
 CRASH_EXIT_CODE = 86
 PROTECTIVE_ROLES = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
-RECENT_TRADES = 100  # how far back unattributed trades are looked for
+RECENT_TRADES = 100  # trades per request when looking for trades of unattributed orders
+ORDER_TRADES = 500  # trades per request for one order's trades (Binance's default page)
+MAX_TRADE_PAGES = 20  # a bound on one lookup; a longer history is logged, not read
+CLOCK_MARGIN_MS = 60_000  # the exchange's clock may run ahead of or behind ours
 
 _EVENT_FOR_STATUS = {
     OrderStatus.OPEN: EventType.ORDER_CREATED,
@@ -184,9 +187,49 @@ def find_remote(exchange: ExchangeClient, order: Order) -> dict[str, Any] | None
 
 
 def trades_for_order(exchange: ExchangeClient, order: Order) -> list[dict[str, Any]]:
-    """The order's trades. No `since`: exchange time is not our clock (a replay runs in
-    2019); ccxt's binance asks myTrades by orderId, others return recent trades we filter."""
-    return exchange.fetch_my_trades(order.symbol, None, None, {"orderId": order.exchange_order_id})
+    """The order's trades: ccxt's binance asks myTrades by orderId, others return recent
+    trades we filter (so a busy symbol is paged back to the order's creation)."""
+    params = {"orderId": order.exchange_order_id}
+    return trades_since(exchange, order.symbol, _created_ms(order), ORDER_TRADES, params)
+
+
+def trades_since(
+    exchange: ExchangeClient,
+    symbol: str,
+    since_ms: int,
+    page: int,
+    params: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The account's trades of `symbol` back to `since_ms` (exchange time): the newest page,
+    and when that page is full and does not reach back that far, every page from `since_ms`
+    forward (ccxt `since`). The newest page comes first because exchange time need not be our
+    clock (a replay runs in 2019): a page that already reaches back needs no more requests."""
+    newest = exchange.fetch_my_trades(symbol, None, page, params or {})
+    if len(newest) < page or min(_trade_ms(t) for t in newest) <= since_ms:
+        return newest
+    found: dict[str, dict[str, Any]] = {}
+    cursor = since_ms
+    for _ in range(MAX_TRADE_PAGES):
+        batch = exchange.fetch_my_trades(symbol, cursor, page, params or {})
+        fresh = [t for t in batch if str(t.get("id")) not in found]
+        found.update((str(t.get("id")), t) for t in fresh)
+        if len(batch) < page or not fresh:
+            break
+        cursor = max(_trade_ms(t) for t in batch)  # inclusive: the repeats are skipped above
+    else:
+        log.warning("%s: more than %d pages of trades since %d", symbol, MAX_TRADE_PAGES, since_ms)
+    for trade in newest:
+        found.setdefault(str(trade.get("id")), trade)
+    return sorted(found.values(), key=_trade_ms)
+
+
+def _trade_ms(trade: dict[str, Any]) -> int:
+    return int(trade.get("timestamp") or 0)
+
+
+def _created_ms(order: Order) -> int:
+    """When `order` was stored, in ms, less the clock margin: no trade of it is older."""
+    return int(order.created_at.timestamp() * 1000) - CLOCK_MARGIN_MS
 
 
 def tradable(exchange: ExchangeClient, symbol: str) -> Tradable:
@@ -516,7 +559,7 @@ def resolve_sent(store: Store, exchange: ExchangeClient, order: Order) -> Order 
 
 
 def attribute_recent_trades(store: Store, exchange: ExchangeClient, order: Order) -> Order | None:
-    trades = exchange.fetch_my_trades(order.symbol, None, RECENT_TRADES)
+    trades = trades_since(exchange, order.symbol, _created_ms(order), RECENT_TRADES)
     if not trades:
         return None
     known = {o.exchange_order_id for o in store.list_orders(symbol=order.symbol)}
