@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kestrel.errors import InvalidTransition
+from kestrel.errors import ConcurrentUpdate, InvalidTransition
 from kestrel.exchange.adapter import InvalidExchangePayload, trades_of
 from kestrel.exchange.base import ExchangeClient
 from kestrel.exchange.errors import OrderOutcomeUnknown, classify
@@ -159,7 +159,7 @@ def _sync_symbol(
                 )
             else:
                 result = _resolve_vanished(store, exchange, fresh, intent_grace_s)
-        except OrderOutcomeUnknown as exc:  # this order only; the others go on
+        except (OrderOutcomeUnknown, ConcurrentUpdate) as exc:  # this order only: next pass
             log.info("%s", exc)
             result = None
         except (InvalidExchangePayload, InvalidTransition) as exc:  # a bad record: set aside
