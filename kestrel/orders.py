@@ -56,7 +56,6 @@ CRASH_ENV = "KESTREL_CRASH_AT"
 CRASH_EXIT_CODE = 86
 PROTECTIVE_ROLES = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
 RECENT_TRADES = 100  # trades per request when looking for trades of unattributed orders
-ORDER_TRADES = 500  # trades per request for one order's trades (Binance's default page)
 MAX_TRADE_PAGES = 20  # a bound on one lookup; a longer history is logged, not read
 CLOCK_MARGIN_MS = 60_000  # the exchange's clock may run ahead of or behind ours
 
@@ -187,30 +186,27 @@ def find_remote(exchange: ExchangeClient, order: Order) -> dict[str, Any] | None
 
 
 def trades_for_order(exchange: ExchangeClient, order: Order) -> list[dict[str, Any]]:
-    """The order's trades: ccxt's binance asks myTrades by orderId, others return recent
-    trades we filter (so a busy symbol is paged back to the order's creation)."""
-    params = {"orderId": order.exchange_order_id}
-    return trades_since(exchange, order.symbol, _created_ms(order), ORDER_TRADES, params)
+    """The order's trades. ccxt's binance asks myTrades by orderId (every trade of the order,
+    up to 500; Binance refuses orderId with a start time, so this is not paged by time);
+    others return recent trades we filter."""
+    return exchange.fetch_my_trades(order.symbol, None, None, {"orderId": order.exchange_order_id})
 
 
 def trades_since(
-    exchange: ExchangeClient,
-    symbol: str,
-    since_ms: int,
-    page: int,
-    params: dict[str, Any] | None = None,
+    exchange: ExchangeClient, symbol: str, since_ms: int, page: int
 ) -> list[dict[str, Any]]:
     """The account's trades of `symbol` back to `since_ms` (exchange time): the newest page,
     and when that page is full and does not reach back that far, every page from `since_ms`
     forward (ccxt `since`). The newest page comes first because exchange time need not be our
-    clock (a replay runs in 2019): a page that already reaches back needs no more requests."""
-    newest = exchange.fetch_my_trades(symbol, None, page, params or {})
+    clock (a replay runs in 2019): a page that already reaches back needs no more requests.
+    (Binance serves a day from a start time; an order's trades follow its creation.)"""
+    newest = exchange.fetch_my_trades(symbol, None, page)
     if len(newest) < page or min(_trade_ms(t) for t in newest) <= since_ms:
         return newest
     found: dict[str, dict[str, Any]] = {}
     cursor = since_ms
     for _ in range(MAX_TRADE_PAGES):
-        batch = exchange.fetch_my_trades(symbol, cursor, page, params or {})
+        batch = exchange.fetch_my_trades(symbol, cursor, page)
         fresh = [t for t in batch if str(t.get("id")) not in found]
         found.update((str(t.get("id")), t) for t in fresh)
         if len(batch) < page or not fresh:
