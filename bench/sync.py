@@ -3,10 +3,12 @@ Kestrel's REAL wallet (real ccxt), SQLite store.
 
     .venv/bin/python bench/sync.py [--orders 1000] [--symbols 20] [--poll 2.0]
 
-Prints, for a pass where nothing changed and a pass where orders filled: wall time, requests
-by endpoint, and the ratio of requests to (symbols with live orders + vanished orders), next
-to what polling every order would cost. Then the delay from a fill on the exchange to its
-record in the store, with the sync running as the deployment does (a polling loop).
+ccxt's rate limiter is on (enableRateLimit, the exchange's real limit, as a deployment runs),
+and the bench says so. Prints, for a pass where nothing changed and a pass where orders
+filled: wall time, requests by endpoint, and the ratio of requests to (symbols with live
+orders + vanished orders), next to what polling every order would cost. Then the delay from
+a fill on the exchange to its record in the store, with the sync running as the deployment
+does (a polling loop).
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ def main() -> int:
         settings = load_settings(
             mode="REAL",
             data_dir=data_dir,
-            exchange_api={"url": emu.url, "rate_limit": False},
+            exchange_api={"url": emu.url, "rate_limit": True},  # as a deployment runs
         )
         store = SQLiteStore(data_dir / "bench.sqlite3", TradingMode.REAL)
         from kestrel.exchange.ccxt_exchange import ExchangeCredentials
@@ -113,6 +115,13 @@ def main() -> int:
         creds = ExchangeCredentials.model_validate({"api_key": KEY, "secret": SECRET})
         exchange = build_exchange(settings, store, credentials=creds)
         exchange.load_markets()
+        client = exchange.client
+        if not client.enableRateLimit:
+            raise SystemExit("bench/sync.py measures with ccxt's rate limiter on; it is off")
+        print(
+            f"ccxt {client.id}: enableRateLimit on (the exchange's real rate limit as ccxt "
+            f"applies it: {client.rateLimit} ms per unit of request weight)"
+        )
         started = time.perf_counter()
         groups = max(1, min(args.fills + 2, 40))
         for i, symbol in enumerate(symbols):

@@ -31,7 +31,12 @@ from kestrel.money import to_decimal
 from kestrel.store.base import Store
 
 CIRCUIT_BREAKER_KEY = "circuit_breaker"
-OPEN_STATUSES = (OrderStatus.NEW, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+OPEN_STATUSES = (
+    OrderStatus.NEW,
+    OrderStatus.UNKNOWN,
+    OrderStatus.OPEN,
+    OrderStatus.PARTIALLY_FILLED,
+)
 EXECUTED_STATUSES = (OrderStatus.FILLED, OrderStatus.CANCELED)
 DECISION_TYPES = (EventType.TRADE_DECIDED, EventType.TRADE_HELD, EventType.TRADE_BLOCKED)
 DECISION_LOOKBACK = timedelta(days=3)

@@ -56,7 +56,9 @@ log = logging.getLogger(__name__)
 CRASH_ENV = "KESTREL_CRASH_AT"
 CRASH_EXIT_CODE = 86
 PROTECTIVE_ROLES = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
-RECENT_TRADES = 100  # how far back unattributed trades are looked for
+RECENT_TRADES = 100  # trades per request when looking for trades of unattributed orders
+MAX_TRADE_PAGES = 20  # a bound on one lookup; a longer history is logged, not read
+CLOCK_MARGIN_MS = 60_000  # the exchange's clock may run ahead of or behind ours
 
 _EVENT_FOR_STATUS = {
     OrderStatus.OPEN: EventType.ORDER_CREATED,
@@ -65,6 +67,7 @@ _EVENT_FOR_STATUS = {
     OrderStatus.CANCELED: EventType.ORDER_CANCELED,
     OrderStatus.REJECTED: EventType.ORDER_REJECTED,
     OrderStatus.FAILED: EventType.ORDER_FAILED,
+    OrderStatus.UNKNOWN: EventType.ALERT_EMITTED,  # the operator should look: once per order
 }
 
 
@@ -102,7 +105,7 @@ def intent_from_decision(decision: Decision, exchange_id: str) -> Order:
 def transition_events(before: Order, after: Order) -> list[Event]:
     """Events for what changed; ids are deterministic so a replay stores them once."""
     events = []
-    if before.status is OrderStatus.NEW and after.exchange_order_id:
+    if before.exchange_order_id is None and after.exchange_order_id:
         events.append(order_event(EventType.ORDER_CREATED, after, "created"))
     changed = after.status != before.status or after.filled != before.filled
     kind = _EVENT_FOR_STATUS.get(after.status)
@@ -184,9 +187,46 @@ def find_remote(exchange: ExchangeClient, order: Order) -> dict[str, Any] | None
 
 
 def trades_for_order(exchange: ExchangeClient, order: Order) -> list[dict[str, Any]]:
-    """The order's trades. No `since`: exchange time is not our clock (a replay runs in
-    2019); ccxt's binance asks myTrades by orderId, others return recent trades we filter."""
+    """The order's trades. ccxt's binance asks myTrades by orderId (every trade of the order,
+    up to 500; Binance refuses orderId with a start time, so this is not paged by time);
+    others return recent trades we filter."""
     return exchange.fetch_my_trades(order.symbol, None, None, {"orderId": order.exchange_order_id})
+
+
+def trades_since(
+    exchange: ExchangeClient, symbol: str, since_ms: int, page: int
+) -> list[dict[str, Any]]:
+    """The account's trades of `symbol` back to `since_ms` (exchange time): the newest page,
+    and when that page is full and does not reach back that far, every page from `since_ms`
+    forward (ccxt `since`). The newest page comes first because exchange time need not be our
+    clock (a replay runs in 2019): a page that already reaches back needs no more requests.
+    (Binance serves a day from a start time; an order's trades follow its creation.)"""
+    newest = exchange.fetch_my_trades(symbol, None, page)
+    if len(newest) < page or min(_trade_ms(t) for t in newest) <= since_ms:
+        return newest
+    found: dict[str, dict[str, Any]] = {}
+    cursor = since_ms
+    for _ in range(MAX_TRADE_PAGES):
+        batch = exchange.fetch_my_trades(symbol, cursor, page)
+        fresh = [t for t in batch if str(t.get("id")) not in found]
+        found.update((str(t.get("id")), t) for t in fresh)
+        if len(batch) < page or not fresh:
+            break
+        cursor = max(_trade_ms(t) for t in batch)  # inclusive: the repeats are skipped above
+    else:
+        log.warning("%s: more than %d pages of trades since %d", symbol, MAX_TRADE_PAGES, since_ms)
+    for trade in newest:
+        found.setdefault(str(trade.get("id")), trade)
+    return sorted(found.values(), key=_trade_ms)
+
+
+def _trade_ms(trade: dict[str, Any]) -> int:
+    return int(trade.get("timestamp") or 0)
+
+
+def _created_ms(order: Order) -> int:
+    """When `order` was stored, in ms, less the clock margin: no trade of it is older."""
+    return int(order.created_at.timestamp() * 1000) - CLOCK_MARGIN_MS
 
 
 def tradable(exchange: ExchangeClient, symbol: str) -> Tradable:
@@ -244,7 +284,12 @@ def absorb(
 ) -> Order:
     """Fold one exchange report of `order` into the store; returns the stored order.
 
-    `trades` are trades already fetched for the symbol (saves a request per order)."""
+    `trades` are trades already fetched for the symbol (saves a request per order). A report
+    that is not about this order (see `is_about`) is never applied: the order is looked up by
+    its client order id instead."""
+    if not is_about(order, remote):
+        remote, source = _own_report(store, exchange, order, remote), StatusSource.ORDER_HISTORY
+        trades = None
     for _ in range(10):
         updated = apply_remote(order, remote, source)
         recorded = store.list_fills(client_order_id=order.client_order_id)
@@ -302,6 +347,56 @@ def absorb(
                 return fresh
             order = fresh
     raise ConcurrentUpdate(f"order {order.client_order_id} kept changing while absorbing")
+
+
+def is_about(order: Order, remote: dict[str, Any]) -> bool:
+    """Whether an exchange report describes `order`: it carries our client order id (ccxt's
+    clientOrderId; Binance's cancel reply names ours origClientOrderId), or, for replies that
+    carry another client id, its exchange order id is the one a vouched report linked before.
+    An exchange order id alone is never trusted for an order not linked yet."""
+    info = remote.get("info")
+    named = {remote.get("clientOrderId")}
+    if isinstance(info, dict):
+        named.add(info.get("origClientOrderId"))
+    if order.client_order_id in named:
+        return True
+    linked = order.exchange_order_id
+    return linked is not None and str(remote.get("id")) == linked
+
+
+def _own_report(
+    store: Store, exchange: ExchangeClient, order: Order, foreign: dict[str, Any]
+) -> dict[str, Any]:
+    """The exchange's report of `order`, by its client order id, after a reply that named
+    another order (recorded once as an alert, never linked)."""
+    named = (
+        f"exchange order {foreign.get('id')!r} (client order id {foreign.get('clientOrderId')!r})"
+    )
+    store.append_events(
+        [
+            Event(
+                event_id=f"{order.client_order_id}:foreign:{foreign.get('id')}",
+                type=EventType.ALERT_EMITTED,
+                mode=order.mode,
+                symbol=order.symbol,
+                client_order_id=order.client_order_id,
+                reasons=["FOREIGN_REPLY"],
+                message=(
+                    f"the exchange's reply for order {order.client_order_id} describes {named}; "
+                    "not linked. The order is looked up by its own client order id instead."
+                ),
+                data={"exchange_order_id": str(foreign.get("id"))},
+            )
+        ]
+    )
+    unlinked = order.model_copy(update={"exchange_order_id": None})
+    found = find_remote(exchange, unlinked)
+    if found is None or not is_about(unlinked, found):
+        raise OrderOutcomeUnknown(
+            f"order {order.client_order_id}: the exchange's reply described {named} and the "
+            "exchange does not show ours by its client order id yet; will look again"
+        )
+    return found
 
 
 def _settle(before: Order, reported: Order, fills_total: Decimal) -> Order:
@@ -418,6 +513,7 @@ def place(store: Store, exchange: ExchangeClient, intent: Order) -> Order:
         stored = _clear_way_for_exit(store, exchange, stored)
         if stored.status is not OrderStatus.NEW:
             return stored
+        crash_point("place:way_cleared")
     stored = store.update_order(
         stored.model_copy(
             update={"send_attempts": stored.send_attempts + 1, "last_sent_at": utcnow()}
@@ -466,11 +562,11 @@ def resolve_sent(store: Store, exchange: ExchangeClient, order: Order) -> Order 
     remote = find_remote(exchange, order)
     if remote is not None:
         return absorb(store, exchange, order, remote, StatusSource.ORDER_HISTORY)
-    return _attribute_recent_trades(store, exchange, order)
+    return attribute_recent_trades(store, exchange, order)
 
 
-def _attribute_recent_trades(store: Store, exchange: ExchangeClient, order: Order) -> Order | None:
-    trades = exchange.fetch_my_trades(order.symbol, None, RECENT_TRADES)
+def attribute_recent_trades(store: Store, exchange: ExchangeClient, order: Order) -> Order | None:
+    trades = trades_since(exchange, order.symbol, _created_ms(order), RECENT_TRADES)
     if not trades:
         return None
     known = {o.exchange_order_id for o in store.list_orders(symbol=order.symbol)}
@@ -496,8 +592,12 @@ def _attribute_recent_trades(store: Store, exchange: ExchangeClient, order: Orde
 
 def _clear_way_for_exit(store: Store, exchange: ExchangeClient, order: Order) -> Order:
     """An exit sells what protective orders hold reserved: cancel them first (the OCO rule:
-    the exit supersedes its siblings). If one of them filled meanwhile and closed the
-    position, the exit is no longer wanted."""
+    the exit supersedes its siblings), and retire older exit intents of the symbol that were
+    never sent (this one supersedes them; the version check stops their placement from sending
+    if it still runs). If a protective order filled meanwhile and closed the position, the exit
+    is no longer wanted. The intent's `updated_at` then says when the way was cleared: order
+    sync gives an exit that is not sent soon after it back its protection (kestrel.sync)."""
+    _supersede_unsent_exits(store, order)
     release_protection(store, exchange, order.symbol, f"superseded by exit {order.client_order_id}")
     position = store.open_position(order.symbol)
     if position is None or position.amount <= 0:
@@ -508,12 +608,31 @@ def _clear_way_for_exit(store: Store, exchange: ExchangeClient, order: Order) ->
             StatusSource.PRE_CHECK,
             "no open position left to exit (closed by its protective order)",
         )
-    if order.position_id is None:
-        return store.update_order(
-            order.model_copy(update={"position_id": position.position_id}),
-            expected_version=order.version,
+    return store.update_order(
+        order.model_copy(
+            update={
+                "position_id": order.position_id or position.position_id,
+                "updated_at": utcnow(),
+            }
+        ),
+        expected_version=order.version,
+    )
+
+
+def _supersede_unsent_exits(store: Store, order: Order) -> None:
+    unsent = store.list_orders(
+        symbol=order.symbol, statuses=(OrderStatus.NEW,), roles=(OrderRole.EXIT,)
+    )
+    for other in unsent:
+        if other.client_order_id == order.client_order_id or other.may_be_on_exchange:
+            continue
+        mark(
+            store,
+            other,
+            OrderStatus.CANCELED,
+            StatusSource.SUPERSEDED,
+            f"never sent; superseded by exit {order.client_order_id}",
         )
-    return order
 
 
 # -- canceling --------------------------------------------------------------------------------
@@ -525,7 +644,7 @@ def cancel(store: Store, exchange: ExchangeClient, order: Order, reason: str) ->
     check_wallet_mode(store, exchange, f"canceling {order.client_order_id}")
     if order.is_final:
         return order
-    if order.status is OrderStatus.NEW:
+    if order.status in (OrderStatus.NEW, OrderStatus.UNKNOWN):  # no exchange id known yet
         if order.send_attempts == 0:
             return mark(store, order, OrderStatus.CANCELED, StatusSource.PRE_CHECK, reason)
         resolved = resolve_sent(store, exchange, order)

@@ -4,9 +4,12 @@ Per symbol that has live orders in the store: one open-orders request. An order 
 is updated from it (status_source open_orders; its new fills, if any, from its trades). A
 stored order missing from it is resolved through order history (the order by client order
 id), then trade history (its trades by exchange order id); only a confirmed final state
-changes the record, and an order is never marked CANCELED because it is missing. An intent the
-exchange never acknowledged, that neither history shows `intent_grace_s` after it was stored
-(and that was never sent, or whose send provably did not arrive), becomes FAILED.
+changes the record, and an order is never marked CANCELED because it is missing. An intent
+never sent whose placement has been silent for `intent_grace_s` (an exit: for
+UNSENT_EXIT_GRACE_S, as it has canceled the stop-loss) becomes FAILED; an intent
+that was (or may have been) sent is never terminal on our word: `intent_grace_s` after its last
+send, with nothing found by its client order id, it becomes UNKNOWN (one alert) and sync keeps
+asking until the exchange says what happened.
 
 Requests per sync: symbols with live orders + (for each order that vanished from open orders)
 up to three + (for each listed order with new fills) one. Orders that did not change cost
@@ -15,25 +18,37 @@ nothing beyond their symbol's open-orders request.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kestrel.exchange.adapter import trades_of
+from kestrel.errors import ConcurrentUpdate, InvalidTransition
+from kestrel.exchange.adapter import InvalidExchangePayload, trades_of
 from kestrel.exchange.base import ExchangeClient
 from kestrel.exchange.errors import OrderOutcomeUnknown, classify
-from kestrel.models import LIVE_STATUSES, Order, OrderStatus, StatusSource, utcnow
+from kestrel.models import (
+    LIVE_STATUSES,
+    Event,
+    EventType,
+    Order,
+    OrderRole,
+    OrderStatus,
+    StatusSource,
+    utcnow,
+)
 from kestrel.orders import (
     absorb,
+    attribute_recent_trades,
     crash_point,
     find_remote,
     mark,
-    resolve_sent,
     trades_for_order,
 )
 from kestrel.store.base import Store
@@ -41,12 +56,20 @@ from kestrel.wallet import check_wallet_mode
 
 log = logging.getLogger(__name__)
 
+# How long an unsent exit's placement may be silent after clearing its way (canceling the
+# stop-loss: one store write and one request remain) before sync calls it dead. Well above
+# a placement's pace; short, because the position is unprotected meanwhile.
+UNSENT_EXIT_GRACE_S = 30.0
+
 
 class SyncReport(BaseModel):
     symbols: list[str] = Field(default_factory=list)
     checked: int = 0
     changed: dict[str, str] = Field(default_factory=dict, description="client id -> new status")
     unresolved: list[str] = Field(default_factory=list)
+    quarantined: dict[str, str] = Field(
+        default_factory=dict, description="client id -> why its report could not be applied"
+    )
     errors: dict[str, str] = Field(default_factory=dict, description="symbol -> error")
     protection: dict[str, Any] = Field(
         default_factory=dict, description="what the protection pass after the sync did"
@@ -136,14 +159,45 @@ def _sync_symbol(
                 )
             else:
                 result = _resolve_vanished(store, exchange, fresh, intent_grace_s)
-        except OrderOutcomeUnknown as exc:  # this order only; the others go on
+        except (OrderOutcomeUnknown, ConcurrentUpdate) as exc:  # this order only: next pass
             log.info("%s", exc)
             result = None
+        except (InvalidExchangePayload, InvalidTransition) as exc:  # a bad record: set aside
+            _quarantine(store, fresh, exc, report)
+            continue
         crash_point("sync:order_resolved")
         if result is None or (result.status in LIVE_STATUSES and listed is None):
             report.unresolved.append(fresh.client_order_id)
         if result is not None and (result.status != fresh.status or result.filled != fresh.filled):
             report.changed[fresh.client_order_id] = result.status.value
+
+
+def _quarantine(store: Store, order: Order, problem: Exception, report: SyncReport) -> None:
+    """A report of `order` that cannot be applied (a status ccxt does not know, a malformed
+    field, an impossible transition): the order is left as it is, one alert names it, and the
+    pass goes on with the other orders. The next pass looks again."""
+    why = f"{type(problem).__name__}: {problem}"
+    log.warning("order %s set aside in this sync pass: %s", order.client_order_id, why)
+    report.quarantined[order.client_order_id] = why
+    digest = hashlib.sha256(why.encode()).hexdigest()[:12]
+    store.append_events(
+        [
+            Event(
+                event_id=f"{order.client_order_id}:quarantined:{digest}",
+                type=EventType.ALERT_EMITTED,
+                mode=order.mode,
+                symbol=order.symbol,
+                client_order_id=order.client_order_id,
+                reasons=["QUARANTINED"],
+                message=(
+                    f"order {order.client_order_id} ({order.symbol}, {order.status}) was not "
+                    f"updated: the exchange's report of it cannot be applied ({why}). The other "
+                    "orders were synced; this one is looked at again on every pass."
+                ),
+                data={"status": order.status.value, "problem": why},
+            )
+        ]
+    )
 
 
 def _resolve_vanished(
@@ -156,7 +210,7 @@ def _resolve_vanished(
     synthetic = _from_trade_history(exchange, order)
     if synthetic is not None:
         return absorb(store, exchange, order, synthetic, StatusSource.TRADE_HISTORY)
-    if order.status is OrderStatus.NEW and not order.exchange_order_id:
+    if order.status in (OrderStatus.NEW, OrderStatus.UNKNOWN) and not order.exchange_order_id:
         return _unacknowledged_intent(store, exchange, order, intent_grace_s)
     log.info("order %s not confirmed yet; will retry", order.client_order_id)
     return None
@@ -165,21 +219,54 @@ def _resolve_vanished(
 def _unacknowledged_intent(
     store: Store, exchange: ExchangeClient, order: Order, intent_grace_s: float
 ) -> Order | None:
-    age = (utcnow() - order.created_at).total_seconds()
-    if age <= intent_grace_s:
-        return None  # its placement may still be running or retrying
-    if order.send_attempts > 0:
-        # Sent at least once: rule out a just-closed order Binance does not show yet.
-        resolved = resolve_sent(store, exchange, order)
-        if resolved is not None:
-            return resolved
+    """An intent the exchange does not show by its client order id (just asked).
+
+    Never sent: FAILED once its placement has been silent for the grace (it died before
+    sending; see `_unsent_intent`). Sent, or maybe sent: never terminal, because a slow or
+    retried send can still arrive and fill. Once `intent_grace_s` has passed since the LAST
+    send it becomes UNKNOWN (one alert); sync keeps asking, and a late answer still lands."""
+    now = utcnow()
+    if order.send_attempts == 0:
+        return _unsent_intent(store, order, intent_grace_s, now)
+    waited = (now - (order.last_sent_at or order.created_at)).total_seconds()
+    if waited <= intent_grace_s:
+        return None  # a send may still be on its way
+    # Binance hides just-closed orders from lookups for a while: their trades may show it.
+    resolved = attribute_recent_trades(store, exchange, order)
+    if resolved is not None or order.status is OrderStatus.UNKNOWN:
+        return resolved  # UNKNOWN already alerted: keep asking on every pass
+    return mark(
+        store,
+        order,
+        OrderStatus.UNKNOWN,
+        StatusSource.SYNC_GRACE,
+        f"sent {order.send_attempts} time(s), the last {waited:.0f}s ago, and the exchange "
+        "shows no order with this client order id yet (open orders, order and trade history "
+        "checked); it may still appear, so it is not resent and order sync keeps looking. "
+        "Check the exchange's order history for this client order id",
+    )
+
+
+def _unsent_intent(
+    store: Store, order: Order, intent_grace_s: float, now: datetime
+) -> Order | None:
+    """An intent never sent is FAILED once its placement has shown no sign of life (its last
+    write) for the grace. An exit's grace is short (`UNSENT_EXIT_GRACE_S`): its placement
+    cancels the position's stop-loss before sending, so while it waits the position is naked
+    and the protection pass (which waits for live exits) cannot put the stop back."""
+    grace = intent_grace_s
+    if order.role is OrderRole.EXIT:
+        grace = min(grace, UNSENT_EXIT_GRACE_S)
+    idle = (now - order.updated_at).total_seconds()  # its placement's last write
+    if idle <= grace:
+        return None  # its placement may still be running
     return mark(
         store,
         order,
         OrderStatus.FAILED,
-        StatusSource.ORDER_HISTORY,
-        f"not on the exchange {age:.0f}s after the intent (open orders, order and trade "
-        "history checked)",
+        StatusSource.SYNC_GRACE,
+        f"never sent: its placement stopped {idle:.0f}s ago before sending"
+        + ("; the position's protection is put back" if order.role is OrderRole.EXIT else ""),
     )
 
 

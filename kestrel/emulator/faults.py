@@ -8,6 +8,12 @@ Kinds, and what the real ccxt client raises for each:
 - `http_error`: an HTTP 5xx from "the gateway" (non-JSON body, like a load balancer page)
   -> ccxt.ExchangeNotAvailable (504 -> ccxt.RequestTimeout).
 - `rate_limit`: HTTP 429 (or 418) with Retry-After and Binance's -1003 body -> ccxt.DDoSProtection.
+- `hold`: a slow exchange. The request waits at a `Gate` until the test opens it (bounded by
+  `hang_s`, and opened at once when the emulator stops), then is processed and answered as
+  usual: the test decides what happens while it is "in flight", with no sleeps.
+- `tamper`: the request is processed, then fields of the JSON reply are replaced (`patch`; for a
+  list reply, in item `item`): a reply that names another order, or carries a status ccxt does
+  not know.
 With `execute=True` the request is processed first and only the response is lost: the
 "order accepted but response lost" case. Visibility lag (eventual consistency) lives in the
 matching engine (`VisibilityLag`); clock skew in the server.
@@ -17,11 +23,27 @@ from __future__ import annotations
 
 import fnmatch
 import threading
-from typing import Literal
+import uuid
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FaultKind = Literal["timeout", "drop", "http_error", "rate_limit"]
+FaultKind = Literal["timeout", "drop", "http_error", "rate_limit", "hold", "tamper"]
+
+
+class Gate:
+    """Where a held request waits: `arrived` is set when it gets there, `open()` lets it on."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self._opened = threading.Event()
+
+    def open(self) -> None:
+        self._opened.set()
+
+    def wait(self, timeout_s: float) -> None:
+        self.arrived.set()
+        self._opened.wait(timeout_s)
 
 
 class FaultRule(BaseModel):
@@ -38,6 +60,20 @@ class FaultRule(BaseModel):
     retry_after_s: int = Field(default=1, ge=0, description="rate_limit Retry-After header")
     hang_s: float = Field(default=5.0, gt=0, le=120, description="timeout: how long to hold")
     body: str | None = Field(default=None, description="http_error body (default: HTML page)")
+    gate: str | None = Field(default=None, description="hold: the name of its Gate")
+    patch: dict[str, Any] = Field(default_factory=dict, description="tamper: reply fields")
+    item: int = Field(default=0, description="tamper: which item of a list reply")
+
+    def tampered(self, body: Any) -> Any:
+        """`body` with `patch` applied (to item `item` of a list; a short list is left as is)."""
+        if isinstance(body, list):
+            if not -len(body) <= self.item < len(body):
+                return body
+            return [
+                {**entry, **self.patch} if i == self.item % len(body) else entry
+                for i, entry in enumerate(body)
+            ]
+        return {**body, **self.patch} if isinstance(body, dict) else body
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method.upper() != method.upper():
@@ -51,6 +87,7 @@ class FaultPlan:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
+        self._gates: dict[str, Gate] = {}
         self.fired: list[tuple[str, str, str]] = []
 
     def add(self, rule: FaultRule) -> FaultRule:
@@ -78,6 +115,17 @@ class FaultPlan:
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
+
+    def gate(self, rule: FaultRule) -> Gate:
+        with self._lock:
+            return self._gates.setdefault(rule.gate or "", Gate())
+
+    def open_gates(self) -> None:
+        """Let every held request on (the emulator is stopping)."""
+        with self._lock:
+            gates = list(self._gates.values())
+        for gate in gates:
+            gate.open()
 
     # -- conveniences: the same rules, named for what a test wants to happen -------------------
 
@@ -171,4 +219,25 @@ class FaultPlan:
                 status=status,
                 hang_s=hang_s,
             )
+        )
+
+    def hold(self, path: str = "/api/v3/order", method: str = "POST", hang_s: float = 60.0) -> Gate:
+        """The next matching request waits until the returned gate is opened, then is processed
+        and answered: a slow exchange whose answer arrives when the test says."""
+        rule = self.add(
+            FaultRule(kind="hold", path=path, method=method, hang_s=hang_s, gate=uuid.uuid4().hex)
+        )
+        return self.gate(rule)
+
+    def tamper(
+        self,
+        patch: dict[str, Any],
+        path: str = "/api/v3/order",
+        method: str = "POST",
+        item: int = 0,
+        count: int = 1,
+    ) -> FaultRule:
+        """The next matching reply has `patch` written over its fields (item `item` of a list)."""
+        return self.add(
+            FaultRule(kind="tamper", path=path, method=method, patch=patch, item=item, count=count)
         )

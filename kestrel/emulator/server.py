@@ -91,6 +91,7 @@ class EmulatorHTTPServer(LocalHTTPServer):
     def release(self) -> None:
         """Release held requests (injected timeouts)."""
         self.stop_event.set()
+        self.faults.open_gates()
 
     def stop(self) -> None:
         """Stop accepting, release held requests, then close the live connections, so no
@@ -180,7 +181,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             app.counter.hit(method, path)
             fault = app.faults.take(method, path)
-            if fault is not None and not fault.execute:
+            if fault is not None and fault.kind == "hold":
+                app.faults.gate(fault).wait(fault.hang_s)  # a slow exchange: then answer as usual
+                fault = None
+            if fault is not None and not fault.execute and fault.kind != "tamper":
                 self._apply(fault)
                 return
             params = dict(parse_qsl(raw_query, keep_blank_values=True))
@@ -190,7 +194,10 @@ class _Handler(BaseHTTPRequestHandler):
                 method, path, params, raw_query, raw_body, self.headers.get("X-MBX-APIKEY")
             )
             response = app.api.handle(request)
-            if fault is not None:
+            if fault is not None and fault.kind == "tamper":
+                body = fault.tampered(response.body)
+                response = Response(response.status, body, response.headers)
+            elif fault is not None:
                 self._apply(fault)
                 return
             self._send_json(response)

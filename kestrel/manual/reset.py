@@ -188,7 +188,7 @@ def _reset_once(
             expected_version=index_found[1] if index_found else 0,
         )
         for order in live:
-            mark(store, order, OrderStatus.CANCELED, StatusSource.CANCEL_RESPONSE, why)
+            mark(store, order, OrderStatus.CANCELED, StatusSource.PAPER_RESET, why)
         for position in positions:
             _close_out(store, position, prices[position.symbol], archive_key, why, moment)
         store.put_state(

@@ -33,6 +33,10 @@ class OrderRole(StrEnum):
 
 class OrderStatus(StrEnum):
     NEW = "NEW"  # intent stored, exchange not yet asked (or answer not yet seen)
+    # Sent, but past the grace the exchange still shows nothing under our client order id:
+    # it may yet appear (a slow or lost send), so it is live, never resent, and sync keeps
+    # asking; an alert says so once.
+    UNKNOWN = "UNKNOWN"
     OPEN = "OPEN"
     PARTIALLY_FILLED = "PARTIALLY_FILLED"
     FILLED = "FILLED"
@@ -51,24 +55,31 @@ class StatusSource(StrEnum):
     TRADE_HISTORY = "trade_history"
     CANCEL_RESPONSE = "cancel_response"
     PRE_CHECK = "pre_check"
+    SYNC_GRACE = "sync_grace"  # order sync gave up waiting (FAILED if never sent, else UNKNOWN)
+    SUPERSEDED = "superseded"  # an unsent intent replaced by a newer one (never on the exchange)
+    PAPER_RESET = "paper_reset"  # closed by an operator's paper-account reset, not the exchange
 
 
 FINAL_STATUSES = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.FAILED}
 )
-LIVE_STATUSES = frozenset({OrderStatus.NEW, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
+LIVE_STATUSES = frozenset(
+    {OrderStatus.NEW, OrderStatus.UNKNOWN, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED}
+)
+_EXCHANGE_OUTCOMES = frozenset(
+    {
+        OrderStatus.OPEN,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.FILLED,
+        OrderStatus.CANCELED,
+        OrderStatus.REJECTED,
+    }
+)
 
 _ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
-    OrderStatus.NEW: frozenset(
-        {
-            OrderStatus.OPEN,
-            OrderStatus.PARTIALLY_FILLED,
-            OrderStatus.FILLED,
-            OrderStatus.CANCELED,
-            OrderStatus.REJECTED,
-            OrderStatus.FAILED,
-        }
-    ),
+    OrderStatus.NEW: _EXCHANGE_OUTCOMES | {OrderStatus.UNKNOWN, OrderStatus.FAILED},
+    # Only the exchange's word ends an UNKNOWN order: it may be on the exchange.
+    OrderStatus.UNKNOWN: _EXCHANGE_OUTCOMES,
     OrderStatus.OPEN: frozenset(
         {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.CANCELED}
     ),
@@ -136,6 +147,11 @@ class Order(KestrelModel):
     @property
     def remaining(self) -> Decimal:
         return self.amount - self.filled
+
+    @property
+    def may_be_on_exchange(self) -> bool:
+        """False only for an intent never sent: nothing of it can be on the exchange."""
+        return self.status is not OrderStatus.NEW or self.send_attempts > 0
 
 
 class Fill(KestrelModel):

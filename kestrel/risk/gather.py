@@ -111,7 +111,8 @@ def gather_context(
         now_ms=rt.now_ms(symbol),
         timeframe_ms=timeframe_ms(item.timeframe),
         open_orders_for_symbol=len(own_live),
-        pending_exit=any(o.role is OrderRole.EXIT for o in own_live),
+        # An exit intent never sent does not block a new one: the new exit supersedes it.
+        pending_exit=any(o.role is OrderRole.EXIT and o.may_be_on_exchange for o in own_live),
         open_positions=len(positions) + len(pending_entries),
         position=position,
         quote_free=free.get(market.quote, Decimal("0")),

@@ -21,6 +21,7 @@ from typing import Any
 
 from kestrel.mode import TradingMode
 from kestrel.models import (
+    LIVE_STATUSES,
     Event,
     EventType,
     Fill,
@@ -132,5 +133,5 @@ class Store(ABC):
     def iter_live_orders(self, symbol: str | None = None) -> Iterator[Order]:
         yield from self.list_orders(
             symbol=symbol,
-            statuses=(OrderStatus.NEW, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED),
+            statuses=LIVE_STATUSES,
         )

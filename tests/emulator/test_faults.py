@@ -4,6 +4,7 @@ production outage would, and "lost" orders really exist on the exchange afterwar
 from __future__ import annotations
 
 import json
+import threading
 import urllib.error
 import urllib.request
 from typing import Any
@@ -194,3 +195,34 @@ def test_admin_http_endpoint_drives_faults_clock_and_counters(
     with pytest.raises(urllib.error.HTTPError) as bad:
         admin(emu, "POST", "faults", {"kind": "meteor"})
     assert bad.value.code == 400
+
+
+def test_a_held_request_is_answered_when_its_gate_opens(
+    emu: BinanceEmulator, ex: ccxt.binance
+) -> None:
+    ex.load_markets()
+    gate = emu.faults.hold(path="/api/v3/order", method="POST")
+    replies: list[dict[str, Any]] = []
+    sender = threading.Thread(
+        target=lambda: replies.append(ex.create_order(SYMBOL, "market", "buy", 0.1))
+    )
+    sender.start()
+    assert gate.arrived.wait(timeout=30)
+    with emu.engine.lock:
+        assert replies == [] and emu.engine.orders == {}  # not processed yet
+    gate.open()
+    sender.join(timeout=30)
+    [reply] = replies
+    assert reply["status"] == "closed"
+    assert emu.request_count("/api/v3/order", "POST") == 1
+
+
+def test_a_tampered_reply_carries_the_patch_on_the_chosen_item(
+    emu: BinanceEmulator, ex: ccxt.binance
+) -> None:
+    for price in (50, 60):
+        ex.create_order(SYMBOL, "limit", "buy", 0.1, price)
+    emu.faults.tamper({"status": "PENDING_REVIEW"}, path="/api/v3/openOrders", method="GET", item=1)
+    listed = ex.fetch_open_orders(SYMBOL)
+    assert [o["status"] for o in listed] == ["open", "PENDING_REVIEW"]
+    assert [o["status"] for o in ex.fetch_open_orders(SYMBOL)] == ["open", "open"]  # once

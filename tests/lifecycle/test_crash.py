@@ -9,15 +9,17 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kestrel.models import OrderRole, OrderStatus, PositionStatus
+from kestrel.models import OrderRole, OrderStatus, PositionStatus, utcnow
 from kestrel.orders import CRASH_ENV, CRASH_EXIT_CODE, place
 from kestrel.protection import ProtectionPolicy, protect_positions
+from kestrel.sync import UNSENT_EXIT_GRACE_S
 from tests.lifecycle.intents import intent
 from tests.lifecycle.scenario import World
 
@@ -144,3 +146,39 @@ def _limit() -> Any:
     from kestrel.models import OrderType
 
     return OrderType.LIMIT
+
+
+@pytest.mark.parametrize("step", ["cancel:sent", "place:way_cleared"])
+def test_a_crash_between_canceling_the_stop_and_sending_the_exit(world: World, step: str) -> None:
+    place(world.store, world.exchange, intent("naked", "1", stop_loss="85", take_profit="105"))
+    protect_positions(world.store, world.exchange, ProtectionPolicy())
+    world.emu.advance(4)  # 108 >= 105: the monitor exits
+    assert run(world, {"action": "monitor"}, crash_at=step) == CRASH_EXIT_CODE
+    [first_stop] = world.store.list_orders(roles=[OrderRole.STOP_LOSS])
+    assert [o.status for o in world.orders_on_exchange(first_stop.client_order_id)] == ["CANCELED"]
+    [unsent] = world.store.list_orders(roles=[OrderRole.EXIT])
+    assert (unsent.status, unsent.send_attempts) == (OrderStatus.NEW, 0)
+    # The clock moves past the unsent-exit grace (30 s), well inside the intent grace (300 s).
+    world.store.update_order(
+        unsent.model_copy(
+            update={"updated_at": utcnow() - timedelta(seconds=UNSENT_EXIT_GRACE_S * 2)}
+        ),
+        expected_version=unsent.version,
+    )
+    assert run(world, {"action": "sync"}) == 0  # one sync + protection pass
+    failed = world.store.get_order(unsent.client_order_id)
+    assert failed is not None and failed.status is OrderStatus.FAILED
+    assert "never sent" in (failed.reason or "")
+    stops = world.store.list_orders(roles=[OrderRole.STOP_LOSS])
+    assert [s.status for s in stops] == [OrderStatus.CANCELED, OrderStatus.OPEN]
+    assert stops[1].amount == Decimal("0.999")
+    assert [o.status for o in world.orders_on_exchange(stops[1].client_order_id)] == ["NEW"]
+    assert_store_matches_exchange(world)
+    assert run(world, {"action": "monitor"}) == 0  # the take-profit still holds: a new exit
+    assert_store_matches_exchange(world)
+    assert [o.status for o in world.store.list_orders(roles=[OrderRole.EXIT])] == [
+        OrderStatus.FAILED,
+        OrderStatus.FILLED,
+    ]
+    [closed] = world.store.list_positions(status=PositionStatus.CLOSED)
+    assert closed.amount == 0

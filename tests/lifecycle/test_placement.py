@@ -3,18 +3,23 @@ rejections, and every fault on the way (exactly one order per intent, whatever h
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import ccxt
 import pytest
 
+from kestrel.emulator import MarketConfig
 from kestrel.exchange.errors import OrderOutcomeUnknown, is_transient
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType, OrderStatus, OrderType, PositionStatus, StatusSource
-from kestrel.orders import place
+from kestrel.orders import RECENT_TRADES, place
 from kestrel.wallet import SecurityError
+from tests.lifecycle.conftest import MakeWorld
 from tests.lifecycle.intents import intent
-from tests.lifecycle.scenario import SYMBOL, World
+from tests.lifecycle.scenario import HOUR, SYMBOL, World, rows
+
+SPEC = {"tick_size": Decimal("0.01"), "step_size": Decimal("0.001"), "min_notional": Decimal("5")}
 
 
 def event_types(world: World) -> list[EventType]:
@@ -198,3 +203,26 @@ def test_positions_close_with_realized_pnl_and_fees(world: World) -> None:
     usdt_after = Decimal(str(world.exchange.fetch_balance()["USDT"]["total"]))
     assert usdt_after - usdt_before == Decimal("7.784108")
     assert closed.realized_pnl - closed.fees_paid == usdt_after - usdt_before
+
+
+def test_a_hidden_order_is_found_behind_more_than_a_page_of_newer_trades(
+    make_world: MakeWorld,
+) -> None:
+    """The same eventual-consistency case on a busy symbol: more than one page of trades came
+    after the lost order, so its trade is found by paging back (ccxt `since`) to its creation.
+    The candles are dated an hour ahead of the wall clock, so exchange time is past our clock
+    as on a live exchange (the default world replays 2023)."""
+    start = (int(time.time() * 1000) // HOUR + 1) * HOUR
+    candles = [[start + i * HOUR, *row[1:]] for i, row in enumerate(rows())]
+    world = make_world(markets=[MarketConfig(symbol=SYMBOL, candles=candles, **SPEC)])
+    world.emu.set_visibility_lag(queries=1)
+    world.emu.faults.lose_response(how="http_error", status=502)
+    buy = intent("busy-hidden", "0.1")
+    with pytest.raises(ccxt.ExchangeNotAvailable):
+        place(world.store, world.exchange, buy)
+    for n in range(RECENT_TRADES):  # a page of newer trades, all of orders the store knows
+        assert place(world.store, world.exchange, intent(f"busy-{n}", "0.1")).filled
+    order = place(world.store, world.exchange, buy)  # lookup 1 hidden; its trade is found
+    assert (order.status, order.status_source) == (OrderStatus.FILLED, StatusSource.ORDER_HISTORY)
+    assert len(world.orders_on_exchange(buy.client_order_id)) == 1
+    assert world.posts() == RECENT_TRADES + 1

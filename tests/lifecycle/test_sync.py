@@ -4,6 +4,8 @@ follows the symbols with live orders plus the orders that vanished, not the numb
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -11,12 +13,15 @@ import ccxt
 import pytest
 
 from kestrel.emulator import FillPolicy
-from kestrel.models import EventType, OrderStatus, OrderType, StatusSource, utcnow
+from kestrel.mode import TradingMode
+from kestrel.models import EventType, Order, OrderStatus, OrderType, StatusSource, utcnow
 from kestrel.orders import cancel, place
+from kestrel.store.sqlite import SQLiteStore
 from kestrel.sync import sync_orders
+from kestrel.wallet import build_exchange
 from tests.lifecycle.conftest import MakeWorld
 from tests.lifecycle.intents import intent
-from tests.lifecycle.scenario import SYMBOL, World, account, market
+from tests.lifecycle.scenario import SYMBOL, World, account, credentials, market, real_settings
 
 
 def events(world: World, kind: EventType) -> list[str]:
@@ -184,8 +189,9 @@ def test_a_lost_placement_is_resolved_by_sync_without_a_second_order(world: Worl
 
 def test_an_intent_the_exchange_never_saw_fails_only_after_the_grace(world: World) -> None:
     young = world.store.insert_order(intent("young"))
+    then = utcnow() - timedelta(minutes=10)  # stored, and last touched, 10 minutes ago
     old = world.store.insert_order(
-        intent("old").model_copy(update={"created_at": utcnow() - timedelta(minutes=10)})
+        intent("old").model_copy(update={"created_at": then, "updated_at": then})
     )
     report = sync_orders(world.store, world.exchange, intent_grace_s=300)
     assert report.unresolved == [young.client_order_id]
@@ -235,3 +241,126 @@ def test_requests_grow_with_symbols_and_vanished_orders_not_with_orders(
         "GET /api/v3/openOrders": len(SYMBOLS),
         "GET /api/v3/order": len(vanished),
     }
+
+
+class Placement:
+    """`place()` running in its own thread, store connection and ccxt client, as the position
+    monitor's deployment does while order sync runs."""
+
+    def __init__(self, world: World, order: Order) -> None:
+        settings = real_settings(world.emu.url, world.settings.data_dir, access={"timeout_s": 60})
+        self.store = SQLiteStore(world.store_path, TradingMode.REAL)
+        self.exchange = build_exchange(settings, self.store, credentials=credentials())
+        self.exchange.load_markets()
+        self.outcome: list[Order | Exception] = []
+        context = contextvars.copy_context()
+        self.thread = threading.Thread(target=context.run, args=(self._run, order), daemon=True)
+        self.thread.start()
+
+    def _run(self, order: Order) -> None:
+        try:
+            self.outcome.append(place(self.store, self.exchange, order))
+        except Exception as exc:
+            self.outcome.append(exc)
+
+    def join(self) -> list[Order | Exception]:
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive(), "the placement did not finish"
+        self.store.close()
+        return self.outcome
+
+
+def test_a_send_answered_after_the_grace_still_lands_its_fill_and_position(world: World) -> None:
+    gate = world.emu.faults.hold(path="/api/v3/order", method="POST")
+    buy = intent("slow", "0.5")
+    cid = buy.client_order_id
+    placing = Placement(world, buy)
+    assert gate.arrived.wait(timeout=30), "the order never reached the exchange"
+    for _ in range(2):  # the grace since the send has passed; the exchange has not answered
+        report = sync_orders(world.store, world.exchange, intent_grace_s=0)
+        assert report.unresolved == [cid]
+        order = world.store.get_order(cid)
+        assert order is not None
+        assert (order.status, order.status_source) == (
+            OrderStatus.UNKNOWN,
+            StatusSource.SYNC_GRACE,
+        )
+    gate.open()  # the exchange answers at last: filled
+    placing.join()
+    sync_orders(world.store, world.exchange, intent_grace_s=0)
+    order = world.store.get_order(cid)
+    assert order is not None
+    assert (order.status, order.filled) == (OrderStatus.FILLED, Decimal("0.5"))
+    [fill] = world.store.list_fills(client_order_id=cid)
+    assert fill.amount == Decimal("0.5")
+    position = world.store.open_position(SYMBOL)
+    assert position is not None and position.amount == Decimal("0.4995")
+    assert events(world, EventType.ALERT_EMITTED) == [f"{cid}:UNKNOWN"]
+    assert events(world, EventType.ORDER_EXECUTED) == [f"{cid}:FILLED"]
+    assert world.posts() == 1
+
+
+def test_a_send_that_may_have_arrived_is_never_failed_nor_resent(world: World) -> None:
+    world.emu.faults.drop(path="/api/v3/order", method="POST")  # no answer: did it arrive?
+    buy = intent("no-answer", "0.5")
+    cid = buy.client_order_id
+    with pytest.raises(ccxt.NetworkError):
+        place(world.store, world.exchange, buy)
+    young = sync_orders(world.store, world.exchange, intent_grace_s=300)
+    order = world.store.get_order(cid)
+    assert order is not None and order.status is OrderStatus.NEW
+    assert young.unresolved == [cid]
+    for _ in range(3):  # past the grace: UNKNOWN, asked again on every pass, alerted once
+        report = sync_orders(world.store, world.exchange, intent_grace_s=0)
+        assert report.unresolved == [cid]
+        assert place(world.store, world.exchange, buy).status is OrderStatus.UNKNOWN
+    assert world.posts() == 1
+    assert world.emu.request_count("/api/v3/order", "GET") == 4  # by client order id, each pass
+    assert events(world, EventType.ALERT_EMITTED) == [f"{cid}:UNKNOWN"]
+    assert events(world, EventType.ORDER_FAILED) == []
+
+
+def test_an_order_with_an_unknown_status_does_not_stop_the_others(world: World) -> None:
+    odd = resting(world, "odd-status", "0.1", price="50")  # rests far below the market
+    healthy = resting(world, "healthy", "0.1", price="97")
+    world.emu.advance(2)  # the dip to 95 fills the healthy one; the odd one still rests
+    world.emu.faults.tamper(
+        {"status": "PENDING_REVIEW"}, path="/api/v3/openOrders", method="GET", count=2
+    )
+    for _ in range(2):
+        report = sync_orders(world.store, world.exchange)
+        assert report.errors == {}
+        assert list(report.quarantined) == [odd]
+        assert "PENDING_REVIEW" in report.quarantined[odd]
+    done = world.store.get_order(healthy)
+    assert done is not None and done.status is OrderStatus.FILLED
+    position = world.store.open_position(SYMBOL)
+    assert position is not None and position.amount == Decimal("0.0999")
+    kept = world.store.get_order(odd)
+    assert kept is not None and kept.status is OrderStatus.OPEN
+    [alert] = world.store.list_events(types=[EventType.ALERT_EMITTED])
+    assert alert.client_order_id == odd and "PENDING_REVIEW" in alert.message
+    assert sync_orders(world.store, world.exchange).quarantined == {}  # the reply is sane again
+
+
+def test_a_create_reply_naming_another_order_is_not_linked(world: World) -> None:
+    theirs = world.exchange.client.create_order(
+        SYMBOL, "limit", "buy", 0.1, 50, {"clientOrderId": "someone-elses-order"}
+    )
+    world.emu.faults.tamper(
+        {"orderId": int(theirs["id"]), "clientOrderId": "someone-elses-order"},
+        path="/api/v3/order",
+        method="POST",
+    )
+    buy = intent("foreign-reply", "0.5")
+    placed = place(world.store, world.exchange, buy)
+    [mine] = world.orders_on_exchange(buy.client_order_id)
+    assert placed.exchange_order_id == str(mine.order_id) != theirs["id"]
+    assert (placed.status, placed.filled) == (OrderStatus.FILLED, Decimal("0.5"))
+    [fill] = world.store.list_fills(client_order_id=buy.client_order_id)
+    assert fill.exchange_order_id == str(mine.order_id)
+    [alert] = world.store.list_events(types=[EventType.ALERT_EMITTED])
+    assert theirs["id"] in alert.message and "someone-elses-order" in alert.message
+    assert [o.exchange_order_id for o in world.store.list_orders()] == [str(mine.order_id)]
+    report = sync_orders(world.store, world.exchange)
+    assert (report.errors, report.changed) == ({}, {})

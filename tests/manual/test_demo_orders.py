@@ -27,12 +27,14 @@ from kestrel.manual import (
 from kestrel.mode import TradingMode
 from kestrel.models import (
     EventType,
+    Order,
     OrderRole,
     OrderStatus,
     OrderType,
     PositionStatus,
     ReasonCode,
     Side,
+    StatusSource,
 )
 from kestrel.runtime import Runtime
 from tests.manual.conftest import advance
@@ -345,3 +347,38 @@ def test_exposure_caps_refuse_rather_than_clip(demo_rt: Runtime) -> None:
     assert reason.code is ReasonCode.SKIP_MAX_EXPOSURE
     assert reason.values["cap"] == "max_symbol_pct"
     assert submit(demo_rt, buy("2400"), actor=ACTOR).status is OutcomeStatus.PLACED
+
+
+def test_an_exit_that_never_reached_the_exchange_does_not_block_a_close(demo_rt: Runtime) -> None:
+    submit(demo_rt, buy(), actor=ACTOR)
+    advance(demo_rt)
+    position = demo_rt.store.open_position("BTC/USDT")
+    assert position is not None
+    # The monitor's exit whose process died before sending it (it had canceled the stop).
+    stale = Order(
+        client_order_id=client_order_id(
+            TradingMode.DEMO, f"exit|{position.position_id}|0", "BTC/USDT", OrderRole.EXIT
+        ),
+        mode=TradingMode.DEMO,
+        exchange=demo_rt.exchange.id,
+        symbol="BTC/USDT",
+        side=Side.SELL,
+        type=OrderType.MARKET,
+        role=OrderRole.EXIT,
+        amount=position.amount,
+        position_id=position.position_id,
+        reason="TAKE_PROFIT_HIT",
+    )
+    demo_rt.store.insert_order(stale)
+    outcome = submit(demo_rt, ClosePositionRequest(symbol="BTC/USDT"), actor=ACTOR)
+    assert outcome.status is OutcomeStatus.PLACED
+    superseded = demo_rt.store.get_order(stale.client_order_id)
+    assert superseded is not None
+    assert (superseded.status, superseded.status_source, superseded.send_attempts) == (
+        OrderStatus.CANCELED,
+        StatusSource.SUPERSEDED,
+        0,
+    )
+    assert outcome.orders[0].client_order_id in (superseded.cancel_reason or "")
+    advance(demo_rt)
+    assert demo_rt.store.open_position("BTC/USDT") is None

@@ -15,7 +15,7 @@ from kestrel.manual import (
     reset_paper_account,
     submit,
 )
-from kestrel.models import EventType, OrderStatus, PositionStatus
+from kestrel.models import EventType, OrderStatus, PositionStatus, StatusSource
 from kestrel.runtime import Runtime
 from tests.manual.conftest import advance
 
@@ -75,7 +75,8 @@ def test_reset_archives_books_closes_out_and_restarts(demo_rt: Runtime) -> None:
     assert [a["key"] for a in list_archives(demo_rt.store)] == [outcome.archive_key]
     # orders and positions are closed, not deleted
     order = demo_rt.store.get_order(resting.client_order_id)
-    assert order is not None and order.status is OrderStatus.CANCELED
+    assert order is not None
+    assert (order.status, order.status_source) == (OrderStatus.CANCELED, StatusSource.PAPER_RESET)
     [position] = demo_rt.store.list_positions()
     assert position.status is PositionStatus.CLOSED and position.amount == 0
     assert position.last_price == Decimal("20200")
