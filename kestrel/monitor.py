@@ -8,6 +8,14 @@ A stop-loss hit is left to the exchange when a native stop-loss order is live fo
 position: it executes there, and selling here too would only be refused (the stop holds the
 coins). The position becomes CLOSED, with realized PnL and fees, when the exit's fills are
 recorded (at once from the create response, or by the order sync).
+
+An exit sells what the position holds, but never more than the exchange holds for it (its
+free balance plus what our own protective orders reserve: the exit cancels them first), so a
+wallet that holds less than the books never earns a refusal. A position whose sellable amount
+is below the market's minimum amount or notional at the current price cannot be sold at all:
+it is marked DUST (`Position.unsellable`, one TRADE_BLOCKED event per position) and no exit is
+sent, so no refusal feeds the circuit breaker and no pass repeats a message. It stays open and
+marked to market; a later buy that makes it sellable, or a price that does, clears the mark.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from kestrel.models import (
     utcnow,
 )
 from kestrel.money import round_down_to_step, to_decimal
-from kestrel.orders import place
+from kestrel.orders import PROTECTIVE_ROLES, place, tradable
 from kestrel.runtime import Runtime
 from kestrel.wallet import check_wallet_mode
 
@@ -105,15 +113,93 @@ def _native_stop_live(rt: Runtime, position: Position) -> bool:
     )
 
 
-def _exit(rt: Runtime, position: Position, reason: Reason) -> Order | None:
+def _held_for_exit(rt: Runtime, position: Position) -> Decimal:
+    """What the exchange holds that an exit of `position` can sell: the free balance of the
+    base asset plus what our own live protective orders reserve (the exit cancels them
+    before it sends). One balance request, made only when an exit is due."""
+    base = position.symbol.partition("/")[0]
+    free = to_decimal((rt.exchange.fetch_balance().get(base) or {}).get("free") or 0)
+    reserved = sum(
+        (
+            o.amount - o.filled
+            for o in rt.store.list_orders(
+                symbol=position.symbol, statuses=LIVE_STATUSES, roles=PROTECTIVE_ROLES
+            )
+            if o.exchange_order_id
+        ),
+        Decimal("0"),
+    )
+    return free + reserved
+
+
+def _exit_amount(rt: Runtime, position: Position, price: Decimal) -> tuple[Decimal, str | None]:
+    """The amount an exit sells (the position, never more than the exchange holds for it,
+    rounded down to the market's step), and why it cannot be sold (None when it can)."""
+    step = rt.market(position.symbol).amount_step
+    limits = tradable(rt.exchange, position.symbol)
+    amount = round_down_to_step(position.amount, step)
+    if not limits.is_dust(amount, price):  # else no need to ask the exchange: it is dust
+        amount = min(amount, round_down_to_step(_held_for_exit(rt, position), step))
+    if not limits.is_dust(amount, price):
+        return amount, None
+    if amount <= 0 or amount < limits.min_amount:
+        return amount, (
+            f"{ReasonCode.BELOW_MIN_AMOUNT.value}: {amount} is below the market's minimum "
+            f"amount {limits.min_amount}"
+        )
+    return amount, (
+        f"{ReasonCode.BELOW_MIN_NOTIONAL.value}: {amount} x {price} = {amount * price} "
+        f"{position.symbol.partition('/')[2]} is below the market's minimum notional "
+        f"{limits.min_notional}"
+    )
+
+
+def _set_unsellable(rt: Runtime, position: Position, why: str | None) -> Position:
+    if position.unsellable == why:
+        return position
+    update = position.model_copy(update={"unsellable": why, "updated_at": utcnow()})
+    try:
+        return rt.store.save_position(update, expected_version=position.version)
+    except ConcurrentUpdate:
+        return position  # a fill moved it meanwhile; the next pass looks again
+
+
+def _mark_dust(rt: Runtime, position: Position, reason: Reason, amount: Decimal, why: str) -> None:
+    """Mark the position DUST: one event per position, no order (a refusal would count
+    towards the circuit breaker, and every pass would send another)."""
+    code = why.partition(":")[0]
+    rt.store.append_events(
+        [
+            Event(
+                event_id=f"dust:{position.position_id}",
+                type=EventType.TRADE_BLOCKED,
+                mode=current_mode(),
+                symbol=position.symbol,
+                reasons=[code, reason.code.value],
+                message=(
+                    f"{position.symbol}: {reason.detail}, but the position cannot be sold: "
+                    f"{why.partition(': ')[2]} ({position.amount} held by the books, {amount} "
+                    "sellable). Marked DUST: no exit is sent until a buy or the price makes it "
+                    "sellable again."
+                ),
+                data={"action": "SELL", "position_id": position.position_id, "amount": str(amount)},
+            )
+        ]
+    )
+    _set_unsellable(rt, position, why)
+
+
+def _exit(rt: Runtime, position: Position, reason: Reason, price: Decimal) -> Order | None:
+    """Send (or finish) the position's exit; None when it cannot be sold (marked DUST)."""
     previous = _exit_orders(rt, position)
     live = [o for o in previous if o.status in LIVE_STATUSES]
     if live:
         return place(rt.store, rt.exchange, live[-1])  # resolve / finish the one in flight
-    market = rt.market(position.symbol)
-    amount = round_down_to_step(position.amount, market.amount_step)
-    if amount <= 0 or amount < market.min_amount:
+    amount, unsellable = _exit_amount(rt, position, price)
+    if unsellable is not None:
+        _mark_dust(rt, position, reason, amount, unsellable)
         return None
+    position = _set_unsellable(rt, position, None)
     mode = current_mode()
     attempt = f"exit|{position.position_id}|{len(previous)}"
     cid = client_order_id(mode, attempt, position.symbol, OrderRole.EXIT)
@@ -148,6 +234,11 @@ def _exit(rt: Runtime, position: Position, reason: Reason) -> Order | None:
     return place(rt.store, rt.exchange, intent)
 
 
+def _dust_at(rt: Runtime, position: Position, price: Decimal) -> bool:
+    amount = round_down_to_step(position.amount, rt.market(position.symbol).amount_step)
+    return tradable(rt.exchange, position.symbol).is_dust(amount, price)
+
+
 def _day(rt: Runtime, symbol: str | None) -> str:
     """Market time in DEMO replays, the wall clock otherwise."""
     if symbol is not None:
@@ -174,13 +265,15 @@ def monitor_positions(rt: Runtime) -> MonitorReport:
             unrealized[position.symbol.partition("/")[2]] += pnl
             reason = exit_reason(position, price)
             if reason is None or position.amount <= 0:
+                if position.unsellable and not _dust_at(rt, position, price):
+                    _set_unsellable(rt, position, None)  # grown, or the price recovered
                 continue
             if reason.code is ReasonCode.STOP_LOSS_HIT and _native_stop_live(rt, position):
                 report.deferred[position.symbol] = "stop-loss order live on the exchange"
                 continue
-            order = _exit(rt, position, reason)
+            order = _exit(rt, position, reason, price)
             if order is None:
-                report.deferred[position.symbol] = "below the market minimum: cannot exit"
+                report.deferred[position.symbol] = "DUST: cannot be sold"
             else:
                 report.exits[position.symbol] = f"{reason.code.value}: {order.status.value}"
         except Exception as exc:

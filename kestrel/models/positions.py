@@ -37,6 +37,11 @@ class Position(KestrelModel):
         description="what was left when the position closed: below the market's minimum amount, "
         "so it cannot be sold (e.g. a buy fee taken in the base asset)",
     )
+    unsellable: str | None = Field(
+        default=None,
+        description="DUST: why the position monitor cannot sell what is held (below the market's "
+        "minimum amount or notional at the last price); no exit is sent while it is set",
+    )
     opened_at: datetime = Field(default_factory=utcnow)
     closed_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
