@@ -19,7 +19,9 @@ and live on the position. What protects them:
 
 Protection covers what the position holds as soon as it holds something (a partially filled
 primary is protected for its fills so far) and is replaced (cancel, confirmed, then a new
-order) whenever the position's amount changes, e.g. the next partial fill. While an exit is
+order) whenever the position's amount changes, e.g. the next partial fill. The old stop may
+have executed just before its cancel: its confirmed final state and fills are recorded first,
+and the new stop is sized from the position they leave (none when they closed it). While an exit is
 live, protection waits: the exit has canceled it on purpose. Each stop-loss order's client
 order id is deterministic (position + generation), and placement goes through
 `kestrel.orders.place`, so a crash or a retry never makes a second one.
@@ -153,10 +155,13 @@ def ensure_protection(
             _announce(store, policy, position, result, report)
             return _label(result)
         if latest.status in LIVE_STATUSES:
-            if latest.status is OrderStatus.OPEN and latest.amount != amount:
-                cancel(store, exchange, latest, f"resized: position holds {position.amount}")
-            else:
+            if latest.status is not OrderStatus.OPEN or latest.amount == amount:
                 return _label(latest)
+            current = _retire(store, exchange, latest, f"resized: position holds {position.amount}")
+            if current is None:
+                return "stop-loss executed"
+            position = current
+            amount = round_down_to_step(position.amount, spec.amount_step)
         elif latest.status in (OrderStatus.REJECTED, OrderStatus.FAILED):
             return "monitor (native stop-loss refused)"
         elif latest.status is OrderStatus.FILLED:
@@ -176,6 +181,20 @@ def ensure_protection(
     result = place(store, exchange, intent)
     _announce(store, policy, position, result, report)
     return _label(result)
+
+
+def _retire(store: Store, exchange: ExchangeClient, stop: Order, reason: str) -> Position | None:
+    """Cancel `stop` and return the position as the stop's final state leaves it (None when
+    closed). The stop may have executed, wholly or in part, before the cancel arrived:
+    `cancel` records its confirmed state with its fills, and the fills move the position, so
+    the next stop is sized from what is really held, never from the stale amount."""
+    cancel(store, exchange, stop, reason)
+    if stop.position_id is None:
+        return store.open_position(stop.symbol)
+    current = store.get_position(stop.position_id)
+    if current is None or current.status is not PositionStatus.OPEN or current.amount <= 0:
+        return None
+    return current
 
 
 def _stop_intent(
