@@ -1,6 +1,12 @@
 """Position monitoring: mark every open position to market, keep the day's unrealized PnL for
 the daily loss limit, and exit on stop-loss, take-profit or trailing-stop hits.
 
+Trailing stops: a position without one takes its symbol's (`trading.trailing`, a live
+setting, else the strategy profile's `trailing`) when first marked. Once the high since entry
+reaches the entry plus the activation offset, each pass raises the stop-loss to the distance
+below the high, never lowers it (one SLTP_CREATED event when it activates); a native stop
+order is then replaced by protection (kestrel.protection) at the next sync pass.
+
 Exits are market orders through `kestrel.orders.place`, whose client order id is derived from
 the position and an attempt number (a refused or canceled exit can be retried, a live one is
 never duplicated). Placing an exit first cancels the position's protective orders (OCO).
@@ -27,7 +33,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
-from kestrel.errors import ConcurrentUpdate
+from kestrel.errors import ConcurrentUpdate, ConfigError
 from kestrel.ids import client_order_id
 from kestrel.ledger import record_unrealized
 from kestrel.mode import current_mode
@@ -49,6 +55,7 @@ from kestrel.models import (
 from kestrel.money import round_down_to_step, to_decimal
 from kestrel.orders import PROTECTIVE_ROLES, place, tradable
 from kestrel.runtime import Runtime
+from kestrel.strategy.resolve import trailing_for
 from kestrel.wallet import check_wallet_mode
 
 log = logging.getLogger(__name__)
@@ -64,8 +71,27 @@ class MonitorReport(BaseModel):
     errors: dict[str, str] = Field(default_factory=dict)
 
 
+def trailing_level(position: Position) -> Decimal | None:
+    """Where the trailing stop stands now (`trailing_stop_pct` below the high since entry),
+    or None while it is off or not active yet (the high has not reached the entry plus
+    `trailing_activation_pct`)."""
+    distance, high = position.trailing_stop_pct, position.high_water_mark
+    if not distance or high is None or position.avg_entry_price <= 0:
+        return None
+    start = position.avg_entry_price * (1 + (position.trailing_activation_pct or 0))
+    if high < start:
+        return None
+    return high * (1 - distance)
+
+
 def exit_reason(position: Position, price: Decimal) -> Reason | None:
     if position.stop_loss is not None and price <= position.stop_loss:
+        if trailing_level(position) is not None:
+            return Reason(
+                code=ReasonCode.TRAILING_STOP_HIT,
+                detail=f"price {price} <= trailing stop {position.stop_loss} "
+                f"(high {position.high_water_mark})",
+            )
         return Reason(
             code=ReasonCode.STOP_LOSS_HIT,
             detail=f"price {price} <= stop-loss {position.stop_loss}",
@@ -75,23 +101,73 @@ def exit_reason(position: Position, price: Decimal) -> Reason | None:
             code=ReasonCode.TAKE_PROFIT_HIT,
             detail=f"price {price} >= take-profit {position.take_profit}",
         )
-    if position.trailing_stop_pct is not None and position.high_water_mark is not None:
-        trail = position.high_water_mark * (1 - position.trailing_stop_pct)
-        if price <= trail:
-            return Reason(
-                code=ReasonCode.TRAILING_STOP_HIT,
-                detail=f"price {price} <= trailing stop {trail} (high {position.high_water_mark})",
-            )
     return None
 
 
-def _mark(rt: Runtime, position: Position, price: Decimal) -> Position:
-    high = max(position.high_water_mark or price, price)
-    marked = position.model_copy(
-        update={"last_price": price, "high_water_mark": high, "updated_at": utcnow()}
-    )
+def _trailing_config(rt: Runtime, position: Position) -> dict[str, Decimal]:
+    """The symbol's trailing stop (profile or live setting) for a position that has none
+    yet, as Position fields; empty when it is off. A position keeps what it took, like its
+    stop-loss and take-profit; `kestrel order move-stop` changes an open position's."""
+    if position.trailing_stop_pct is not None:
+        return {}
     try:
-        return rt.store.save_position(marked, expected_version=position.version)
+        trailing = trailing_for(rt.settings, position.symbol)
+    except ConfigError as exc:  # never let a config problem stop the stop-loss watch
+        log.warning("trailing stop for %s not armed: %s", position.symbol, exc)
+        return {}
+    if trailing is None:
+        return {}
+    return {
+        "trailing_stop_pct": trailing.distance_pct / 100,
+        "trailing_activation_pct": trailing.activation_pct / 100,
+    }
+
+
+def _ratchet(rt: Runtime, position: Position) -> Position:
+    """Raise the stop-loss to the trailing level, never lower it. The level is rounded down
+    to the market's tick (a stop never above the trail)."""
+    level = trailing_level(position)
+    if level is None:
+        return position
+    level = round_down_to_step(level, rt.market(position.symbol).price_tick)
+    if position.stop_loss is not None and level <= position.stop_loss:
+        return position
+    return position.model_copy(update={"stop_loss": level})
+
+
+def _trailing_event(position: Position) -> Event:
+    return Event(
+        event_id=f"trailing:{position.position_id}:active",
+        type=EventType.SLTP_CREATED,
+        mode=current_mode(),
+        symbol=position.symbol,
+        message=(
+            f"{position.symbol}: trailing stop active (high {position.high_water_mark}); the "
+            f"stop-loss follows {position.trailing_stop_pct:%} below the high, now "
+            f"{position.stop_loss}"
+        ),
+        data={
+            "position_id": position.position_id,
+            "stop_loss": str(position.stop_loss),
+            "high_water_mark": str(position.high_water_mark),
+            "trailing_stop_pct": str(position.trailing_stop_pct),
+        },
+    )
+
+
+def _mark(rt: Runtime, position: Position, price: Decimal) -> Position:
+    """Mark to market: last price, high-water mark, the trailing stop armed and ratcheted."""
+    high = max(position.high_water_mark or price, price)
+    update = {"last_price": price, "high_water_mark": high, "updated_at": utcnow()}
+    marked = position.model_copy(update={**update, **_trailing_config(rt, position)})
+    marked = _ratchet(rt, marked)
+    activated = trailing_level(position) is None and trailing_level(marked) is not None
+    try:
+        return rt.store.save_position(
+            marked,
+            expected_version=position.version,
+            events=[_trailing_event(marked)] if activated else [],
+        )
     except ConcurrentUpdate:
         return position  # a fill moved it meanwhile; the next run marks it
 
@@ -104,9 +180,15 @@ def _exit_orders(rt: Runtime, position: Position) -> list[Order]:
     ]
 
 
-def _native_stop_live(rt: Runtime, position: Position) -> bool:
+def _native_stop_covers(rt: Runtime, position: Position, price: Decimal) -> bool:
+    """A stop-loss order rests on the exchange at or above `price`: it triggers there, and
+    selling here too would only be refused (the stop holds the coins). A native stop below
+    the price (a trailing or moved stop not replaced yet) does not cover the exit."""
     return any(
-        o.position_id == position.position_id and o.status is not OrderStatus.NEW
+        o.position_id == position.position_id
+        and o.status is not OrderStatus.NEW
+        and o.stop_price is not None
+        and o.stop_price >= price
         for o in rt.store.list_orders(
             symbol=position.symbol, statuses=LIVE_STATUSES, roles=(OrderRole.STOP_LOSS,)
         )
@@ -268,7 +350,8 @@ def monitor_positions(rt: Runtime) -> MonitorReport:
                 if position.unsellable and not _dust_at(rt, position, price):
                     _set_unsellable(rt, position, None)  # grown, or the price recovered
                 continue
-            if reason.code is ReasonCode.STOP_LOSS_HIT and _native_stop_live(rt, position):
+            stop_hit = reason.code in (ReasonCode.STOP_LOSS_HIT, ReasonCode.TRAILING_STOP_HIT)
+            if stop_hit and _native_stop_covers(rt, position, price):
                 report.deferred[position.symbol] = "stop-loss order live on the exchange"
                 continue
             order = _exit(rt, position, reason, price)

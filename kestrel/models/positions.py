@@ -30,7 +30,14 @@ class Position(KestrelModel):
     last_price: Money | None = None
     stop_loss: Money | None = None
     take_profit: Money | None = None
-    trailing_stop_pct: Money | None = None
+    trailing_stop_pct: Money | None = Field(
+        default=None,
+        description="trailing distance as a fraction (0.02 = 2% below the high); None: not yet "
+        "armed by the monitor, 0: off",
+    )
+    trailing_activation_pct: Money | None = Field(
+        default=None, description="profit over the entry, as a fraction, at which trailing starts"
+    )
     high_water_mark: Money | None = None
     dust: Money = Field(
         default=Decimal("0"),
