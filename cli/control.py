@@ -42,6 +42,7 @@ def status() -> None:
     from kestrel.controls import emergency_stop_state
     from kestrel.mode import trading_mode
     from kestrel.models import PositionStatus
+    from kestrel.monitor import levels_text
     from kestrel.store.router import StoreRouter
 
     settings = load_cli_settings()
@@ -63,7 +64,10 @@ def status() -> None:
         )
     typer.echo(f"open positions: {len(positions)}")
     for position in positions:
-        typer.echo(f"  {position.symbol} {position.amount} @ {position.avg_entry_price}")
+        typer.echo(
+            f"  {position.symbol} {position.amount} @ {position.avg_entry_price}; "
+            f"{levels_text(position)}"
+        )
 
 
 @app.command("config")

@@ -48,6 +48,7 @@ def live() -> None:
     from kestrel.ledger import daily_pnl
     from kestrel.mode import trading_mode
     from kestrel.models import LIVE_STATUSES, OrderRole, PositionStatus, utcnow
+    from kestrel.monitor import levels_text
     from kestrel.store.router import StoreRouter
 
     settings = load_cli_settings()
@@ -73,6 +74,6 @@ def live() -> None:
         guard = f"native stop {stop.stop_price}" if stop else "watched by the monitor"
         typer.echo(
             f"  {position.symbol} {position.amount} @ {position.avg_entry_price:.8g} "
-            f"SL {position.stop_loss} TP {position.take_profit} ({guard})"
+            f"{levels_text(position)} ({guard})"
         )
     typer.echo(f"PnL {day}: {pnl['currencies'] if pnl else 'nothing yet'}")

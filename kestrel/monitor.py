@@ -84,6 +84,25 @@ def trailing_level(position: Position) -> Decimal | None:
     return high * (1 - distance)
 
 
+def levels_text(position: Position) -> str:
+    """A position's exits as an operator reads them (CLI status / live, Telegram /positions):
+    stop-loss, trailing stop and whether it is active, take-profit, and DUST when marked."""
+    parts = [f"SL {_num(position.stop_loss)}"]
+    if position.trailing_stop_pct:
+        start = position.trailing_activation_pct or Decimal(0)
+        state = "active" if trailing_level(position) is not None else "waiting"
+        distance = _num(position.trailing_stop_pct * 100)
+        parts.append(f"trailing {distance}% from +{_num(start * 100)}% ({state})")
+    parts.append(f"TP {_num(position.take_profit)}")
+    if position.unsellable:
+        parts.append(f"DUST: {position.unsellable}")
+    return ", ".join(parts)
+
+
+def _num(value: Decimal | None) -> str:
+    return "none" if value is None else format(value.normalize(), "f")
+
+
 def exit_reason(position: Position, price: Decimal) -> Reason | None:
     if position.stop_loss is not None and price <= position.stop_loss:
         if trailing_level(position) is not None:

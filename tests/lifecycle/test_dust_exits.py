@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from kestrel.models import EventType, OrderRole, OrderStatus, PositionStatus
-from kestrel.monitor import monitor_positions
+from kestrel.monitor import levels_text, monitor_positions
 from kestrel.orders import place
 from kestrel.protection import ProtectionPolicy, protect_positions
 from kestrel.risk.breaker import streaks
@@ -46,6 +46,7 @@ def test_a_position_below_the_minimum_notional_is_marked_dust_once(world: World)
     position = world.store.open_position(SYMBOL)
     assert position is not None and position.unsellable is not None
     assert position.status is PositionStatus.OPEN  # its coins are still held and counted
+    assert "DUST: BELOW_MIN_NOTIONAL: 0.054 x 92" in levels_text(position)  # status, /positions
 
 
 def test_a_dust_position_exits_when_the_price_makes_it_sellable_again(world: World) -> None:

@@ -12,13 +12,14 @@ import pytest
 from kestrel.emulator import BinanceEmulator
 from kestrel.manual.telegram import parse_move
 from kestrel.mode import TradingMode
-from kestrel.notify.commands import CommandError
+from kestrel.notify.commands import Caller, CommandContext, CommandError, positions_card
 from kestrel.runtime import Runtime
 from kestrel.settings import load_settings
 from kestrel.store import open_store
 from tests.manual.conftest import KEY, SECRET, advance
 from tests.manual.test_cli import REAL_TOML, Kestrel, token_in
 from tests.manual.test_telegram import run, text_of
+from tests.notify.helpers import OWNER_CHAT
 
 
 @pytest.fixture
@@ -41,13 +42,20 @@ def stored_levels(data_dir: Path) -> tuple[Decimal | None, ...]:
 def test_real_move_stop_command_previews_then_moves(real: Kestrel, tmp_data_dir: Path) -> None:
     token = token_in(real.ok("order", "place", "BTC/USDT", "buy", "0.01", "--sl", "19000"))
     real.ok("order", "confirm", token)
-    args = ("order", "move-stop", "BTC/USDT", "--sl", "19500", "--tp", "21000", "--trail", "0")
-    preview = real.ok(*args)
+    args = ("order", "move-stop", "BTC/USDT", "--sl", "19500", "--tp", "21000")
+    preview = real.ok(*args, "--trail", "2", "--trail-from", "1")
     assert "NEEDS_CONFIRMATION" in preview and "stop_loss: 19000 -> 19500" in preview
     assert stored_levels(tmp_data_dir)[0] == Decimal("19000")
-    done = real.ok(*args, "--confirm", token_in(preview))
+    token = token_in(preview)
+    done = real.ok(*args, "--trail", "2", "--trail-from", "1", "--confirm", token)
     assert "APPLIED" in done
-    assert stored_levels(tmp_data_dir) == (Decimal("19500"), Decimal("21000"), Decimal("0"))
+    assert stored_levels(tmp_data_dir) == (Decimal("19500"), Decimal("21000"), Decimal("0.02"))
+    shown = "SL 19500, trailing 2% from +1% (waiting), TP 21000"
+    assert shown in real.ok("live") and shown in real.ok("status")
+    off = real.ok(
+        "order", "confirm", token_in(real.ok("order", "move-stop", "BTC/USDT", "--trail", "0"))
+    )
+    assert "APPLIED" in off and "SL 19500, TP 21000" in real.ok("live")
 
 
 @pytest.mark.parametrize(
@@ -99,5 +107,10 @@ def test_telegram_move_in_demo_applies_at_once(demo_rt: Runtime) -> None:
     position = demo_rt.store.open_position("BTC/USDT")
     assert position is not None
     assert (position.stop_loss, position.take_profit) == (Decimal("19800"), Decimal("21500"))
+    card = text_of(run(demo_rt, "/move BTC/USDT trail 1"))
+    assert "APPLIED" in card
+    ctx = CommandContext(store=demo_rt.store, caller=Caller(chat_id=OWNER_CHAT, user="owner"))
+    listed = text_of(positions_card(ctx, []))
+    assert "SL 19800, trailing 1% from +0% (active), TP 21500" in listed
     refused = text_of(run(demo_rt, "/move BTC/USDT sl 99999"))
     assert "Refused" in refused and "at or above the last price" in refused
