@@ -5,6 +5,7 @@ Real ccxt against the emulator; prices in tests/lifecycle/scenario.py."""
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from kestrel.sync import sync_orders
 from tests.lifecycle.conftest import MakeWorld
 from tests.lifecycle.intents import intent
 from tests.lifecycle.scenario import SYMBOL, World
+from tests.risk.test_cli import run as run_cli
 
 MONITOR = ProtectionPolicy(mode="monitor")
 NATIVE = ProtectionPolicy()
@@ -168,3 +170,16 @@ def test_a_live_setting_switches_trailing_on_for_the_next_monitor_pass(world: Wo
     world.emu.advance(4)
     monitor_positions(live)
     assert held(world) == Decimal("102.6")
+
+
+def test_kestrel_strategy_shows_each_symbols_trailing_stop(tmp_path: Path) -> None:
+    result = run_cli(
+        ["strategy"],
+        tmp_path,
+        KESTREL_WATCHLIST='[{"symbol": "BTC/USDT", "strategy": "scalp"}]',
+        KESTREL_TRADING__PROFILES='{"SCALP": {"trailing": {"distance_pct": "0.5"}}}',
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1].endswith("target 1.0%, trailing 0.5%")
+    off = run_cli(["strategy"], tmp_path, KESTREL_WATCHLIST='[{"symbol": "BTC/USDT"}]')
+    assert off.stdout.splitlines()[1].endswith(", no trailing")
