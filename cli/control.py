@@ -42,8 +42,8 @@ def status() -> None:
     from kestrel.controls import emergency_stop_state
     from kestrel.mode import trading_mode
     from kestrel.models import PositionStatus
-    from kestrel.monitor import levels_text
     from kestrel.store.router import StoreRouter
+    from kestrel.trailing import levels_text
 
     settings = load_cli_settings()
     with trading_mode(settings.mode):

@@ -48,8 +48,8 @@ def live() -> None:
     from kestrel.ledger import daily_pnl
     from kestrel.mode import trading_mode
     from kestrel.models import LIVE_STATUSES, OrderRole, PositionStatus, utcnow
-    from kestrel.monitor import levels_text
     from kestrel.store.router import StoreRouter
+    from kestrel.trailing import levels_text
 
     settings = load_cli_settings()
     with trading_mode(settings.mode):

@@ -56,6 +56,7 @@ from kestrel.money import round_down_to_step, to_decimal
 from kestrel.orders import PROTECTIVE_ROLES, place, tradable
 from kestrel.runtime import Runtime
 from kestrel.strategy.resolve import trailing_for
+from kestrel.trailing import activation_event, ratchet, trailing_level
 from kestrel.wallet import check_wallet_mode
 
 log = logging.getLogger(__name__)
@@ -69,38 +70,6 @@ class MonitorReport(BaseModel):
         default_factory=dict, description="symbol -> why no exit was sent"
     )
     errors: dict[str, str] = Field(default_factory=dict)
-
-
-def trailing_level(position: Position) -> Decimal | None:
-    """Where the trailing stop stands now (`trailing_stop_pct` below the high since entry),
-    or None while it is off or not active yet (the high has not reached the entry plus
-    `trailing_activation_pct`)."""
-    distance, high = position.trailing_stop_pct, position.high_water_mark
-    if not distance or high is None or position.avg_entry_price <= 0:
-        return None
-    start = position.avg_entry_price * (1 + (position.trailing_activation_pct or 0))
-    if high < start:
-        return None
-    return high * (1 - distance)
-
-
-def levels_text(position: Position) -> str:
-    """A position's exits as an operator reads them (CLI status / live, Telegram /positions):
-    stop-loss, trailing stop and whether it is active, take-profit, and DUST when marked."""
-    parts = [f"SL {_num(position.stop_loss)}"]
-    if position.trailing_stop_pct:
-        start = position.trailing_activation_pct or Decimal(0)
-        state = "active" if trailing_level(position) is not None else "waiting"
-        distance = _num(position.trailing_stop_pct * 100)
-        parts.append(f"trailing {distance}% from +{_num(start * 100)}% ({state})")
-    parts.append(f"TP {_num(position.take_profit)}")
-    if position.unsellable:
-        parts.append(f"DUST: {position.unsellable}")
-    return ", ".join(parts)
-
-
-def _num(value: Decimal | None) -> str:
-    return "none" if value is None else format(value.normalize(), "f")
 
 
 def exit_reason(position: Position, price: Decimal) -> Reason | None:
@@ -142,50 +111,18 @@ def _trailing_config(rt: Runtime, position: Position) -> dict[str, Decimal]:
     }
 
 
-def _ratchet(rt: Runtime, position: Position) -> Position:
-    """Raise the stop-loss to the trailing level, never lower it. The level is rounded down
-    to the market's tick (a stop never above the trail)."""
-    level = trailing_level(position)
-    if level is None:
-        return position
-    level = round_down_to_step(level, rt.market(position.symbol).price_tick)
-    if position.stop_loss is not None and level <= position.stop_loss:
-        return position
-    return position.model_copy(update={"stop_loss": level})
-
-
-def _trailing_event(position: Position) -> Event:
-    return Event(
-        event_id=f"trailing:{position.position_id}:active",
-        type=EventType.SLTP_CREATED,
-        mode=current_mode(),
-        symbol=position.symbol,
-        message=(
-            f"{position.symbol}: trailing stop active (high {position.high_water_mark}); the "
-            f"stop-loss follows {position.trailing_stop_pct:%} below the high, now "
-            f"{position.stop_loss}"
-        ),
-        data={
-            "position_id": position.position_id,
-            "stop_loss": str(position.stop_loss),
-            "high_water_mark": str(position.high_water_mark),
-            "trailing_stop_pct": str(position.trailing_stop_pct),
-        },
-    )
-
-
 def _mark(rt: Runtime, position: Position, price: Decimal) -> Position:
     """Mark to market: last price, high-water mark, the trailing stop armed and ratcheted."""
     high = max(position.high_water_mark or price, price)
     update = {"last_price": price, "high_water_mark": high, "updated_at": utcnow()}
     marked = position.model_copy(update={**update, **_trailing_config(rt, position)})
-    marked = _ratchet(rt, marked)
+    marked = ratchet(marked, rt.market(position.symbol).price_tick)
     activated = trailing_level(position) is None and trailing_level(marked) is not None
     try:
         return rt.store.save_position(
             marked,
             expected_version=position.version,
-            events=[_trailing_event(marked)] if activated else [],
+            events=[activation_event(marked)] if activated else [],
         )
     except ConcurrentUpdate:
         return position  # a fill moved it meanwhile; the next run marks it
@@ -255,39 +192,39 @@ def _exit_amount(rt: Runtime, position: Position, price: Decimal) -> tuple[Decim
     )
 
 
-def _set_unsellable(rt: Runtime, position: Position, why: str | None) -> Position:
-    if position.unsellable == why:
-        return position
+def _set_unsellable(
+    rt: Runtime, position: Position, why: str | None, events: list[Event] | None = None
+) -> Position:
+    """Set or clear the DUST mark (with its events, in the same write)."""
     update = position.model_copy(update={"unsellable": why, "updated_at": utcnow()})
     try:
-        return rt.store.save_position(update, expected_version=position.version)
+        return rt.store.save_position(
+            update, expected_version=position.version, events=events or []
+        )
     except ConcurrentUpdate:
         return position  # a fill moved it meanwhile; the next pass looks again
 
 
 def _mark_dust(rt: Runtime, position: Position, reason: Reason, amount: Decimal, why: str) -> None:
-    """Mark the position DUST: one event per position, no order (a refusal would count
-    towards the circuit breaker, and every pass would send another)."""
-    code = why.partition(":")[0]
-    rt.store.append_events(
-        [
-            Event(
-                event_id=f"dust:{position.position_id}",
-                type=EventType.TRADE_BLOCKED,
-                mode=current_mode(),
-                symbol=position.symbol,
-                reasons=[code, reason.code.value],
-                message=(
-                    f"{position.symbol}: {reason.detail}, but the position cannot be sold: "
-                    f"{why.partition(': ')[2]} ({position.amount} held by the books, {amount} "
-                    "sellable). Marked DUST: no exit is sent until a buy or the price makes it "
-                    "sellable again."
-                ),
-                data={"action": "SELL", "position_id": position.position_id, "amount": str(amount)},
-            )
-        ]
+    """Mark the position DUST, once: no order (a refusal would count towards the circuit
+    breaker, and every pass would send another), one event per position (its id is)."""
+    if position.unsellable:
+        return
+    event = Event(
+        event_id=f"dust:{position.position_id}",
+        type=EventType.TRADE_BLOCKED,
+        mode=current_mode(),
+        symbol=position.symbol,
+        reasons=[why.partition(":")[0], reason.code.value],
+        message=(
+            f"{position.symbol}: {reason.detail}, but the position cannot be sold: "
+            f"{why.partition(': ')[2]} ({position.amount} held by the books, {amount} "
+            "sellable). Marked DUST: no exit is sent until a buy or the price makes it "
+            "sellable again."
+        ),
+        data={"action": "SELL", "position_id": position.position_id, "amount": str(amount)},
     )
-    _set_unsellable(rt, position, why)
+    _set_unsellable(rt, position, why, [event])
 
 
 def _exit(rt: Runtime, position: Position, reason: Reason, price: Decimal) -> Order | None:
@@ -300,7 +237,8 @@ def _exit(rt: Runtime, position: Position, reason: Reason, price: Decimal) -> Or
     if unsellable is not None:
         _mark_dust(rt, position, reason, amount, unsellable)
         return None
-    position = _set_unsellable(rt, position, None)
+    if position.unsellable:
+        position = _set_unsellable(rt, position, None)
     mode = current_mode()
     attempt = f"exit|{position.position_id}|{len(previous)}"
     cid = client_order_id(mode, attempt, position.symbol, OrderRole.EXIT)

@@ -26,9 +26,9 @@ from kestrel.manual.models import ManualError, MoveLevelsRequest, canonical_deci
 from kestrel.mode import current_mode
 from kestrel.models import Event, EventType, Order, OrderRole, Position, PositionStatus, utcnow
 from kestrel.money import round_to_tick, to_decimal
-from kestrel.monitor import trailing_level
 from kestrel.protection import ProtectionPolicy, ProtectionReport, ensure_protection
 from kestrel.runtime import Runtime
+from kestrel.trailing import trailing_level
 
 LEVEL_FIELDS = ("stop_loss", "take_profit", "trailing_stop_pct", "trailing_activation_pct")
 

@@ -22,8 +22,8 @@ from pydantic import BaseModel, Field
 from kestrel.ledger import base_received, fee_in_quote
 from kestrel.mode import TradingMode
 from kestrel.models import Event, EventType, Fill, Money, PositionStatus, Side
-from kestrel.monitor import levels_text
 from kestrel.store.base import Store
+from kestrel.trailing import levels_text
 
 ZERO = Decimal("0")
 

@@ -107,6 +107,8 @@ def test_telegram_move_in_demo_applies_at_once(demo_rt: Runtime) -> None:
     position = demo_rt.store.open_position("BTC/USDT")
     assert position is not None
     assert (position.stop_loss, position.take_profit) == (Decimal("19800"), Decimal("21500"))
+    changed = text_of(run(demo_rt, "/set trailing.distance_pct 2"))
+    assert "trading.trailing.distance_pct: None -> '2'" in changed  # for positions to come
     card = text_of(run(demo_rt, "/move BTC/USDT trail 1"))
     assert "APPLIED" in card
     ctx = CommandContext(store=demo_rt.store, caller=Caller(chat_id=OWNER_CHAT, user="owner"))
