@@ -144,7 +144,7 @@ def _moved_event(before: Position, after: Position, actor: str, request_id: str)
         if old != new:
             changes.append(f"{name} {_show(old)} -> {_show(new)}")
     return Event(
-        event_id=f"sltp:{after.position_id}:moved:{request_id}",
+        event_id=f"sltp:{after.position_id}:moved:{request_id}:{before.version}",
         type=EventType.SLTP_CREATED,
         mode=current_mode(),
         symbol=after.symbol,
