@@ -2,9 +2,11 @@
 (CONSERVATIVE / AGGRESSIVE).
 
 A profile is everything a symbol's analysis and protective levels depend on: the timeframe it
-is designed for, the indicator parameters, the signal thresholds, and the stop-loss /
-take-profit distances (percent of the entry, or multiples of ATR). CONSERVATIVE keeps a
-tighter stop and a wider target and asks for more confirmation; AGGRESSIVE is the reverse.
+is designed for, the indicator parameters, the signal thresholds, the stop-loss /
+take-profit distances (percent of the entry, or multiples of ATR), and an optional trailing
+stop (off in the built-ins; e.g. `[trading.profiles.SWING.trailing] distance_pct = 2`).
+CONSERVATIVE keeps a tighter stop and a wider target and asks for more confirmation;
+AGGRESSIVE is the reverse.
 
 Pure pydantic, no pandas: imported by the settings (to validate names) and by the CLI.
 """
