@@ -43,6 +43,7 @@ def status() -> None:
     from kestrel.mode import trading_mode
     from kestrel.models import PositionStatus
     from kestrel.store.router import StoreRouter
+    from kestrel.trailing import levels_text
 
     settings = load_cli_settings()
     with trading_mode(settings.mode):
@@ -63,7 +64,10 @@ def status() -> None:
         )
     typer.echo(f"open positions: {len(positions)}")
     for position in positions:
-        typer.echo(f"  {position.symbol} {position.amount} @ {position.avg_entry_price}")
+        typer.echo(
+            f"  {position.symbol} {position.amount} @ {position.avg_entry_price}; "
+            f"{levels_text(position)}"
+        )
 
 
 @app.command("config")

@@ -1,9 +1,9 @@
-"""`kestrel order ...`: manual orders, cancels, closes and the DEMO paper reset.
+"""`kestrel order ...`: manual orders, cancels, closes, moved stops and the DEMO paper reset.
 
 Every action goes through kestrel.manual, i.e. the same risk rules and order path as the
-cycle, with the live settings applied. In REAL mode `place`, `close` and `close-all` print a
-preview and a one-time token; run the same command again with `--confirm TOKEN` (or
-`kestrel order confirm TOKEN`) within the token's lifetime to act.
+cycle, with the live settings applied. In REAL mode `place`, `close`, `close-all` and
+`move-stop` print a preview and a one-time token; run the same command again with
+`--confirm TOKEN` (or `kestrel order confirm TOKEN`) within the token's lifetime to act.
 
 Exit codes: 0 done (or a preview / a token issued), 1 refused (blocked by risk, bad or expired
 token, nothing to cancel), 2 bad arguments or settings.
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from kestrel.settings import KestrelSettings
 
 order_app = typer.Typer(
-    help="Manual trading: place, cancel, close, close-all, confirm; reset (DEMO paper account).",
+    help="Manual trading: place, cancel, close, close-all, move-stop, confirm; reset (DEMO paper "
+    "account).",
     no_args_is_help=True,
 )
 app.add_typer(order_app, name="order")
@@ -87,13 +88,25 @@ def _request(kind: str, **fields: Any) -> Any:
     """Build and validate a request; a bad argument exits 2 naming the field."""
     from pydantic import ValidationError
 
-    from kestrel.manual import CloseAllRequest, ClosePositionRequest, PlaceOrderRequest
+    from kestrel.manual import (
+        CloseAllRequest,
+        ClosePositionRequest,
+        MoveLevelsRequest,
+        PlaceOrderRequest,
+    )
 
-    model: type[PlaceOrderRequest] | type[ClosePositionRequest] | type[CloseAllRequest]
+    model: (
+        type[PlaceOrderRequest]
+        | type[ClosePositionRequest]
+        | type[CloseAllRequest]
+        | type[MoveLevelsRequest]
+    )
     if kind == "place":
         model = PlaceOrderRequest
     elif kind == "close":
         model = ClosePositionRequest
+    elif kind == "move_levels":
+        model = MoveLevelsRequest
     else:
         model = CloseAllRequest
     try:
@@ -229,6 +242,51 @@ def close_all_cmd(
         dry_run=dry_run,
         as_json=as_json,
     )
+
+
+@order_app.command("move-stop")
+def move_stop_cmd(
+    symbol: Annotated[str, typer.Argument(help="the position's symbol, e.g. BTC/USDT")],
+    stop_loss: Annotated[
+        str | None, typer.Option("--stop-loss", "--sl", help="the new stop-loss price")
+    ] = None,
+    take_profit: Annotated[
+        str | None, typer.Option("--take-profit", "--tp", help="the new take-profit price")
+    ] = None,
+    trail: Annotated[
+        str | None,
+        typer.Option("--trail", help="trailing stop: % below the high the stop follows; 0: off"),
+    ] = None,
+    trail_from: Annotated[
+        str | None,
+        typer.Option("--trail-from", help="profit % at which trailing starts (default 0)"),
+    ] = None,
+    request_id: RequestIdOption = None,
+    confirm: ConfirmOption = None,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Move the stop-loss / take-profit of an open position, or set its trailing stop. A stop
+    order resting on the exchange is replaced. REAL: preview, then --confirm TOKEN."""
+    request = _request(
+        "move_levels",
+        symbol=symbol,
+        stop_loss=_decimal("--stop-loss", stop_loss),
+        take_profit=_decimal("--take-profit", take_profit),
+        trailing_distance_pct=_percent("--trail", trail),
+        trailing_activation_pct=_percent("--trail-from", trail_from),
+        request_id=request_id,
+    )
+    _run(request, confirm=confirm, dry_run=dry_run, as_json=as_json)
+
+
+def _percent(name: str, value: str | None) -> Decimal | None:
+    """A percentage where 0 means something (trailing off, or active at once)."""
+    if value is None:
+        return None
+    if value.strip() in ("0", "0%"):
+        return Decimal(0)
+    return _decimal(name, value.strip().removesuffix("%"))
 
 
 @order_app.command("confirm")

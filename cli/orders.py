@@ -49,6 +49,7 @@ def live() -> None:
     from kestrel.mode import trading_mode
     from kestrel.models import LIVE_STATUSES, OrderRole, PositionStatus, utcnow
     from kestrel.store.router import StoreRouter
+    from kestrel.trailing import levels_text
 
     settings = load_cli_settings()
     with trading_mode(settings.mode):
@@ -73,6 +74,6 @@ def live() -> None:
         guard = f"native stop {stop.stop_price}" if stop else "watched by the monitor"
         typer.echo(
             f"  {position.symbol} {position.amount} @ {position.avg_entry_price:.8g} "
-            f"SL {position.stop_loss} TP {position.take_profit} ({guard})"
+            f"{levels_text(position)} ({guard})"
         )
     typer.echo(f"PnL {day}: {pnl['currencies'] if pnl else 'nothing yet'}")

@@ -69,7 +69,7 @@ def breaker_reset(
 def strategy() -> None:
     """Each symbol's strategy profile (and where it came from), levels, and the analysts."""
     from kestrel.errors import ConfigError
-    from kestrel.strategy.resolve import resolve_plans
+    from kestrel.strategy.resolve import resolve_plans, trailing_for
 
     settings = load_cli_settings()
     try:
@@ -83,6 +83,8 @@ def strategy() -> None:
     )
     typer.echo(f"analysis: {analysis.mode} [{panel}]{threshold}")
     for plan in plans:
+        trailing = trailing_for(settings, plan.symbol)
+        trail = trailing.describe() if trailing else "no trailing"
         p = plan.profile
         t = p.thresholds
         spec = p.indicators
@@ -96,5 +98,5 @@ def strategy() -> None:
             f"{plan.symbol}: {p.name} from {plan.source} ({plan.requested}); "
             f"timeframe {plan.item.timeframe}{note}; {spec.crossover.upper()} {pair[0]}/{pair[1]}"
             f", RSI {t.rsi_oversold:g}/{t.rsi_overbought:g}; stop {p.stop_loss.describe()}, "
-            f"target {p.take_profit.describe()}"
+            f"target {p.take_profit.describe()}, {trail}"
         )

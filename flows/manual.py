@@ -3,9 +3,9 @@ deployment run ... --param`, an automation) can trade by hand, change settings o
 paper account, with the same rules as the CLI and Telegram.
 
 `config` overrides settings (env / kestrel.toml) as in every Kestrel flow. Who acted is the
-`actor` parameter, else "prefect:<flow run name>". In REAL mode a place / close / close-all
-run without `confirm` only previews and returns a token (also in the run's log and a markdown
-artifact); a second run with `confirm=<token>` acts.
+`actor` parameter, else "prefect:<flow run name>". In REAL mode a place / close / close-all /
+move-stop run without `confirm` only previews and returns a token (also in the run's log and
+a markdown artifact); a second run with `confirm=<token>` acts.
 """
 
 from __future__ import annotations
@@ -128,6 +128,37 @@ def manual_close_all(
     return _finish(manual_action_task(_settings(config), request, _actor(actor), confirm, dry_run))
 
 
+@flow(name="manual-move-stop", log_prints=True)
+def manual_move_stop(
+    symbol: str,
+    stop_loss: Decimal | None = None,
+    take_profit: Decimal | None = None,
+    trailing_distance_pct: Decimal | None = None,
+    trailing_activation_pct: Decimal | None = None,
+    request_id: str | None = None,
+    confirm: str | None = None,
+    dry_run: bool = False,
+    actor: str | None = None,
+    config: dict[str, Any] | None = None,
+) -> ManualOutcome:
+    """Move an open position's stop-loss / take-profit, or set its trailing stop (distance
+    0: off); a stop order resting on the exchange is replaced."""
+    request = {
+        "kind": "move_levels",
+        "symbol": symbol,
+        "stop_loss": _text(stop_loss),
+        "take_profit": _text(take_profit),
+        "trailing_distance_pct": _text(trailing_distance_pct),
+        "trailing_activation_pct": _text(trailing_activation_pct),
+        "request_id": request_id,
+    }
+    return _finish(manual_action_task(_settings(config), request, _actor(actor), confirm, dry_run))
+
+
+def _text(value: Decimal | None) -> str | None:
+    return str(value) if value is not None else None
+
+
 @flow(name="manual-confirm", log_prints=True)
 def manual_confirm(
     token: str, actor: str | None = None, config: dict[str, Any] | None = None
@@ -200,6 +231,7 @@ __all__ = [
     "manual_close",
     "manual_close_all",
     "manual_confirm",
+    "manual_move_stop",
     "manual_order",
     "paper_reset",
     "settings_change",

@@ -72,6 +72,7 @@ SETTABLE_SECTIONS: tuple[str, ...] = (
     "trading.sizing",
     "trading.exposure",
     "trading.alerts",
+    "trading.trailing",
 )
 SETTABLE_FIELDS: tuple[str, ...] = (
     "trading.default_strategy",

@@ -19,10 +19,13 @@ and live on the position. What protects them:
 
 Protection covers what the position holds as soon as it holds something (a partially filled
 primary is protected for its fills so far) and is replaced (cancel, confirmed, then a new
-order) whenever the position's amount changes, e.g. the next partial fill. While an exit is
-live, protection waits: the exit has canceled it on purpose. Each stop-loss order's client
-order id is deterministic (position + generation), and placement goes through
-`kestrel.orders.place`, so a crash or a retry never makes a second one.
+order) whenever the position's amount changes, e.g. the next partial fill, or its stop-loss
+moves (a trailing stop ratcheted by the position monitor, or `kestrel order move-stop`). The
+old stop may have executed just before its cancel: its confirmed final state and fills are
+recorded first, and the new stop is sized from the position they leave (none when they
+closed it). While an exit is live, protection waits: the exit has canceled it on purpose.
+Each stop-loss order's client order id is deterministic (position + generation), and
+placement goes through `kestrel.orders.place`, so a crash or a retry never makes a second one.
 
 Events: SLTP_CREATED when protection is in place (native order accepted, or monitor watch
 armed); SLTP_FAILED when the exchange refuses the stop-loss (then the monitor watches it), and
@@ -154,10 +157,14 @@ def ensure_protection(
             _announce(store, policy, position, result, report)
             return _label(result)
         if latest.status in LIVE_STATUSES:
-            if latest.status is OrderStatus.OPEN and latest.amount != amount:
-                cancel(store, exchange, latest, f"resized: position holds {position.amount}")
-            else:
+            why = _replace_why(latest, position, amount, spec)
+            if latest.status is not OrderStatus.OPEN or why is None:
                 return _label(latest)
+            current = _retire(store, exchange, latest, why)
+            if current is None:
+                return "stop-loss executed"
+            position = current
+            amount = spec.amount_to_precision(position.amount)
         elif latest.status in (OrderStatus.REJECTED, OrderStatus.FAILED):
             return "monitor (native stop-loss refused)"
         elif latest.status is OrderStatus.FILLED:
@@ -178,6 +185,32 @@ def ensure_protection(
     result = place(store, exchange, intent)
     _announce(store, policy, position, result, report)
     return _label(result)
+
+
+def _replace_why(stop: Order, position: Position, amount: Decimal, spec: MarketSpec) -> str | None:
+    """Why the resting stop no longer fits the position (None: it does): the amount held
+    changed, or the stop-loss moved (a trailing stop, or an operator's move)."""
+    if stop.amount != amount:
+        return f"resized: position holds {position.amount}"
+    assert position.stop_loss is not None
+    # Rounded as placement rounds it (prepare_intent), or the stop would be replaced every pass.
+    if stop.stop_price != spec.stop_price(stop.side, position.stop_loss):
+        return f"moved: stop-loss {stop.stop_price} -> {position.stop_loss}"
+    return None
+
+
+def _retire(store: Store, exchange: ExchangeClient, stop: Order, reason: str) -> Position | None:
+    """Cancel `stop` and return the position as the stop's final state leaves it (None when
+    closed). The stop may have executed, wholly or in part, before the cancel arrived:
+    `cancel` records its confirmed state with its fills, and the fills move the position, so
+    the next stop is sized from what is really held, never from the stale amount."""
+    cancel(store, exchange, stop, reason)
+    if stop.position_id is None:
+        return store.open_position(stop.symbol)
+    current = store.get_position(stop.position_id)
+    if current is None or current.status is not PositionStatus.OPEN or current.amount <= 0:
+        return None
+    return current
 
 
 def _stop_intent(

@@ -206,7 +206,61 @@ class CloseAllRequest(_Request):
         return "close every open position at market"
 
 
-AnyRequest = PlaceOrderRequest | ClosePositionRequest | CloseAllRequest
+class MoveLevelsRequest(_Request):
+    """Move the stop-loss and/or take-profit of the open position in `symbol`, and/or set its
+    trailing stop (distance 0 turns it off). Only what is given changes."""
+
+    kind: Literal["move_levels"] = "move_levels"
+    symbol: str
+    stop_loss: Money | None = Field(default=None, gt=0)
+    take_profit: Money | None = Field(default=None, gt=0)
+    trailing_distance_pct: Decimal | None = Field(
+        default=None, ge=0, lt=100, description="% below the high the stop trails; 0: off"
+    )
+    trailing_activation_pct: Decimal | None = Field(
+        default=None, ge=0, le=1000, description="profit % at which trailing starts"
+    )
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol_shape(cls, value: str) -> str:
+        return _symbol(value)
+
+    @model_validator(mode="after")
+    def _something(self) -> MoveLevelsRequest:
+        if (self.stop_loss, self.take_profit, self.trailing_distance_pct) == (None, None, None):
+            raise ValueError("give a stop-loss, a take-profit or a trailing distance to set")
+        if self.trailing_activation_pct is not None and self.trailing_distance_pct is None:
+            raise ValueError("a trailing activation needs a trailing distance")
+        return self
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "symbol": self.symbol,
+            "stop_loss": canonical_decimal(self.stop_loss),
+            "take_profit": canonical_decimal(self.take_profit),
+            "trailing_distance_pct": canonical_decimal(self.trailing_distance_pct),
+            "trailing_activation_pct": canonical_decimal(self.trailing_activation_pct),
+        }
+
+    def describe(self) -> str:
+        parts = [
+            f"{name} {canonical_decimal(value)}"
+            for name, value in (("stop-loss", self.stop_loss), ("take-profit", self.take_profit))
+            if value is not None
+        ]
+        if self.trailing_distance_pct == 0:
+            parts.append("trailing off")
+        elif self.trailing_distance_pct is not None:
+            start = canonical_decimal(self.trailing_activation_pct or Decimal(0))
+            parts.append(
+                f"trailing {canonical_decimal(self.trailing_distance_pct)}% from +{start}%"
+            )
+        return f"move the {self.symbol} position's levels: {', '.join(parts)}"
+
+
+AnyRequest = PlaceOrderRequest | ClosePositionRequest | CloseAllRequest | MoveLevelsRequest
 ManualRequest = Annotated[AnyRequest, Field(discriminator="kind")]
 
 
@@ -217,6 +271,7 @@ class OutcomeStatus(StrEnum):
     PLACED = "PLACED"  # sent through the order path (see each order's status)
     ALREADY_DONE = "ALREADY_DONE"  # this request id ran before; its orders, nothing new
     NOTHING_TO_DO = "NOTHING_TO_DO"  # e.g. close-all with no open position
+    APPLIED = "APPLIED"  # a change to an open position made (its levels moved)
 
 
 class LegPreview(KestrelModel):

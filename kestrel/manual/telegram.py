@@ -5,7 +5,7 @@ They are not registered here (kestrel/notify belongs to the notifications work):
 adds them with
     COMMANDS.update(manual_commands(runtime_factory(settings), lambda: settings))
 Authorisation happens before any of these run (the bot's gatekeeper), and `ctx.caller.tag`
-is the audited actor. In REAL mode /buy, /sell, /close and /closeall answer with a preview
+is the audited actor. In REAL mode /buy, /sell, /close, /closeall and /move answer with a preview
 and a token; `/confirm TOKEN` acts (the token's own stored action: nothing else can be
 confirmed with it).
 
@@ -13,6 +13,7 @@ confirmed with it).
     /buy BTC/USDT 100 USDT sl 19000 tp 22000 limit 20000
     /sell BTC/USDT 0.005
     /close BTC/USDT [50%|0.002]         /closeall
+    /move BTC/USDT [sl P] [tp P] [trail PCT [from PCT]]   move a position's levels
     /cancel <client or exchange order id>
     /confirm <token>
     /set <key> <value> [SYMBOL]         /unset <key> [SYMBOL]
@@ -44,6 +45,7 @@ from kestrel.manual.models import (
     ClosePositionRequest,
     ManualError,
     ManualOutcome,
+    MoveLevelsRequest,
     OutcomeStatus,
     PlaceOrderRequest,
 )
@@ -68,6 +70,7 @@ _ICON = {
     OutcomeStatus.ALREADY_DONE: "↩️",
     OutcomeStatus.NOTHING_TO_DO: "💤",
     OutcomeStatus.PREVIEW: "👀",
+    OutcomeStatus.APPLIED: "🛡",
 }
 
 
@@ -130,6 +133,33 @@ def parse_close(args: list[str]) -> ClosePositionRequest:
         else:
             data["amount"] = _decimal(size, "amount")
     request: ClosePositionRequest = _validated(ClosePositionRequest, data)
+    return request
+
+
+def parse_move(args: list[str]) -> MoveLevelsRequest:
+    """`SYMBOL [sl PRICE] [tp PRICE] [trail PCT] [from PCT] [id REQUEST_ID]`; trail 0: off."""
+    usage = "usage: /move SYMBOL [sl PRICE] [tp PRICE] [trail PCT [from PCT]]"
+    if not args or len(args) % 2 == 0:
+        raise CommandError(usage)
+    data: dict[str, Any] = {"symbol": args[0].upper()}
+    names = {
+        "sl": "stop_loss",
+        "tp": "take_profit",
+        "trail": "trailing_distance_pct",
+        "from": "trailing_activation_pct",
+        "id": "request_id",
+    }
+    for word, value in zip(args[1::2], args[2::2], strict=True):
+        field = names.get(word.lower())
+        if field is None:
+            raise CommandError(f"unknown option {word!r}; {usage}")
+        if field == "request_id":
+            data[field] = value
+        elif field.startswith("trailing") and value.rstrip("%") == "0":
+            data[field] = Decimal(0)
+        else:
+            data[field] = _decimal(value, word)
+    request: MoveLevelsRequest = _validated(MoveLevelsRequest, data)
     return request
 
 
@@ -228,6 +258,10 @@ def manual_commands(
 
     def close(ctx: CommandContext, args: list[str]) -> Card:
         request = parse_close(args)
+        return act(ctx, lambda rt: outcome_card(submit(rt, request, actor=ctx.caller.tag)))
+
+    def move(ctx: CommandContext, args: list[str]) -> Card:
+        request = parse_move(args)
         return act(ctx, lambda rt: outcome_card(submit(rt, request, actor=ctx.caller.tag)))
 
     def close_all(ctx: CommandContext, args: list[str]) -> Card:
@@ -353,6 +387,9 @@ def manual_commands(
         "sell": CommandSpec("Sell: /sell SYMBOL AMOUNT [limit P]", order("sell")),
         "close": CommandSpec("Close a position: /close SYMBOL [50%]", close),
         "closeall": CommandSpec("Close every open position", close_all),
+        "move": CommandSpec(
+            "Move a position's levels: /move SYMBOL [sl P] [tp P] [trail PCT [from PCT]]", move
+        ),
         "confirm": CommandSpec("Confirm a REAL-mode action: /confirm TOKEN", confirm),
         "cancel": CommandSpec("Cancel an order: /cancel ORDER_ID", cancel),
         "set": CommandSpec("Change a setting: /set KEY VALUE [SYMBOL]", set_cmd),

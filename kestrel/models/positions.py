@@ -55,7 +55,14 @@ class Position(KestrelModel):
     last_price: Money | None = None
     stop_loss: Money | None = None
     take_profit: Money | None = None
-    trailing_stop_pct: Money | None = None
+    trailing_stop_pct: Money | None = Field(
+        default=None,
+        description="trailing distance as a fraction (0.02 = 2% below the high); None: not yet "
+        "armed by the monitor, 0: off",
+    )
+    trailing_activation_pct: Money | None = Field(
+        default=None, description="profit over the entry, as a fraction, at which trailing starts"
+    )
     high_water_mark: Money | None = None
     dust: Money = Field(
         default=Decimal("0"),
@@ -66,6 +73,11 @@ class Position(KestrelModel):
         default_factory=dict,
         description="the fills applied (Fill.key), in order, each with the PnL it realized: "
         "a fill in here is never applied again, so any retry converges",
+    )
+    unsellable: str | None = Field(
+        default=None,
+        description="DUST: why the position monitor cannot sell what is held (below the market's "
+        "minimum amount or notional at the last price); no exit is sent while it is set",
     )
     opened_at: datetime = Field(default_factory=utcnow)
     closed_at: datetime | None = None

@@ -23,6 +23,7 @@ from kestrel.ledger import base_received, fee_in_quote
 from kestrel.mode import TradingMode
 from kestrel.models import Event, EventType, Fill, Money, PositionStatus, Side
 from kestrel.store.base import Store
+from kestrel.trailing import levels_text
 
 ZERO = Decimal("0")
 
@@ -33,6 +34,7 @@ class OpenPositionLine(BaseModel):
     avg_entry_price: Money
     last_price: Money | None = None
     unrealized_pnl: Money | None = None
+    levels: str = ""
 
 
 class PeriodStats(BaseModel):
@@ -142,6 +144,7 @@ def open_position_lines(store: Store) -> list[OpenPositionLine]:
                 avg_entry_price=position.avg_entry_price,
                 last_price=last,
                 unrealized_pnl=position.unrealized_pnl(last) if last is not None else None,
+                levels=levels_text(position),
             )
         )
     return lines

@@ -117,6 +117,8 @@ def position_line(p: dict[str, Any]) -> str:
     text = f"{p.get('symbol')}: {fmt_num(p.get('amount'))} @ {fmt_num(p.get('avg_entry_price'))}"
     if p.get("unrealized_pnl") is not None:
         text += f", last {fmt_num(p.get('last_price'))}, uPnL {fmt_num(p.get('unrealized_pnl'))}"
+    if p.get("levels"):
+        text += f"; {p['levels']}"
     return text
 
 

@@ -2,9 +2,11 @@
 (CONSERVATIVE / AGGRESSIVE).
 
 A profile is everything a symbol's analysis and protective levels depend on: the timeframe it
-is designed for, the indicator parameters, the signal thresholds, and the stop-loss /
-take-profit distances (percent of the entry, or multiples of ATR). CONSERVATIVE keeps a
-tighter stop and a wider target and asks for more confirmation; AGGRESSIVE is the reverse.
+is designed for, the indicator parameters, the signal thresholds, the stop-loss /
+take-profit distances (percent of the entry, or multiples of ATR), and an optional trailing
+stop (off in the built-ins; e.g. `[trading.profiles.SWING.trailing] distance_pct = 2`).
+CONSERVATIVE keeps a tighter stop and a wider target and asks for more confirmation;
+AGGRESSIVE is the reverse.
 
 Pure pydantic, no pandas: imported by the settings (to validate names) and by the CLI.
 """
@@ -95,6 +97,21 @@ class Distance(_Frozen):
         return f"{self.value}%" if self.kind == "percent" else f"{self.value}xATR"
 
 
+class Trailing(_Frozen):
+    """A trailing stop: once the price has risen `activation_pct` % above the entry, the
+    stop-loss follows the highest price since entry at `distance_pct` % below it, and only
+    ever moves up (the position monitor ratchets it; a native stop order is replaced)."""
+
+    activation_pct: Decimal = Field(
+        default=Decimal("0"), ge=0, le=1000, description="profit % at which trailing starts"
+    )
+    distance_pct: Decimal = Field(gt=0, lt=100, description="% below the high the stop trails")
+
+    def describe(self) -> str:
+        start = f" from +{self.activation_pct}%" if self.activation_pct else ""
+        return f"trailing {self.distance_pct}%{start}"
+
+
 class Thresholds(_Frozen):
     """When the technical analyst calls a signal, and how much confirmation it wants."""
 
@@ -134,6 +151,9 @@ class StrategyProfile(_Frozen):
     )
     min_confidence: float | None = Field(
         default=None, ge=0, le=1, description="overrides risk.min_confidence for this profile"
+    )
+    trailing: Trailing | None = Field(
+        default=None, description="a trailing stop for this profile's positions; None: off"
     )
 
     @field_validator("timeframe")
@@ -298,7 +318,8 @@ def build_profiles(overrides: dict[str, dict[str, Any]]) -> dict[str, StrategyPr
 
     A key naming a built-in (any accepted spelling) patches it; any other key defines a new
     profile and must say which built-in it starts from with `base = "SWING/AGGRESSIVE"`.
-    Nested tables (indicators, thresholds, stop_loss, take_profit) merge field by field.
+    Nested tables (indicators, thresholds, stop_loss, take_profit, trailing) merge field by
+    field.
     Raises ValueError naming the profile and the field."""
     profiles = dict(BUILTIN_PROFILES)
     for key, patch in overrides.items():

@@ -13,7 +13,13 @@ from pydantic import BaseModel, ConfigDict
 
 from kestrel.errors import ConfigError
 from kestrel.settings import KestrelSettings, WatchlistItem
-from kestrel.strategy.profiles import BUILTIN_PROFILES, FALLBACK_PROFILE, StrategyProfile, lookup
+from kestrel.strategy.profiles import (
+    BUILTIN_PROFILES,
+    FALLBACK_PROFILE,
+    StrategyProfile,
+    Trailing,
+    lookup,
+)
 
 Source = Literal["watchlist", "preset", "default", "fallback"]
 
@@ -52,7 +58,8 @@ def resolve_plan(settings: KestrelSettings, item: WatchlistItem) -> SymbolPlan:
                 "(or a style / temperament alone, e.g. SCALP or AGGRESSIVE)"
             )
         return _plan(settings, item, profile, source, name)
-    return _plan(settings, item, BUILTIN_PROFILES[FALLBACK_PROFILE], "fallback", FALLBACK_PROFILE)
+    fallback = profiles.get(FALLBACK_PROFILE, BUILTIN_PROFILES[FALLBACK_PROFILE])  # as patched
+    return _plan(settings, item, fallback, "fallback", FALLBACK_PROFILE)
 
 
 def _plan(
@@ -70,3 +77,16 @@ def _plan(
 def resolve_plans(settings: KestrelSettings) -> list[SymbolPlan]:
     """Every watchlist symbol's plan; ConfigError (naming the field) before any trading."""
     return [resolve_plan(settings, item) for item in settings.watchlist]
+
+
+def trailing_for(settings: KestrelSettings, symbol: str) -> Trailing | None:
+    """The trailing stop a new position in `symbol` takes: `trading.trailing` when it sets a
+    distance (0: off), else the symbol's profile's. None: no trailing. A symbol no longer on
+    the watchlist (a position left over) follows the default profile."""
+    override = settings.trading.trailing
+    if override.distance_pct is not None:
+        if override.distance_pct == 0:
+            return None
+        return Trailing(activation_pct=override.activation_pct, distance_pct=override.distance_pct)
+    item = next((i for i in settings.watchlist if i.symbol == symbol), None)
+    return resolve_plan(settings, item or WatchlistItem(symbol=symbol)).profile.trailing

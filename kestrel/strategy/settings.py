@@ -210,6 +210,21 @@ class AlertSettings(_Section):
     )
 
 
+class TrailingSettings(_Section):
+    """The trailing stop for every symbol, over its strategy profile's (live-settable:
+    `kestrel settings set trailing.distance_pct 2`). distance_pct None leaves it to the
+    profile; 0 turns trailing off whatever the profile says. Positions take it when the
+    position monitor first sees them; an open position's own is changed with
+    `kestrel order move-stop`."""
+
+    distance_pct: Decimal | None = Field(
+        default=None, ge=0, lt=100, description="% below the high the stop trails; 0: off"
+    )
+    activation_pct: Decimal = Field(
+        default=Decimal("0"), ge=0, le=1000, description="profit % at which trailing starts"
+    )
+
+
 class TradingSettings(_Section):
     profiles: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="patches to built-in profiles, or new ones (base=...)"
@@ -235,6 +250,7 @@ class TradingSettings(_Section):
     sizing: SizingSettings = Field(default_factory=SizingSettings)
     exposure: ExposureSettings = Field(default_factory=ExposureSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    trailing: TrailingSettings = Field(default_factory=TrailingSettings)
 
     @field_validator("profiles")
     @classmethod
@@ -285,5 +301,6 @@ __all__ = [
     "SentimentSettings",
     "SizingSettings",
     "TradingSettings",
+    "TrailingSettings",
     "canonical_name",
 ]

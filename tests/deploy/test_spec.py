@@ -30,6 +30,7 @@ EXPECTED = {
     "manual-order": None,
     "manual-close": None,
     "manual-close-all": None,
+    "manual-move-stop": None,
     "manual-confirm": None,
     "manual-cancel": None,
     "paper-reset": None,
@@ -39,6 +40,7 @@ EXPECTED = {
 REQUIRED_AT_RUN = {
     "manual-order": {"symbol": "BTC/USDT", "side": "buy", "amount": "0.001"},
     "manual-close": {"symbol": "BTC/USDT"},
+    "manual-move-stop": {"symbol": "BTC/USDT"},
     "manual-confirm": {"token": "0123456789abcdef"},
     "manual-cancel": {"order": "kdp-0123"},
     "paper-reset": {"balance": "10000"},

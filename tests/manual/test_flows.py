@@ -13,8 +13,10 @@ import pytest
 from kestrel.emulator import BinanceEmulator
 from kestrel.live_settings import resolve_settings
 from kestrel.manual import ManualError, OutcomeStatus
+from kestrel.mode import TradingMode, trading_mode
 from kestrel.runtime import reset_runtimes
 from kestrel.settings import load_settings
+from kestrel.store import open_store
 from tests.manual.conftest import KEY, SECRET
 
 pytestmark = pytest.mark.prefect
@@ -100,3 +102,40 @@ def test_real_flows_preview_then_confirm(
     done = manual_confirm(token=preview.token, config=config)
     assert done.status is OutcomeStatus.PLACED
     assert emulator.request_count("/api/v3/order", "POST") == 1
+
+
+def test_real_move_stop_flow_previews_then_the_confirm_flow_moves(
+    prefect_harness: None,
+    tmp_data_dir: Path,
+    emulator: BinanceEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flows.manual import manual_confirm, manual_move_stop, manual_order
+
+    monkeypatch.setenv("KESTREL_BINANCE_API_KEY", KEY)
+    monkeypatch.setenv("KESTREL_BINANCE_API_SECRET", SECRET)
+    config = {
+        "mode": "REAL",
+        "data_dir": str(tmp_data_dir),
+        "exchange_api": {"url": emulator.url, "rate_limit": False},
+        "watchlist": [{"symbol": "BTC/USDT", "timeframe": "1h", "strategy": "SCALP"}],
+    }
+    bought = manual_order(symbol="BTC/USDT", side="buy", amount=Decimal("0.01"), config=config)
+    assert bought.token
+    manual_confirm(token=bought.token, config=config)
+    preview = manual_move_stop(
+        symbol="BTC/USDT",
+        stop_loss=Decimal("19000"),
+        trailing_distance_pct=Decimal("2"),
+        config=config,
+    )
+    assert preview.status is OutcomeStatus.NEEDS_CONFIRMATION and preview.token
+    done = manual_confirm(token=preview.token, config=config)
+    assert done.status is OutcomeStatus.APPLIED
+    settings = load_settings(**config)
+    with trading_mode(TradingMode.REAL):
+        store = open_store(settings, TradingMode.REAL)
+        position = store.open_position("BTC/USDT")
+        store.close()
+    assert position is not None
+    assert (position.stop_loss, position.trailing_stop_pct) == (Decimal("19000"), Decimal("0.02"))
