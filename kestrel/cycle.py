@@ -18,7 +18,7 @@ from kestrel.analysis.engine import analyze, build_analyst, conclude, prepare
 from kestrel.controls import circuit_breaker_state
 from kestrel.decision import decide
 from kestrel.errors import InvalidMarketData
-from kestrel.ids import cycle_id
+from kestrel.ids import cycle_id, installation_id
 from kestrel.mode import current_mode
 from kestrel.models import (
     Action,
@@ -127,6 +127,7 @@ def make_decision(
     decision = decide(
         cycle=cycle_id(symbol_item.symbol, symbol_item.timeframe, analysis.candle_timestamp),
         mode=rt.mode,
+        installation=installation_id(rt.store),
         analysis=analysis,
         verdict=verdict,
         market=rt.market(symbol_item.symbol),

@@ -20,7 +20,7 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from kestrel.errors import ConcurrentUpdate
-from kestrel.ids import client_order_id
+from kestrel.ids import client_order_id, installation_id
 from kestrel.ledger import record_unrealized
 from kestrel.mode import current_mode
 from kestrel.models import (
@@ -116,7 +116,9 @@ def _exit(rt: Runtime, position: Position, reason: Reason) -> Order | None:
         return None
     mode = current_mode()
     attempt = f"exit|{position.position_id}|{len(previous)}"
-    cid = client_order_id(mode, attempt, position.symbol, OrderRole.EXIT)
+    cid = client_order_id(
+        mode, attempt, position.symbol, OrderRole.EXIT, installation=installation_id(rt.store)
+    )
     intent = Order(
         client_order_id=cid,
         mode=mode,

@@ -40,7 +40,7 @@ from pydantic import BaseModel, Field
 from kestrel.exchange.base import ExchangeClient
 from kestrel.exchange.ccxt_exchange import StopKind, market_spec, native_stop_kind
 from kestrel.exchange.settings import ExchangeSettings, ProtectionMode
-from kestrel.ids import client_order_id
+from kestrel.ids import client_order_id, installation_id
 from kestrel.mode import TradingMode, current_mode
 from kestrel.models import (
     LIVE_STATUSES,
@@ -172,7 +172,11 @@ def ensure_protection(
             f"({spec.min_amount} / {spec.min_notional} {spec.quote}); it cannot carry a stop",
         )
         return "monitor (too small for a stop order)"
-    intent = _stop_intent(exchange, policy, position, kind, amount, len(stops), spec.price_tick)
+    installation = installation_id(store)
+    generation = len(stops)
+    intent = _stop_intent(
+        exchange, policy, position, kind, amount, generation, spec.price_tick, installation
+    )
     result = place(store, exchange, intent)
     _announce(store, policy, position, result, report)
     return _label(result)
@@ -186,6 +190,7 @@ def _stop_intent(
     amount: Decimal,
     generation: int,
     tick: Decimal,
+    installation: str,
 ) -> Order:
     assert position.stop_loss is not None
     mode = current_mode()
@@ -194,7 +199,11 @@ def _stop_intent(
         limit = round_to_tick(position.stop_loss * (1 - policy.stop_limit_offset_pct), tick)
     return Order(
         client_order_id=client_order_id(
-            mode, f"sl|{position.position_id}|{generation}", position.symbol, OrderRole.STOP_LOSS
+            mode,
+            f"sl|{position.position_id}|{generation}",
+            position.symbol,
+            OrderRole.STOP_LOSS,
+            installation=installation,
         ),
         mode=mode,
         exchange=exchange.id,

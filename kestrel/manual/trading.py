@@ -53,6 +53,7 @@ from kestrel.cycle import decision_event, fetch_candles, risk_context
 from kestrel.decision import decide
 from kestrel.errors import ConcurrentUpdate
 from kestrel.exchange.errors import OrderOutcomeUnknown
+from kestrel.ids import installation_id
 from kestrel.manual.models import (
     AnyRequest,
     CancelOutcome,
@@ -420,6 +421,7 @@ def _plan_place(rt: Runtime, request: PlaceOrderRequest, request_id: str, actor:
     decision = decide(
         cycle=manual_cycle_id(request_id),
         mode=rt.mode,
+        installation=installation_id(rt.store),
         analysis=analysis,
         verdict=verdict,
         market=market,
@@ -470,6 +472,7 @@ def _plan_close(
     decision = decide(
         cycle=manual_cycle_id(request_id),
         mode=rt.mode,
+        installation=installation_id(rt.store),
         analysis=analysis,
         verdict=verdict,
         market=market,
