@@ -65,3 +65,21 @@ def insert_same_order(
         results.put(("ok", outcome))
     except BaseException:
         results.put(("error", traceback.format_exc()))
+
+
+def take_lease(path: Path, key: str, barrier: Barrier, results: Queue[object]) -> None:
+    """Try once to take `key` (never released): exactly one process may win."""
+    from kestrel.lease import LeaseBusy, LeaseHolder, acquire
+
+    try:
+        barrier.wait()
+        store = SQLiteStore(path, TradingMode.DEMO)
+        try:
+            acquire(store, key, LeaseHolder.here("test0001", "race"), ttl_s=600)
+            outcome = "won"
+        except LeaseBusy:
+            outcome = "busy"
+        store.close()
+        results.put(("ok", outcome))
+    except BaseException:
+        results.put(("error", traceback.format_exc()))
