@@ -8,6 +8,8 @@ Kinds, and what the real ccxt client raises for each:
 - `http_error`: an HTTP 5xx from "the gateway" (non-JSON body, like a load balancer page)
   -> ccxt.ExchangeNotAvailable (504 -> ccxt.RequestTimeout).
 - `rate_limit`: HTTP 429 (or 418) with Retry-After and Binance's -1003 body -> ccxt.DDoSProtection.
+- `latency`: the request waits `delay_s` before it is processed, then succeeds: a slow exchange,
+  the window in which two clients race (e.g. both sending one order).
 With `execute=True` the request is processed first and only the response is lost: the
 "order accepted but response lost" case. Visibility lag (eventual consistency) lives in the
 matching engine (`VisibilityLag`); clock skew in the server.
@@ -21,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FaultKind = Literal["timeout", "drop", "http_error", "rate_limit"]
+FaultKind = Literal["timeout", "drop", "http_error", "rate_limit", "latency"]
 
 
 class FaultRule(BaseModel):
@@ -37,6 +39,7 @@ class FaultRule(BaseModel):
     status: int = Field(default=503, ge=400, le=599, description="http_error/rate_limit status")
     retry_after_s: int = Field(default=1, ge=0, description="rate_limit Retry-After header")
     hang_s: float = Field(default=5.0, gt=0, le=120, description="timeout: how long to hold")
+    delay_s: float = Field(default=0.0, ge=0, le=120, description="latency: wait before processing")
     body: str | None = Field(default=None, description="http_error body (default: HTML page)")
 
     def matches(self, method: str, path: str) -> bool:
@@ -171,4 +174,11 @@ class FaultPlan:
                 status=status,
                 hang_s=hang_s,
             )
+        )
+
+    def latency(
+        self, delay_s: float, count: int = 1, path: str | None = None, method: str | None = None
+    ) -> FaultRule:
+        return self.add(
+            FaultRule(kind="latency", count=count, path=path, method=method, delay_s=delay_s)
         )

@@ -180,6 +180,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             app.counter.hit(method, path)
             fault = app.faults.take(method, path)
+            if fault is not None and fault.kind == "latency":
+                app.stop_event.wait(fault.delay_s)
+                fault = None
             if fault is not None and not fault.execute:
                 self._apply(fault)
                 return
