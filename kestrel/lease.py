@@ -15,8 +15,10 @@ How it works: a small state document per (exchange account, symbol), changed onl
 store's compare-and-set (`put_state` with `expected_version`): atomic on SQLite and on MongoDB
 with or without transactions. It names its holder (installation, what is running, process and
 host) and an expiry. The holder renews it from a heartbeat thread while it works; a holder that
-dies stops renewing, and once the lease has expired anyone may take it over. A refusal
-(`LeaseBusy`) names the real holder and until when it holds the lease.
+dies stops renewing, and once the lease has expired anyone may take it over; a holder that
+is seen to be dead (a process of this machine, same process namespace, no longer running: a
+crash, a kill) is taken over at once, so a restart after a crash does not wait for the
+expiry. A refusal (`LeaseBusy`) names the real holder and until when it holds the lease.
 
 Clocks: expiry is compared with the taker's clock, so machines sharing a store must agree on
 the time to well within the lease's duration (NTP; the default is 30 s).
@@ -31,12 +33,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
 from kestrel.errors import ConcurrentUpdate, KestrelError
+from kestrel.ids import installation_id
 from kestrel.models import utcnow
 from kestrel.store.base import Store
 
@@ -45,6 +48,9 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 DEFAULT_TTL_S = 30.0
+#: how long an operator's order waits for a symbol another run is trading (a cycle holds it
+#: for seconds), before it is refused with the holder's name
+OPERATOR_WAIT_S = 10.0
 KEY_PREFIX = "lease:"
 _CAS_TRIES = 20
 _POLL_S = 0.1
@@ -59,6 +65,9 @@ class LeaseHolder(BaseModel):
     host: str
     pid: int
     token: str
+    process_space: str | None = Field(
+        default=None, description="host and pid namespace: where `pid` can be checked"
+    )
 
     @classmethod
     def here(cls, installation: str, run: str) -> LeaseHolder:
@@ -69,7 +78,21 @@ class LeaseHolder(BaseModel):
             host=socket.gethostname(),
             pid=os.getpid(),
             token=uuid.uuid4().hex,
+            process_space=_process_space(),
         )
+
+    def is_dead(self) -> bool:
+        """True only when certain: its pid is in our process space and runs no more. A
+        holder elsewhere (another machine, container or OS) is never judged: it expires."""
+        if self.process_space is None or self.process_space != _process_space():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # exists, owned by someone else
+            return False
+        return False
 
     def describe(self) -> str:
         return f"{self.run} (pid {self.pid} on {self.host}, installation {self.installation})"
@@ -86,7 +109,7 @@ class Lease(BaseModel):
     released: bool = False
 
     def free_at(self, now: datetime) -> bool:
-        return self.released or self.expires_at <= now
+        return self.released or self.expires_at <= now or self.holder.is_dead()
 
 
 class LeaseBusy(KestrelError):
@@ -103,6 +126,15 @@ class LeaseBusy(KestrelError):
 
 class LeaseLost(KestrelError):
     """Our lease expired and someone else took it over (we stalled past its expiry)."""
+
+
+def _process_space() -> str | None:
+    """This host and pid namespace (Linux), where a pid names one process; None elsewhere."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{socket.gethostname()}/{namespace}"
 
 
 def symbol_key(exchange_id: str, symbol: str) -> str:
@@ -144,9 +176,9 @@ def acquire(
         held = current is not None and not current.free_at(moment)
         if held and current is not None and current.holder.token != holder.token:
             raise LeaseBusy(current)
-        if current is not None and not current.released and current.expires_at <= moment:
+        if current is not None and not current.released and current.holder.token != holder.token:
             log.warning(
-                "lease %s: taking over from %s, expired at %s",
+                "lease %s: taking over from %s (expired at %s, or its process has ended)",
                 key,
                 current.holder.describe(),
                 current.expires_at,
@@ -278,3 +310,12 @@ def hold(
     finally:
         held.stop()
         release(store, held.lease)
+
+
+def symbol_lease(
+    store: Store, exchange_id: str, symbol: str, run: str, *, wait_s: float = 0.0
+) -> AbstractContextManager[Held]:
+    """Hold the lease of `symbol` on this exchange account, as `run` of this installation:
+    what every path that places orders wraps its read-decide-place section in."""
+    holder = LeaseHolder.here(installation_id(store), run)
+    return hold(store, symbol_key(exchange_id, symbol), holder, wait_s=wait_s)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from kestrel.errors import ConcurrentUpdate
 from kestrel.ids import client_order_id, installation_id
+from kestrel.lease import LeaseBusy, symbol_lease
 from kestrel.ledger import record_unrealized
 from kestrel.mode import current_mode
 from kestrel.models import (
@@ -180,11 +181,14 @@ def monitor_positions(rt: Runtime) -> MonitorReport:
             if reason.code is ReasonCode.STOP_LOSS_HIT and _native_stop_live(rt, position):
                 report.deferred[position.symbol] = "stop-loss order live on the exchange"
                 continue
-            order = _exit(rt, position, reason)
+            with symbol_lease(rt.store, rt.exchange.id, position.symbol, "position monitor"):
+                order = _exit(rt, position, reason)
             if order is None:
                 report.deferred[position.symbol] = "below the market minimum: cannot exit"
             else:
                 report.exits[position.symbol] = f"{reason.code.value}: {order.status.value}"
+        except LeaseBusy as busy:  # another run is trading it: look again next pass
+            report.deferred[position.symbol] = str(busy)
         except Exception as exc:
             log.warning("monitoring %s failed: %s", position.symbol, exc)
             report.errors[position.symbol] = f"{type(exc).__name__}: {exc}"

@@ -41,6 +41,7 @@ from kestrel.exchange.base import ExchangeClient
 from kestrel.exchange.ccxt_exchange import StopKind, market_spec, native_stop_kind
 from kestrel.exchange.settings import ExchangeSettings, ProtectionMode
 from kestrel.ids import client_order_id, installation_id
+from kestrel.lease import symbol_lease
 from kestrel.mode import TradingMode, current_mode
 from kestrel.models import (
     LIVE_STATUSES,
@@ -110,9 +111,10 @@ def protect_positions(
             report.failed[order.symbol] = f"orphan {order.client_order_id}: {exc}"
     for position in positions:
         try:
-            report.protected[position.symbol] = ensure_protection(
-                store, exchange, policy, position, report
-            )
+            with symbol_lease(store, exchange.id, position.symbol, "order sync: protection"):
+                report.protected[position.symbol] = ensure_protection(
+                    store, exchange, policy, position, report
+                )
         except Exception as exc:
             log.warning("protection for %s not done: %s", position.symbol, exc)
             report.failed[position.symbol] = f"{type(exc).__name__}: {exc}"

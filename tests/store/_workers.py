@@ -83,3 +83,14 @@ def take_lease(path: Path, key: str, barrier: Barrier, results: Queue[object]) -
         results.put(("ok", outcome))
     except BaseException:
         results.put(("error", traceback.format_exc()))
+
+
+def take_lease_and_die(path: Path, key: str) -> None:
+    """Take `key` and end without releasing it (as a crash or a kill would)."""
+    import os
+
+    from kestrel.lease import LeaseHolder, acquire
+
+    store = SQLiteStore(path, TradingMode.DEMO)
+    acquire(store, key, LeaseHolder.here("test0001", "crashing cycle"), ttl_s=600)
+    os._exit(86)

@@ -4,6 +4,7 @@ holder then finds out instead of renewing someone else's lease. Time is a contro
 
 from __future__ import annotations
 
+import multiprocessing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -156,3 +157,33 @@ def test_processes_racing_for_one_lease_have_exactly_one_winner(tmp_path: Path) 
     SQLiteStore(path, TradingMode.DEMO).close()
     outcomes = run_processes(_workers.take_lease, path, KEY)
     assert sorted(outcomes) == ["busy", "busy", "busy", "won"]
+
+
+def test_a_crashed_holder_on_this_machine_is_taken_over_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "kestrel_demo.sqlite3"
+    SQLiteStore(path, TradingMode.DEMO).close()
+    child = multiprocessing.get_context("spawn").Process(
+        target=_workers.take_lease_and_die, args=(path, KEY)
+    )
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == 86
+    store = SQLiteStore(path, TradingMode.DEMO)
+    try:
+        found = store.get_state(KEY)
+        assert found is not None
+        crashed = Lease.model_validate(found[0])
+        assert crashed.holder.pid == child.pid and crashed.holder.is_dead()
+        # 600 s before it expires, but its process is gone: no need to wait for the expiry.
+        acquire(store, KEY, holder("restarted cycle"), ttl_s=TTL)
+    finally:
+        store.close()
+
+
+def test_a_holder_elsewhere_is_never_judged_dead(store: Store, clock: Clock) -> None:
+    here = holder("cycle on another machine")
+    elsewhere = here.model_copy(update={"pid": 2**22 + 1, "process_space": "other-host/pid:[1]"})
+    acquire(store, KEY, elsewhere, ttl_s=TTL, now=clock)
+    assert not elsewhere.is_dead()
+    with pytest.raises(LeaseBusy):
+        acquire(store, KEY, holder("cycle here"), ttl_s=TTL, now=clock)
