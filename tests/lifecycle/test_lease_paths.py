@@ -89,3 +89,18 @@ def test_a_cycle_stands_down_naming_the_holder(
     [event] = world.store.list_events(types=[EventType.TRADE_HELD])
     assert event.reasons == ["SKIP_SYMBOL_BUSY"]
     assert "being traded by trading-cycle run brave-owl (pid 424242 on worker-2" in event.message
+
+
+def test_an_intent_stored_before_ids_carried_the_installation_still_resolves(
+    world: World,
+) -> None:
+    """Upgrading with an intent in flight: it is resumed by the id it was stored with."""
+    old_format = "krp-" + "3f9a0c1b2d4e5f60718293a4b5"  # 30 chars: no installation in it
+    stored = world.store.insert_order(
+        intent("before-upgrade", "1").model_copy(update={"client_order_id": old_format})
+    )
+    placed = place(world.store, world.exchange, stored)
+    assert placed.status is OrderStatus.FILLED
+    [remote] = world.orders_on_exchange()
+    assert remote.client_order_id == old_format == placed.client_order_id
+    assert placed.exchange_order_id == str(remote.order_id)
