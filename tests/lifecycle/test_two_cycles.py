@@ -31,7 +31,7 @@ from kestrel.store.sqlite import SQLiteStore
 from tests.lifecycle import cycle_worker
 from tests.lifecycle.scenario import HOUR, KEY, SECRET, SYMBOL, account
 
-TRIALS = 4
+TRIALS = 3  # most of the time is the two processes importing ccxt (no .pyc here)
 WORKERS = ("A", "B")
 HISTORY = 120  # closed candles: enough for every indicator of the default profile
 
