@@ -71,7 +71,9 @@ def markets(count: int) -> list[MarketConfig]:
 
 def intent(symbol: str, n: int, price: Decimal) -> Order:
     return Order(
-        client_order_id=client_order_id(TradingMode.REAL, f"bench|{n}", symbol, OrderRole.PRIMARY),
+        client_order_id=client_order_id(
+            TradingMode.REAL, f"bench|{n}", symbol, OrderRole.PRIMARY, installation="bench001"
+        ),
         mode=TradingMode.REAL,
         exchange="binance",
         symbol=symbol,

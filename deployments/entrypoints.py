@@ -8,8 +8,10 @@ book). Secrets (store URI, Telegram token) reach
 the subflow through the process environment, never as parameters (blocks/settings.py).
 
 The trading cycle runs on the task runner the settings choose (threads, or Dask for a
-cluster) and holds a per-watchlist lock, so two runs of the same watchlist never overlap
-even when they come from different deployments, `kestrel cycle`, or a second server.
+cluster) and takes a per-watchlist Prefect lock, so two runs of one watchlist normally run
+one after the other. Correctness does not rest on it (`kestrel cycle`, a manual order or a
+second server never take it): each symbol is traded under its lease in the store
+(kestrel.lease), which decides, and names, who trades it when two runs meet.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 from prefect import flow, get_client, get_run_logger
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
-from prefect.states import Cancelled, Completed, State
+from prefect.states import Completed, State
 
 from blocks.exchange_account import use_exchange_account
 from blocks.settings import BlockRefs, Resolved, exported, resolve_settings, subflow_config
@@ -125,10 +127,11 @@ def trading_cycle(
     with run_scope(resolved) as settings:
         name = lock_name(settings.mode, watchlist)
         with watchlist_lock(name, settings.ops.cycle_lock_timeout_s) as held:
-            if not held:
-                message = f"watchlist {watchlist!r} is being traded by another run ({name})"
-                logger.warning("%s; this run stands down", message)
-                return Cancelled(message=message)
+            if not held:  # a busy server can be slow to grant it: the symbol leases decide
+                logger.warning(
+                    "another run still holds %s; going on: each symbol's lease says who trades it",
+                    name,
+                )
             try:
                 inner = trading_cycle_flow.with_options(task_runner=task_runner_for(settings.ops))
                 decisions = inner(config=subflow_config(settings))

@@ -6,6 +6,13 @@ watchlist order, so that each symbol's exposure, position count and balance chec
 orders the symbols before it just placed. One symbol failing (bad candles, an exchange outage
 past its retries) does not stop the others, and fails the run at the end. Each run publishes
 a table artifact of its decisions with their reason codes.
+
+Risk -> decide -> execute of a symbol run while this run holds the symbol's lease in the
+store (kestrel.lease): whatever else trades the symbol at the same time (another cycle from
+any deployment, machine or `kestrel cycle`, a manual order, the monitor's exits) waits or
+stands down, so what risk read is still true when the order goes out. If the lease stays
+taken past `ops.cycle_lock_timeout_s`, the symbol stands down with a SKIP_SYMBOL_BUSY
+decision naming the run that holds it.
 """
 
 from __future__ import annotations
@@ -15,10 +22,14 @@ from typing import Any, cast
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run
 
+from kestrel import cycle
+from kestrel.lease import LeaseBusy, symbol_lease
 from kestrel.live_settings import load_effective
 from kestrel.mode import trading_mode
 from kestrel.models import AnalysisResult, Decision
+from kestrel.runtime import get_runtime
 from kestrel.settings import KestrelSettings
 from kestrel.strategy.resolve import SymbolPlan, resolve_plans
 from tasks.trading import (
@@ -70,6 +81,8 @@ def run_cycle(settings: KestrelSettings) -> list[Decision]:
     An unknown strategy name raises ConfigError before any task runs."""
     plans = resolve_plans(settings)
     analyses = [(plan, submit_analysis(settings, plan)) for plan in plans]
+    rt = get_runtime(settings)
+    run = f"trading-cycle run {flow_run.get_name() or 'local'} ({flow_run.get_id() or 'no id'})"
     decisions: list[Decision] = []
     failures: list[str] = []
     for plan, analysis in analyses:
@@ -77,27 +90,43 @@ def run_cycle(settings: KestrelSettings) -> list[Decision]:
         if not analysis.state.is_completed():
             failures.append(f"{plan.symbol}: {analysis.state.message}")
             continue
-        verdict = risk_task.with_options(task_run_name=f"risk-{plan.symbol}").submit(
-            settings, plan, later(analysis)
-        )
-        decision = decide_task.with_options(task_run_name=f"decide-{plan.symbol}").submit(
-            settings, plan, later(analysis), later(verdict)
-        )
-        order = execute_task.with_options(task_run_name=f"execute-{plan.symbol}").submit(
-            settings, later(decision)
-        )
-        order.wait()
-        decision.wait()  # on Dask a future's state is read from the API and may lag
-        order_state = order.state
-        if decision.state.is_completed():
-            decisions.append(decision.result())
-        if not order_state.is_completed():
-            failures.append(f"{plan.symbol}: {order_state.message}")
+        wait_s = settings.ops.cycle_lock_timeout_s
+        try:
+            with symbol_lease(rt.store, rt.exchange.id, plan.symbol, run, wait_s=wait_s):
+                decision, failure = trade(settings, plan, analysis)
+        except LeaseBusy as busy:
+            get_run_logger().warning("%s; this run stands down on %s", busy, plan.symbol)
+            decision, failure = cycle.stand_down(rt, plan, analysis.result(), busy), None
+        if decision is not None:
+            decisions.append(decision)
+        if failure is not None:
+            failures.append(f"{plan.symbol}: {failure}")
     publish_decisions(settings, decisions, failures)
     if failures:
         get_run_logger().error("cycle failures: %s", "; ".join(failures))
         raise CycleFailed("; ".join(failures))
     return decisions
+
+
+def trade(
+    settings: KestrelSettings, plan: SymbolPlan, analysis: PrefectFuture[AnalysisResult]
+) -> tuple[Decision | None, str | None]:
+    """Risk -> decide -> execute for one symbol (the caller holds its lease); the decision,
+    and why the order step failed (None if it did not)."""
+    verdict = risk_task.with_options(task_run_name=f"risk-{plan.symbol}").submit(
+        settings, plan, later(analysis)
+    )
+    decision = decide_task.with_options(task_run_name=f"decide-{plan.symbol}").submit(
+        settings, plan, later(analysis), later(verdict)
+    )
+    order = execute_task.with_options(task_run_name=f"execute-{plan.symbol}").submit(
+        settings, later(decision)
+    )
+    order.wait()
+    decision.wait()  # on Dask a future's state is read from the API and may lag
+    order_state = order.state
+    decided = decision.result() if decision.state.is_completed() else None
+    return decided, None if order_state.is_completed() else order_state.message
 
 
 def _reason_values(decision: Decision, code: str, key: str) -> str:

@@ -18,7 +18,8 @@ from kestrel.analysis.engine import analyze, build_analyst, conclude, prepare
 from kestrel.controls import circuit_breaker_state
 from kestrel.decision import decide
 from kestrel.errors import InvalidMarketData
-from kestrel.ids import cycle_id
+from kestrel.ids import cycle_id, installation_id
+from kestrel.lease import LeaseBusy
 from kestrel.mode import current_mode
 from kestrel.models import (
     Action,
@@ -29,6 +30,7 @@ from kestrel.models import (
     Event,
     EventType,
     Order,
+    Reason,
     ReasonCode,
     RiskVerdict,
     timeframe_ms,
@@ -127,6 +129,7 @@ def make_decision(
     decision = decide(
         cycle=cycle_id(symbol_item.symbol, symbol_item.timeframe, analysis.candle_timestamp),
         mode=rt.mode,
+        installation=installation_id(rt.store),
         analysis=analysis,
         verdict=verdict,
         market=rt.market(symbol_item.symbol),
@@ -158,6 +161,7 @@ _NOT_A_BLOCK = frozenset(
         ReasonCode.SKIP_NO_CONSENSUS,
         ReasonCode.SKIP_INSUFFICIENT_DATA,
         ReasonCode.SKIP_NO_POSITION,
+        ReasonCode.SKIP_SYMBOL_BUSY,
     }
 )
 
@@ -214,7 +218,37 @@ def decision_event(decision: Decision, analysis: AnalysisResult) -> Event:
     )
 
 
+def stand_down(
+    rt: Runtime, item: WatchlistItem | SymbolPlan, analysis: AnalysisResult, busy: LeaseBusy
+) -> Decision:
+    """Another run holds the symbol's lease (kestrel.lease): no trade from this run, and a
+    TRADE_HELD decision whose reason names that run and until when it holds the symbol."""
+    plan = plan_for(rt.settings, item)
+    lease = busy.lease
+    reason = Reason(
+        code=ReasonCode.SKIP_SYMBOL_BUSY,
+        detail=str(busy),
+        values={
+            "holder": lease.holder.describe(),
+            "expires_at": lease.expires_at.isoformat(),
+            "installation": lease.holder.installation,
+        },
+    )
+    decision = Decision(
+        cycle_id=cycle_id(plan.item.symbol, plan.item.timeframe, analysis.candle_timestamp),
+        symbol=plan.item.symbol,
+        action=Action.HOLD,
+        reasons=[reason],
+        profile=plan.profile.name,
+    )
+    rt.store.append_events([decision_event(decision, analysis)])
+    return decision
+
+
 def execute(rt: Runtime, decision: Decision) -> Order | None:
+    """Place the decision's order. The caller holds the symbol's lease from the risk check on
+    (kestrel.lease.symbol_lease; the trading-cycle flow does), so that what risk read is
+    still true when the order goes out."""
     if decision.action is Action.HOLD:
         return None
     intent = intent_from_decision(decision, rt.exchange.id)

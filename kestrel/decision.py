@@ -27,6 +27,7 @@ def decide(
     *,
     cycle: str,
     mode: TradingMode,
+    installation: str,
     analysis: AnalysisResult,
     verdict: RiskVerdict,
     market: MarketSpec,
@@ -68,6 +69,8 @@ def decide(
         price=price,
         stop_loss=stop_loss,
         take_profit=take_profit,
-        client_order_id=client_order_id(mode, cycle, analysis.symbol, role),
+        client_order_id=client_order_id(
+            mode, cycle, analysis.symbol, role, installation=installation
+        ),
         profile=profile.name,
     )

@@ -34,7 +34,8 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from kestrel.errors import ConcurrentUpdate, ConfigError
-from kestrel.ids import client_order_id
+from kestrel.ids import client_order_id, installation_id
+from kestrel.lease import LeaseBusy, symbol_lease
 from kestrel.ledger import record_unrealized
 from kestrel.mode import current_mode
 from kestrel.models import (
@@ -230,7 +231,9 @@ def _exit(rt: Runtime, position: Position, reason: Reason, price: Decimal) -> Or
         position = _set_unsellable(rt, position, None)
     mode = current_mode()
     attempt = f"exit|{position.position_id}|{len(previous)}"
-    cid = client_order_id(mode, attempt, position.symbol, OrderRole.EXIT)
+    cid = client_order_id(
+        mode, attempt, position.symbol, OrderRole.EXIT, installation=installation_id(rt.store)
+    )
     intent = Order(
         client_order_id=cid,
         mode=mode,
@@ -300,11 +303,14 @@ def monitor_positions(rt: Runtime) -> MonitorReport:
             if stop_hit and _native_stop_covers(rt, position, price):
                 report.deferred[position.symbol] = "stop-loss order live on the exchange"
                 continue
-            order = _exit(rt, position, reason, price)
+            with symbol_lease(rt.store, rt.exchange.id, position.symbol, "position monitor"):
+                order = _exit(rt, position, reason, price)
             if order is None:
                 report.deferred[position.symbol] = "DUST: cannot be sold"
             else:
                 report.exits[position.symbol] = f"{reason.code.value}: {order.status.value}"
+        except LeaseBusy as busy:  # another run is trading it: look again next pass
+            report.deferred[position.symbol] = str(busy)
         except Exception as exc:
             log.warning("monitoring %s failed: %s", position.symbol, exc)
             report.errors[position.symbol] = f"{type(exc).__name__}: {exc}"

@@ -43,8 +43,9 @@ class OpsSettings(BaseModel):
         default=5.0,
         ge=1,
         le=3600,
-        description="how long a cycle waits for its watchlist's lock before giving up (the "
-        "run then ends Cancelled: the cycle holding the lock already acts on this candle)",
+        description="how long a cycle waits for its watchlist's Prefect lock, then for each "
+        "symbol's lease; a symbol whose lease is still held then stands down "
+        "(SKIP_SYMBOL_BUSY, naming the holder)",
     )
     deadman_cycle_after_s: float = Field(
         default=1800.0,

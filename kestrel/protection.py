@@ -43,7 +43,8 @@ from pydantic import BaseModel, Field
 from kestrel.exchange.base import ExchangeClient
 from kestrel.exchange.ccxt_exchange import StopKind, market_spec, native_stop_kind
 from kestrel.exchange.settings import ExchangeSettings, ProtectionMode
-from kestrel.ids import client_order_id
+from kestrel.ids import client_order_id, installation_id
+from kestrel.lease import symbol_lease
 from kestrel.mode import TradingMode, current_mode
 from kestrel.models import (
     LIVE_STATUSES,
@@ -114,9 +115,10 @@ def protect_positions(
             report.failed[order.symbol] = f"orphan {order.client_order_id}: {exc}"
     for position in positions:
         try:
-            report.protected[position.symbol] = ensure_protection(
-                store, exchange, policy, position, report
-            )
+            with symbol_lease(store, exchange.id, position.symbol, "order sync: protection"):
+                report.protected[position.symbol] = ensure_protection(
+                    store, exchange, policy, position, report
+                )
         except Exception as exc:
             log.warning("protection for %s not done: %s", position.symbol, exc)
             report.failed[position.symbol] = f"{type(exc).__name__}: {exc}"
@@ -181,7 +183,8 @@ def ensure_protection(
             f"({too_small.detail}); it cannot carry a stop",
         )
         return "monitor (too small for a stop order)"
-    intent = _stop_intent(exchange, policy, position, kind, amount, len(stops), spec)
+    installation = installation_id(store)
+    intent = _stop_intent(exchange, policy, position, kind, amount, len(stops), spec, installation)
     result = place(store, exchange, intent)
     _announce(store, policy, position, result, report)
     return _label(result)
@@ -221,6 +224,7 @@ def _stop_intent(
     amount: Decimal,
     generation: int,
     spec: MarketSpec,
+    installation: str,
 ) -> Order:
     assert position.stop_loss is not None
     mode = current_mode()
@@ -232,7 +236,11 @@ def _stop_intent(
         )
     return Order(
         client_order_id=client_order_id(
-            mode, f"sl|{position.position_id}|{generation}", position.symbol, OrderRole.STOP_LOSS
+            mode,
+            f"sl|{position.position_id}|{generation}",
+            position.symbol,
+            OrderRole.STOP_LOSS,
+            installation=installation,
         ),
         mode=mode,
         exchange=exchange.id,

@@ -14,6 +14,8 @@ Kinds, and what the real ccxt client raises for each:
 - `tamper`: the request is processed, then fields of the JSON reply are replaced (`patch`; for a
   list reply, in item `item`): a reply that names another order, or carries a status ccxt does
   not know.
+- `latency`: the request waits `delay_s` before it is processed, then succeeds: a slow exchange,
+  the window in which two clients race (e.g. both sending one order).
 With `execute=True` the request is processed first and only the response is lost: the
 "order accepted but response lost" case. Visibility lag (eventual consistency) lives in the
 matching engine (`VisibilityLag`); clock skew in the server.
@@ -28,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FaultKind = Literal["timeout", "drop", "http_error", "rate_limit", "hold", "tamper"]
+FaultKind = Literal["timeout", "drop", "http_error", "rate_limit", "hold", "tamper", "latency"]
 
 
 class Gate:
@@ -59,6 +61,7 @@ class FaultRule(BaseModel):
     status: int = Field(default=503, ge=400, le=599, description="http_error/rate_limit status")
     retry_after_s: int = Field(default=1, ge=0, description="rate_limit Retry-After header")
     hang_s: float = Field(default=5.0, gt=0, le=120, description="timeout: how long to hold")
+    delay_s: float = Field(default=0.0, ge=0, le=120, description="latency: wait before processing")
     body: str | None = Field(default=None, description="http_error body (default: HTML page)")
     gate: str | None = Field(default=None, description="hold: the name of its Gate")
     patch: dict[str, Any] = Field(default_factory=dict, description="tamper: reply fields")
@@ -240,4 +243,11 @@ class FaultPlan:
         """The next matching reply has `patch` written over its fields (item `item` of a list)."""
         return self.add(
             FaultRule(kind="tamper", path=path, method=method, patch=patch, item=item, count=count)
+        )
+
+    def latency(
+        self, delay_s: float, count: int = 1, path: str | None = None, method: str | None = None
+    ) -> FaultRule:
+        return self.add(
+            FaultRule(kind="latency", count=count, path=path, method=method, delay_s=delay_s)
         )

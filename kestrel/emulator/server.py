@@ -184,6 +184,9 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None and fault.kind == "hold":
                 app.faults.gate(fault).wait(fault.hang_s)  # a slow exchange: then answer as usual
                 fault = None
+            if fault is not None and fault.kind == "latency":
+                app.stop_event.wait(fault.delay_s)
+                fault = None
             if fault is not None and not fault.execute and fault.kind != "tamper":
                 self._apply(fault)
                 return

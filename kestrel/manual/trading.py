@@ -53,6 +53,8 @@ from kestrel.cycle import decision_event, fetch_candles, risk_context
 from kestrel.decision import decide
 from kestrel.errors import ConcurrentUpdate
 from kestrel.exchange.errors import OrderOutcomeUnknown
+from kestrel.ids import installation_id
+from kestrel.lease import OPERATOR_WAIT_S, symbol_lease
 from kestrel.manual.levels import MovePlan, apply_move, plan_move
 from kestrel.manual.models import (
     AnyRequest,
@@ -545,6 +547,7 @@ def _plan_place(rt: Runtime, request: PlaceOrderRequest, request_id: str, actor:
     decision = decide(
         cycle=manual_cycle_id(request_id),
         mode=rt.mode,
+        installation=installation_id(rt.store),
         analysis=analysis,
         verdict=verdict,
         market=market,
@@ -595,6 +598,7 @@ def _plan_close(
     decision = decide(
         cycle=manual_cycle_id(request_id),
         mode=rt.mode,
+        installation=installation_id(rt.store),
         analysis=analysis,
         verdict=verdict,
         market=market,
@@ -824,7 +828,9 @@ def _previous_run(
             orders.append(stored)
             continue
         try:
-            orders.append(place(rt.store, rt.exchange, stored))  # resumes a NEW intent
+            run = f"manual request {request_id}"
+            with symbol_lease(rt.store, rt.exchange.id, stored.symbol, run, wait_s=OPERATOR_WAIT_S):
+                orders.append(place(rt.store, rt.exchange, stored))  # resumes a NEW intent
         except Exception as exc:
             errors.append(f"{stored.symbol}: {type(exc).__name__}: {exc}")
             orders.append(stored)
@@ -890,7 +896,9 @@ def _act(
             continue
         try:  # an exit's place() cancels the symbol's protective orders first
             intent = intent_from_decision(leg.decision, rt.exchange.id)
-            orders.append(place(rt.store, rt.exchange, intent))
+            run = f"manual order by {actor}"
+            with symbol_lease(rt.store, rt.exchange.id, intent.symbol, run, wait_s=OPERATOR_WAIT_S):
+                orders.append(place(rt.store, rt.exchange, intent))
         except Exception as exc:
             log.exception("manual %s on %s failed", request.kind, leg.preview.symbol)
             errors.append(f"{leg.preview.symbol}: {type(exc).__name__}: {exc}")

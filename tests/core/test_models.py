@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from kestrel.errors import InvalidTransition
-from kestrel.ids import client_order_id, cycle_id
+from kestrel.ids import client_order_id, cycle_id, installation_id
 from kestrel.mode import TradingMode
 from kestrel.models import (
     Candle,
@@ -19,6 +21,7 @@ from kestrel.models import (
     check_transition,
 )
 from kestrel.money import PrecisionMode, round_down_to_step, to_decimal
+from kestrel.store import SQLiteStore
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
@@ -47,15 +50,42 @@ def test_money_helpers_are_exact() -> None:
 
 def test_client_order_ids_are_deterministic_and_binance_safe() -> None:
     cycle = cycle_id("BTC/USDT", "1h", 1_700_000_000_000)
-    first = client_order_id(TradingMode.DEMO, cycle, "BTC/USDT", OrderRole.PRIMARY)
-    assert first == client_order_id(TradingMode.DEMO, cycle, "BTC/USDT", OrderRole.PRIMARY)
+
+    def cid(
+        mode: TradingMode = TradingMode.DEMO,
+        cyc: str = cycle,
+        role: OrderRole = OrderRole.PRIMARY,
+        installation: str = "a1b2c3d4",
+    ) -> str:
+        return client_order_id(mode, cyc, "BTC/USDT", role, installation=installation)
+
+    first = cid()
+    assert first == cid()
     others = {
-        client_order_id(TradingMode.REAL, cycle, "BTC/USDT", OrderRole.PRIMARY),
-        client_order_id(TradingMode.DEMO, cycle, "BTC/USDT", OrderRole.STOP_LOSS),
-        client_order_id(TradingMode.DEMO, cycle + "x", "BTC/USDT", OrderRole.PRIMARY),
+        cid(mode=TradingMode.REAL),
+        cid(role=OrderRole.STOP_LOSS),
+        cid(cyc=cycle + "x"),
+        cid(installation="e5f60718"),  # another installation on the same exchange account
     }
-    assert first not in others and len(others) == 3
-    assert len(first) <= 36 and first.replace("-", "").isalnum()
+    assert first not in others and len(others) == 4
+    for each in (first, *others):
+        assert len(each) <= 36 and re.fullmatch(r"[A-Za-z0-9_-]+", each), each
+    assert "a1b2c3d4" in first  # whose order it is, readable on the exchange
+
+
+def test_installation_id_is_made_once_and_kept(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.sqlite3", TradingMode.DEMO)
+    other = SQLiteStore(tmp_path / "other.sqlite3", TradingMode.DEMO)
+    try:
+        made = installation_id(store)
+        assert re.fullmatch(r"[a-z0-9]{8}", made)
+        assert installation_id(store) == made
+        assert installation_id(other) != made  # a second installation, its own store
+        with pytest.raises(ValueError, match="installation id"):
+            client_order_id(TradingMode.DEMO, "c", "BTC/USDT", OrderRole.PRIMARY, installation="")
+    finally:
+        store.close()
+        other.close()
 
 
 def test_lifecycle_transitions() -> None:

@@ -25,7 +25,7 @@ def intent(
 ) -> Order:
     role = OrderRole.PRIMARY if side is Side.BUY else OrderRole.EXIT
     return Order(
-        client_order_id=client_order_id(mode, f"test|{tag}", symbol, role),
+        client_order_id=client_order_id(mode, f"test|{tag}", symbol, role, installation="test0001"),
         mode=mode,
         exchange="binance",
         symbol=symbol,

@@ -12,7 +12,7 @@ import pytest
 
 from kestrel.controls import set_emergency_stop
 from kestrel.exchange.paper_state import PaperAccount
-from kestrel.ids import client_order_id
+from kestrel.ids import client_order_id, installation_id
 from kestrel.live_settings import effective_settings, set_setting
 from kestrel.manual import (
     CloseAllRequest,
@@ -70,7 +70,13 @@ def test_market_buy_goes_through_risk_decide_and_place(demo_rt: Runtime) -> None
     # protection from the symbol's profile (SCALP/CONSERVATIVE: -0.4% / +1%), as automated
     assert (leg.stop_loss, leg.take_profit) == (Decimal("20069.40"), Decimal("20351.50"))
 
-    cid = client_order_id(TradingMode.DEMO, "manual|req-1", "BTC/USDT", OrderRole.PRIMARY)
+    cid = client_order_id(
+        TradingMode.DEMO,
+        "manual|req-1",
+        "BTC/USDT",
+        OrderRole.PRIMARY,
+        installation=installation_id(demo_rt.store),
+    )
     [order] = outcome.orders
     assert order.client_order_id == cid == leg.client_order_id
     assert (order.status, order.role, order.type) == (
@@ -357,7 +363,11 @@ def test_an_exit_that_never_reached_the_exchange_does_not_block_a_close(demo_rt:
     # The monitor's exit whose process died before sending it (it had canceled the stop).
     stale = Order(
         client_order_id=client_order_id(
-            TradingMode.DEMO, f"exit|{position.position_id}|0", "BTC/USDT", OrderRole.EXIT
+            TradingMode.DEMO,
+            f"exit|{position.position_id}|0",
+            "BTC/USDT",
+            OrderRole.EXIT,
+            installation=installation_id(demo_rt.store),
         ),
         mode=TradingMode.DEMO,
         exchange=demo_rt.exchange.id,

@@ -184,6 +184,7 @@ def test_no_order_while_any_blocking_gate_is_active(
     decision = decide(
         cycle="cycle",
         mode=ctx.mode,
+        installation="test0001",
         analysis=ctx.analysis,
         verdict=verdict,
         market=ctx.market,
@@ -208,6 +209,7 @@ def check_approved(ctx: RiskContext) -> None:
     decision = decide(
         cycle="cycle",
         mode=ctx.mode,
+        installation="test0001",
         analysis=ctx.analysis,
         verdict=verdict,
         market=ctx.market,

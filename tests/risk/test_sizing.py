@@ -181,6 +181,7 @@ def test_decision_uses_the_levels_the_size_was_for() -> None:
     decision = decide(
         cycle="c",
         mode=TradingMode.DEMO,
+        installation="test0001",
         analysis=ctx.analysis,
         verdict=verdict,
         market=MARKET,
@@ -201,6 +202,7 @@ def test_refused_verdicts_decide_hold_without_an_order_id() -> None:
     decision = decide(
         cycle="c",
         mode=TradingMode.DEMO,
+        installation="test0001",
         analysis=ctx.analysis,
         verdict=assess(ctx),
         market=MARKET,

@@ -65,3 +65,32 @@ def insert_same_order(
         results.put(("ok", outcome))
     except BaseException:
         results.put(("error", traceback.format_exc()))
+
+
+def take_lease(path: Path, key: str, barrier: Barrier, results: Queue[object]) -> None:
+    """Try once to take `key` (never released): exactly one process may win."""
+    from kestrel.lease import LeaseBusy, LeaseHolder, acquire
+
+    try:
+        barrier.wait()
+        store = SQLiteStore(path, TradingMode.DEMO)
+        try:
+            acquire(store, key, LeaseHolder.here("test0001", "race"), ttl_s=600)
+            outcome = "won"
+        except LeaseBusy:
+            outcome = "busy"
+        store.close()
+        results.put(("ok", outcome))
+    except BaseException:
+        results.put(("error", traceback.format_exc()))
+
+
+def take_lease_and_die(path: Path, key: str) -> None:
+    """Take `key` and end without releasing it (as a crash or a kill would)."""
+    import os
+
+    from kestrel.lease import LeaseHolder, acquire
+
+    store = SQLiteStore(path, TradingMode.DEMO)
+    acquire(store, key, LeaseHolder.here("test0001", "crashing cycle"), ttl_s=600)
+    os._exit(86)
