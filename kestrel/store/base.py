@@ -122,6 +122,12 @@ class Store(ABC):
         """CAS write; expected_version 0 creates. Returns the new version."""
 
     @abstractmethod
+    def list_state(self, prefix: str) -> list[tuple[str, dict[str, Any], int]]:
+        """(key, document, version) of every state document whose key starts with `prefix`,
+        by key. Lets a caller keep many small documents (the paper exchange's orders and
+        fills) and read back a group of them without a document that grows with history."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     # -- conveniences built on the above ------------------------------------------------------

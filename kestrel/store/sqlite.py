@@ -482,6 +482,18 @@ class SQLiteStore(Store):
                     raise self._cas_failure("state", "key", key, expected_version)
         return new_version
 
+    def list_state(self, prefix: str) -> list[tuple[str, dict[str, Any], int]]:
+        # A key range, not LIKE: it uses the primary key index and needs no escaping.
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT key, doc, version FROM state WHERE key >= ? AND key < ? ORDER BY key",
+                (prefix, prefix + "\U0010ffff"),
+            )
+            .fetchall()
+        )
+        return [(str(key), json.loads(doc), int(version)) for key, doc, version in rows]
+
     # -- helpers -------------------------------------------------------------------------------
     def _version(self, table: str, key_column: str, key: str) -> int | None:
         row = (
