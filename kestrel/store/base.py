@@ -122,9 +122,11 @@ class Store(ABC):
         """CAS write; expected_version 0 creates. Returns the new version."""
 
     @abstractmethod
-    def list_state(self, prefix: str) -> list[tuple[str, dict[str, Any], int]]:
-        """(key, document, version) of every state document whose key starts with `prefix`,
-        by key. Lets a caller keep many small documents (the paper exchange's orders and
+    def list_state(
+        self, prefix: str, *, limit: int | None = None, reverse: bool = False
+    ) -> list[tuple[str, dict[str, Any], int]]:
+        """(key, document, version) of the state documents whose key starts with `prefix`, in
+        key order (`reverse`: last key first), at most `limit` of them. Lets a caller keep many small documents (the paper exchange's orders and
         fills) and read back a group of them without a document that grows with history."""
 
     @abstractmethod

@@ -17,3 +17,11 @@ def test_list_state_returns_only_the_prefix_in_key_order(make_store: StoreFactor
     ]
     assert store.list_state("paper:2:") == []
     assert [key for key, _, _ in store.list_state("paper:1.")] == []  # no pattern characters
+
+
+def test_list_state_newest_first_with_a_limit(make_store: StoreFactory) -> None:
+    store = make_store()
+    for n in range(5):
+        store.put_state(f"fill:{n:04d}", {"n": n}, expected_version=0)
+    assert [doc["n"] for _, doc, _ in store.list_state("fill:", limit=2, reverse=True)] == [4, 3]
+    assert [doc["n"] for _, doc, _ in store.list_state("fill:", limit=2)] == [0, 1]
