@@ -125,9 +125,10 @@ class Store(ABC):
     def list_state(
         self, prefix: str, *, limit: int | None = None, reverse: bool = False
     ) -> list[tuple[str, dict[str, Any], int]]:
-        """(key, document, version) of the state documents whose key starts with `prefix`, in
-        key order (`reverse`: last key first), at most `limit` of them. Lets a caller keep many small documents (the paper exchange's orders and
-        fills) and read back a group of them without a document that grows with history."""
+        """(key, document, version) of the state documents whose key starts with `prefix`,
+        in key order (`reverse`: last key first), at most `limit` of them. Lets a caller keep
+        many small documents (the paper exchange's orders and fills) and read a group back
+        without a document that grows with history."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -26,7 +26,6 @@ polling with `after_seq` there should overlap a little and dedupe by event_id.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
