@@ -26,6 +26,7 @@ def terms(order: PaperOrder) -> OrderTerms:
         stop=order.stop_price,
         triggered=order.triggered,
         fresh=order.candles_seen == 0,
+        taking=order.taking,
     )
 
 
@@ -58,6 +59,7 @@ def match_open_orders(
                 order.candles_seen += 1
                 order.watch_from = candle.timestamp + 1
                 changed = True
+                order.taking = execution is not None and execution.taking
                 if execution is None:
                     continue
                 if execution.triggered:

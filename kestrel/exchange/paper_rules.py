@@ -72,6 +72,7 @@ class OrderTerms:
     stop: Decimal | None = None
     triggered: bool = False  # a stop order whose stop has already been hit
     fresh: bool = True  # no candle has been matched against it yet
+    taking: bool = False  # a limit that was marketable last candle and is not done
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Execution:
     amount: Decimal
     liquidity: Liquidity
     triggered: bool  # the stop was hit in this candle (stop orders only)
+    taking: bool = False  # a limit order still marketable: it keeps taking next candle
 
 
 @dataclass(frozen=True)
@@ -243,22 +245,37 @@ class FillRules(_Rule):
             just_triggered = True
             reference = self.trigger.stop_reference(order.side, order.stop, bar)
         amount = self.participation.take(order.remaining, room, step)
-        if amount <= 0:
-            if just_triggered:
-                return Execution(reference, Decimal(0), "taker", True)
-            return None
         if order.kind in ("market", "stop_market"):
+            if amount <= 0:
+                return Execution(reference, amount, "taker", True) if just_triggered else None
             price = self.slippage.price(order.side, reference, bar, amount)
             return Execution(on_tick(price, tick, order.side), amount, "taker", just_triggered)
+        return self._limit(order, bar, tick, amount, reference, just_triggered)
+
+    def _limit(
+        self,
+        order: OrderTerms,
+        bar: Bar,
+        tick: Decimal,
+        amount: Decimal,
+        reference: Decimal,
+        just_triggered: bool,
+    ) -> Execution | None:
+        """A limit order (or a triggered stop-limit). When it arrives, or while a marketable
+        one is still filling (the volume cap left a remainder), it takes like a market order
+        but never beyond its limit; otherwise it rests and fills at its limit, traded through."""
         assert order.limit is not None
         limit, buy = order.limit, order.side == "buy"
-        entering = order.fresh or just_triggered
-        if entering and (reference <= limit if buy else reference >= limit):
+        entering = order.fresh or just_triggered or order.taking
+        marketable = entering and (reference <= limit if buy else reference >= limit)
+        if marketable:
+            if amount <= 0:
+                return Execution(reference, amount, "taker", just_triggered, taking=True)
             slipped = self.slippage.price(order.side, reference, bar, amount)
             slipped = on_tick(slipped, tick, order.side)
             price = min(slipped, limit) if buy else max(slipped, limit)
-            return Execution(price, amount, "taker", just_triggered)
-        if self.trigger.limit_reached(order.side, limit, bar):
+            return Execution(price, amount, "taker", just_triggered, taking=True)
+        if amount > 0 and self.trigger.limit_reached(order.side, limit, bar):
             return Execution(limit, amount, "maker", just_triggered)
         if just_triggered:
             return Execution(reference, Decimal(0), "taker", True)

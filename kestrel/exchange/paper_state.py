@@ -49,6 +49,9 @@ class PaperOrder(KestrelModel):
     price: Money | None = None  # limit price
     stop_price: Money | None = None
     triggered: bool = Field(default=False, description="a stop order whose stop was hit")
+    taking: bool = Field(
+        default=False, description="a marketable limit the volume cap left unfinished"
+    )
     status: PaperStatus = "open"
     timestamp: int = Field(description="market time of creation (the feed's now)")
     watch_from: int = Field(description="candles opening at/after this are still to be matched")

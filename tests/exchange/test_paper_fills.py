@@ -180,6 +180,21 @@ def test_a_large_order_fills_partially_within_the_candles_volume(
     assert paper.fetch_open_orders() == []
 
 
+def test_a_marketable_limit_left_unfinished_by_the_cap_keeps_taking(
+    store: SQLiteStore, feed: ReplayFeed
+) -> None:
+    """It does not start resting at its limit, far from the market: it keeps taking at the
+    next open (plus slippage), still never beyond its limit."""
+    paper = make_exchange(store, feed, {"USDT": Decimal("100000")})
+    order = paper.create_order("BTC/USDT", "limit", "buy", 2, 20500)
+    feed.advance(2)
+    got = paper.fetch_order(order["id"])
+    assert [(t["amount"], t["price"], t["takerOrMaker"]) for t in got["trades"]] == [
+        (1.2, 20220.08, "taker"),  # as the market buy above, in candle 2
+        (0.8, 20284.75, "taker"),  # candle 3: from its open 20250, not at the 20500 limit
+    ]
+
+
 def test_stop_sell_rests_and_triggers_at_the_stop_with_slippage(
     rich: PaperExchange, feed: ReplayFeed, store: SQLiteStore
 ) -> None:
