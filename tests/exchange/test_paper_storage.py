@@ -4,12 +4,20 @@ order, fill and clientOrderId, written so that a kill between two writes loses n
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import mongomock
+import pytest
+
 from kestrel.exchange.paper import PaperExchange
+from kestrel.exchange.paper_errors import PaperDuplicateOrder
 from kestrel.exchange.paper_state import STATE_KEY, PaperAccount
 from kestrel.market import ReplayFeed
+from kestrel.mode import TradingMode
+from kestrel.store import MongoStore
 from kestrel.store.sqlite import SQLiteStore
+from tests.exchange.conftest import make_exchange, write_market
 
 
 def document(store: SQLiteStore) -> dict[str, Any]:
@@ -57,8 +65,6 @@ def test_rows_committed_in_the_journal_are_written_by_the_next_call(
         account.journal = {key: doc for key, doc, _ in store.list_state("paper:1:")}
         fresh.put_state(STATE_KEY, account.model_dump(mode="json"), expected_version=0)
         assert fresh.list_state("paper:") == []
-        from tests.exchange.conftest import make_exchange
-
         again = make_exchange(fresh, ReplayFeed(feed.files, fresh, warmup=2))
         got = again.fetch_order(None, params={"clientOrderId": "k"})
         assert got["status"] == "closed" and len(got["trades"]) == 1
@@ -113,3 +119,20 @@ def test_an_account_stored_as_one_document_is_split_into_rows(
     assert "trades" not in document(store) and list(document(store)["orders"]) == ["2"]
     assert paper.create_order("BTC/USDT", "limit", "buy", 0.01, 19000)["id"] == "3"
     assert Decimal(document(store)["balances"]["USDT"]) == Decimal("9798.0974992")
+
+
+def test_the_same_books_on_mongodb_without_transactions(tmp_path: Path) -> None:
+    """The Mongo code path (mongomock: no transactions): one compare-and-set per step and
+    rows found by an anchored _id prefix."""
+    store = MongoStore(mongomock.MongoClient(tz_aware=True)["kestrel_demo"], TradingMode.DEMO)
+    feed = ReplayFeed({"BTC/USDT": write_market(tmp_path)}, store, warmup=2)
+    paper = make_exchange(store, feed)
+    first = paper.create_order("BTC/USDT", "market", "buy", 0.01, None, {"clientOrderId": "m1"})
+    second = paper.create_order("BTC/USDT", "limit", "buy", 0.01, 19850)
+    feed.advance()
+    assert [o["status"] for o in paper.fetch_orders()] == ["closed", "closed"]
+    assert [t["order"] for t in paper.fetch_my_trades("BTC/USDT", limit=1)] == [second["id"]]
+    assert paper.fetch_order(None, params={"clientOrderId": "m1"})["id"] == first["id"]
+    with pytest.raises(PaperDuplicateOrder):
+        paper.create_order("BTC/USDT", "market", "buy", 0.01, None, {"clientOrderId": "m1"})
+    assert len(store.list_state("paper:1:fill:")) == 2
