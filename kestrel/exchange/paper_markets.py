@@ -155,7 +155,7 @@ def ccxt_market(spec: MarketSpec) -> dict[str, Any]:
         "maker": float(spec.maker_fee),
         "percentage": True,
         "tierBased": False,
-        "feeSide": "quote",
+        "feeSide": "get",  # as ccxt says of Binance spot: paid in the currency received
         "precision": {"amount": float(spec.amount_step), "price": float(spec.price_tick)},
         "limits": {
             "amount": {"min": float(spec.min_amount), "max": None},
