@@ -3,7 +3,8 @@
 The levels come from the primary order (Order.stop_loss / take_profit, set from the Decision)
 and live on the position. What protects them:
 
-- native (REAL exchanges that list stop orders; Binance: STOP_LOSS, else STOP_LOSS_LIMIT):
+- native (exchanges that list stop orders; Binance: STOP_LOSS, else STOP_LOSS_LIMIT; the
+  paper exchange too, so DEMO protects exactly as REAL does):
   the stop-loss is an exchange order, so it fires even when Kestrel is down; the take-profit
   (and a trailing stop) is watched by the position monitor.
   Why not both on the exchange: on spot every sell order reserves the base amount, so a
@@ -14,7 +15,7 @@ and live on the position. What protects them:
   first cancels the stop-loss, confirmed by the exchange, then sells (kestrel.orders
   `_clear_way_for_exit`); when the stop-loss executes, the position closes and the
   take-profit watch ends with it; a protective order whose position is closed is canceled.
-- monitor (the paper exchange, or exchanges without stop orders, or protection=monitor):
+- monitor (exchanges without stop orders, or protection=monitor):
   both levels are watched by the position monitor, which exits with a market order.
 
 Protection covers what the position holds as soon as it holds something (a partially filled
@@ -45,7 +46,7 @@ from kestrel.exchange.ccxt_exchange import StopKind, market_spec, native_stop_ki
 from kestrel.exchange.settings import ExchangeSettings, ProtectionMode
 from kestrel.ids import client_order_id, installation_id
 from kestrel.lease import symbol_lease
-from kestrel.mode import TradingMode, current_mode
+from kestrel.mode import current_mode
 from kestrel.models import (
     LIVE_STATUSES,
     Event,
@@ -62,7 +63,7 @@ from kestrel.models import (
 from kestrel.money import Rounding
 from kestrel.orders import PROTECTIVE_ROLES, cancel, place
 from kestrel.store.base import Store
-from kestrel.wallet import check_wallet_mode, wallet_mode
+from kestrel.wallet import check_wallet_mode
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,6 @@ class ProtectionPolicy:
     def stop_kind(self, exchange: ExchangeClient, symbol: str) -> StopKind | None:
         """The native stop-loss order to use, or None when the monitor watches it."""
         if self.mode == "monitor":
-            return None
-        if self.mode == "auto" and wallet_mode(exchange) is TradingMode.DEMO:
             return None
         return native_stop_kind(exchange, symbol)
 

@@ -25,7 +25,7 @@ from pydantic_settings import (
 )
 
 from kestrel.errors import ConfigError
-from kestrel.exchange.settings import ExchangeSettings
+from kestrel.exchange.settings import ExchangeSettings, PaperFillSettings
 from kestrel.mode import TradingMode
 from kestrel.models.market import TIMEFRAME_SECONDS
 from kestrel.notify.settings import TelegramSettings
@@ -94,7 +94,7 @@ class WatchlistItem(_Section):
         return value
 
 
-class PaperSettings(_Section):
+class PaperSettings(PaperFillSettings, _Section):
     """The simulated exchange: balances, costs, and where its prices come from."""
 
     quote_currency: str = "USDT"

@@ -1,23 +1,30 @@
 """A paper exchange with ccxt's method names and return shapes, priced by a MarketFeed.
 
-Why it looks exactly like ccxt: the order, sync and risk code above it must not be able to
-tell paper from Binance, so a DEMO run exercises the very code paths REAL will use.
+Why it looks exactly like ccxt: the order, sync, risk and protection code above it must not
+be able to tell paper from Binance, so a DEMO run exercises the very code paths REAL will use.
+And why it is no kinder than Binance spot: DEMO is where users decide to trust Kestrel, and the
+backtest runs on it. The fill rules (FillRules, kestrel.exchange.paper_rules) are documented
+in one place, docs/paper-exchange.md.
 
 Decisions worth knowing:
-- State lives in the Store document "paper_account" and every call re-reads it and writes it
-  with compare-and-set (paper_state.transact), so several processes sharing one store never
-  double-fill or lose an order. No account state is kept in memory.
+- State: an account document with balances and the OPEN orders, plus a row per closed order,
+  fill and clientOrderId (paper_state), every step a compare-and-set of the document, so
+  several processes sharing one store never double-fill or lose an order, and no call costs
+  more as the history grows. No account state is kept in memory.
 - Matching is lazy: every account call first matches open orders against the candles the feed
-  has closed since they were last looked at (rules in paper_matching). A market order is
-  therefore 'open' when created and fills at the open of the next candle.
-- Fees are charged in the QUOTE currency for buys and sells alike (Binance takes a buy's fee
-  in the base asset); a position then holds exactly the amount bought, so an exit can sell
-  exactly that. Fee rates come from PaperSettings and override the MarketSpecs'.
-- Funds are reserved while an order is open: buys reserve quote (amount x expected price x
-  (1 + fee)), sells reserve the base amount. As on Binance spot, a stop-loss and a take-profit
-  for the same holding each reserve it, so the second is refused for insufficient funds.
+  has closed since they were last looked at (paper_matching). A market order is therefore
+  'open' when created and fills from the open of the next candle.
+- Fees as on Binance: a buy pays in the base asset, a sell in the quote (or in BNB with the
+  BNB discount). Fee rates come from PaperSettings and override the MarketSpecs'.
+- Funds are reserved while an order is open: buys reserve quote (remaining x limit, or the
+  expected price for market and stop orders), sells the base amount. As on Binance spot, a
+  stop-loss and a take-profit for the same holding each reserve it, so the second is refused
+  for insufficient funds.
 - A market buy that, at its fill price, costs more than the free quote is canceled (reason
   in info.reason) rather than overdrawing the account.
+- Stop-loss orders rest here as on Binance: "market" (STOP_LOSS) or "limit" (STOP_LOSS_LIMIT)
+  with params stopLossPrice / stopPrice / triggerPrice, or the types stop_market and
+  stop_loss_limit. The markets list them (info.orderTypes), so protection places them natively.
 - Orders can be found by clientOrderId: fetch_order / cancel_order with `id` empty or None and
   params {"clientOrderId": x} (or Binance's {"origClientOrderId": x}). With both, the id is
   looked up and the client id must match it (Binance's rule).
@@ -47,13 +54,10 @@ from kestrel.exchange.paper_errors import (
     PaperOrderRejected,
 )
 from kestrel.exchange.paper_markets import ccxt_market
-from kestrel.exchange.paper_matching import adverse, match_open_orders
+from kestrel.exchange.paper_matching import match_open_orders
 from kestrel.exchange.paper_orders import validate_request
-from kestrel.exchange.paper_state import (
-    PaperAccount,
-    PaperOrder,
-    transact,
-)
+from kestrel.exchange.paper_rules import FillRules, Side, on_tick
+from kestrel.exchange.paper_state import PaperAccount, PaperBook, PaperOrder, transact
 from kestrel.market.base import DEFAULT_LIMIT, MarketFeed
 from kestrel.models import Candle, MarketSpec, timeframe_ms
 from kestrel.money import Rounding, to_decimal
@@ -85,6 +89,7 @@ class PaperExchange:
         self.store = store
         self.feed = feed
         self.settings = settings
+        self.rules = FillRules.from_settings(settings)
         self.specs = {
             symbol: spec.model_copy(
                 update={"maker_fee": settings.maker_fee, "taker_fee": settings.taker_fee}
@@ -109,6 +114,8 @@ class PaperExchange:
             "fetchCanceledOrders": True,
             "fetchMyTrades": True,
             "createStopMarketOrder": True,  # "market" + params stopPrice (stop_market)
+            "createStopLimitOrder": True,  # "limit" + params stopPrice (stop_loss_limit)
+            "createStopLossOrder": True,
         }
 
     # -- markets ------------------------------------------------------------------------------
@@ -171,7 +178,6 @@ class PaperExchange:
         candles = self._recent_candles(symbol)
         last = to_decimal(candles[-1].close)
         first = to_decimal(candles[0].open)
-        slippage = self.settings.slippage_bps
         now = self.feed.now_ms(symbol)
         return {
             "symbol": symbol,
@@ -179,9 +185,9 @@ class PaperExchange:
             "datetime": iso8601(now),
             "high": max(c.high for c in candles),
             "low": min(c.low for c in candles),
-            "bid": float(adverse(last, "sell", slippage, spec.price_tick)),
+            "bid": float(self._quote(last, "sell", spec)),
             "bidVolume": None,
-            "ask": float(adverse(last, "buy", slippage, spec.price_tick)),
+            "ask": float(self._quote(last, "buy", spec)),
             "askVolume": None,
             "vwap": None,
             "open": float(first),
@@ -195,6 +201,9 @@ class PaperExchange:
             "quoteVolume": None,
             "info": {"source": self.feed.label, "candles": len(candles)},
         }
+
+    def _quote(self, last: Decimal, side: Side, spec: MarketSpec) -> Decimal:
+        return on_tick(self.rules.slippage.estimate(side, last), spec.price_tick, side)
 
     # -- the account --------------------------------------------------------------------------
     def _transact[T](self, work: Callable[[PaperAccount], tuple[T, bool]]) -> T:
@@ -214,11 +223,13 @@ class PaperExchange:
         self._read(lambda account: None)
 
     def _match_open_orders(self, account: PaperAccount) -> bool:
-        return match_open_orders(account, self.feed, self.specs, self.settings)
+        return match_open_orders(account, self.feed, self.specs, self.rules)
+
+    def _book(self, account: PaperAccount) -> PaperBook:
+        return PaperBook(self.store, account)
 
     def _order_dict(self, account: PaperAccount, order: PaperOrder) -> CcxtDict:
-        ids = set(order.trade_ids)
-        return order_dict(order, [t for t in account.trades if t.id in ids])
+        return order_dict(order, self._book(account).trades_of(order))
 
     # -- orders -------------------------------------------------------------------------------
     def create_order(
@@ -230,12 +241,13 @@ class PaperExchange:
         price: float | None = None,
         params: CcxtDict | None = None,
     ) -> CcxtDict:
-        """Types: "market", "limit", "stop_market" (or "market" with params stopPrice /
-        triggerPrice). params clientOrderId (or newClientOrderId) makes the request idempotent."""
+        """Types: "market", "limit", "stop_market" / "stop_loss_limit" (or "market" / "limit"
+        with params stopLossPrice, stopPrice or triggerPrice). params clientOrderId (or
+        newClientOrderId) makes the request idempotent."""
         spec = self._spec(symbol)
         request = validate_request(
             spec,
-            self.settings,
+            self.rules,
             type=type,
             side=side,
             amount=amount,
@@ -248,17 +260,21 @@ class PaperExchange:
 
         def work(account: PaperAccount) -> tuple[CcxtDict, bool]:
             self._match_open_orders(account)
-            if client_id in account.client_ids:
-                existing = account.orders[account.client_ids[client_id]]
+            book = self._book(account)
+            existing_id = book.order_id_of(client_id)
+            if existing_id is not None:
+                existing = book.order(existing_id)
+                status = existing.status if existing is not None else "unknown"
                 raise PaperDuplicateOrder(
-                    f"Duplicate order sent. (clientOrderId {client_id} is order {existing.id}, "
-                    f"{existing.status})"
+                    f"Duplicate order sent. (clientOrderId {client_id} is order {existing_id}, "
+                    f"{status})"
                 )
             currency = request.reserve_currency
             free = account.free(currency)
-            if request.reserve > free:
+            reserve = request.amount * request.reserve_price
+            if reserve > free:
                 raise PaperInsufficientFunds(
-                    f"{symbol} {request.side} {request.amount}: needs {request.reserve} "
+                    f"{symbol} {request.side} {request.amount}: needs {reserve} "
                     f"{currency} but only {free} {currency} is free"
                 )
             order = PaperOrder(
@@ -272,14 +288,12 @@ class PaperExchange:
                 stop_price=request.stop,
                 timestamp=now,
                 watch_from=now,
-                fee_currency=spec.quote,
                 reserved_currency=currency,
-                reserved=request.reserve,
+                reserve_price=request.reserve_price,
                 last_update_timestamp=now,
             )
             account.next_order_id += 1
-            account.orders[order.id] = order
-            account.client_ids[client_id] = order.id
+            account.record_order(order)
             return self._order_dict(account, order), True
 
         return self._transact(work)
@@ -289,13 +303,15 @@ class PaperExchange:
     ) -> PaperOrder:
         params = params or {}
         client_id = params.get("clientOrderId") or params.get("origClientOrderId")
+        book = self._book(account)
         order: PaperOrder | None = None
         if id:
-            order = account.orders.get(str(id))
+            order = book.order(str(id))
             if order is not None and client_id and order.client_order_id != client_id:
                 order = None
         elif client_id:
-            order = account.orders.get(account.client_ids.get(str(client_id), ""))
+            found = book.order_id_of(str(client_id))
+            order = book.order(found) if found is not None else None
         else:
             raise PaperOrderRejected("an order id or params clientOrderId is required")
         if order is None or (symbol is not None and order.symbol != symbol):
@@ -327,6 +343,7 @@ class PaperExchange:
                 )
             order.status = "canceled"
             order.last_update_timestamp = self.feed.now_ms(order.symbol)
+            account.retire(order)
             return self._order_dict(account, order), True
 
         return self._transact(work)
@@ -342,9 +359,10 @@ class PaperExchange:
             self._spec(symbol)
 
         def view(account: PaperAccount) -> list[CcxtDict]:
+            every = account.open_orders() if statuses == {"open"} else self._book(account).orders()
             chosen = [
                 o
-                for o in sorted(account.orders.values(), key=lambda o: o.sort_key)
+                for o in every
                 if (statuses is None or o.status in statuses)
                 and (symbol is None or o.symbol == symbol)
             ]
@@ -397,18 +415,21 @@ class PaperExchange:
         limit: int | None = None,
         params: CcxtDict | None = None,
     ) -> list[CcxtDict]:
-        """params {"orderId": id} narrows to one order's trades (as on Binance)."""
+        """params {"orderId": id} narrows to one order's trades (as on Binance). The last
+        `limit` trades of a symbol cost `limit` rows, not the whole history."""
         if symbol is not None:
             self._spec(symbol)
         order_id = (params or {}).get("orderId")
 
         def view(account: PaperAccount) -> list[CcxtDict]:
-            chosen = [
-                t
-                for t in account.trades
-                if (symbol is None or t.symbol == symbol)
-                and (order_id is None or t.order_id == str(order_id))
-            ]
+            book = self._book(account)
+            if order_id is not None:
+                order = book.order(str(order_id))
+                chosen = book.trades_of(order) if order is not None else []
+                chosen = [t for t in chosen if symbol is None or t.symbol == symbol]
+            else:
+                newest = limit if symbol is not None and since is None else None
+                chosen = book.trades(symbol, newest)
             chosen = since_limit(chosen, since, limit, lambda t: t.timestamp)
             return [trade_dict(t) for t in chosen]
 

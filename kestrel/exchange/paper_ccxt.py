@@ -53,8 +53,10 @@ def trade_dict(trade: PaperTrade) -> dict[str, Any]:
 def order_dict(order: PaperOrder, trades: list[PaperTrade]) -> dict[str, Any]:
     average = order.cost / order.filled if order.filled else None
     # ccxt reports a market order's price as its average once it has filled
-    price = order.price if order.type == "limit" else average
-    fee = {"cost": float(order.fee_cost), "currency": order.fee_currency}
+    price = order.price if order.price is not None else average
+    # one entry per currency paid in (a buy pays in base, a sell in quote, either maybe BNB)
+    fees = [{"cost": float(cost), "currency": cur} for cur, cost in sorted(order.fees.items())]
+    fee = fees[0] if len(fees) == 1 else None
     return {
         "id": order.id,
         "clientOrderId": order.client_order_id,
@@ -78,7 +80,7 @@ def order_dict(order: PaperOrder, trades: list[PaperTrade]) -> dict[str, Any]:
         "remaining": float(order.amount - order.filled),
         "status": order.status,
         "fee": fee,
-        "fees": [fee],
+        "fees": fees,
         "trades": [trade_dict(t) for t in trades],
         "info": order.model_dump(mode="json"),
     }

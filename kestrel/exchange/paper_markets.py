@@ -26,6 +26,10 @@ MIN_NOTIONAL: dict[str, Decimal] = {
     "BNB": Decimal("0.01"),
 }
 
+# The order types every paper market takes, named as Binance lists them in a market's
+# info.orderTypes (which kestrel.exchange.ccxt_exchange.native_stop_kind reads).
+ORDER_TYPES = ["LIMIT", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT"]
+
 # symbol: (amount step, price tick)
 _TABLE: dict[str, tuple[str, str]] = {
     "BTC/USDT": ("0.00001", "0.01"),
@@ -151,7 +155,7 @@ def ccxt_market(spec: MarketSpec) -> dict[str, Any]:
         "maker": float(spec.maker_fee),
         "percentage": True,
         "tierBased": False,
-        "feeSide": "quote",
+        "feeSide": "get",  # as ccxt says of Binance spot: paid in the currency received
         "precision": {"amount": float(spec.amount_step), "price": float(spec.price_tick)},
         "limits": {
             "amount": {"min": float(spec.min_amount), "max": None},
@@ -159,5 +163,5 @@ def ccxt_market(spec: MarketSpec) -> dict[str, Any]:
             "cost": {"min": float(spec.min_notional), "max": None},
             "leverage": {"min": None, "max": None},
         },
-        "info": spec.model_dump(mode="json"),
+        "info": {**spec.model_dump(mode="json"), "orderTypes": list(ORDER_TYPES)},
     }

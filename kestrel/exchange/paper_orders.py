@@ -14,11 +14,10 @@ from decimal import Decimal
 from typing import Any
 
 from kestrel.exchange.paper_errors import PaperOrderRejected
-from kestrel.exchange.paper_matching import adverse
+from kestrel.exchange.paper_rules import FillRules, on_tick
 from kestrel.exchange.paper_state import PaperSide, PaperType
 from kestrel.models import MarketSpec
 from kestrel.money import to_decimal
-from kestrel.settings import PaperSettings
 
 MAX_CLIENT_ID = 36  # Binance's limit for newClientOrderId
 
@@ -35,7 +34,7 @@ class OrderRequest:
     stop: Decimal | None
     client_order_id: str
     reserve_currency: str
-    reserve: Decimal
+    reserve_price: Decimal  # held back per unit: quote per base for buys, 1 for sells
 
 
 def new_client_order_id() -> str:
@@ -52,28 +51,33 @@ def parse_side(side: str) -> PaperSide:
 
 
 def parse_kind(type: str, params: dict[str, Any]) -> tuple[PaperType, Decimal | None]:
-    """(kind, stop price). "market" + params stopPrice/triggerPrice is a stop-market order."""
+    """(kind, stop price), read as ccxt's Binance reads them: "market" or "limit" with params
+    stopLossPrice (or stopPrice / triggerPrice) is a stop-loss (STOP_LOSS / STOP_LOSS_LIMIT);
+    the types "stop_market" / "stop_loss" and "stop_loss_limit" say so by name."""
     value = type.lower()
-    raw_stop = params.get("stopPrice", params.get("triggerPrice"))
+    if params.get("takeProfitPrice") is not None:
+        raise PaperOrderRejected(
+            "take-profit orders are not supported by the paper exchange (the position "
+            "monitor watches take-profits)"
+        )
+    raw_stop = params.get("stopLossPrice", params.get("stopPrice", params.get("triggerPrice")))
     stop = to_decimal(raw_stop) if raw_stop is not None else None
-    if value in ("stop_market", "stop_loss", "stop"):
+    if value in ("stop_market", "stop_loss", "stop", "stop_loss_limit"):
         if stop is None:
             raise PaperOrderRejected(f"a {value} order needs params stopPrice (or triggerPrice)")
-        return "stop_market", stop
+        return ("stop_loss_limit" if value == "stop_loss_limit" else "stop_market"), stop
     if value == "market":
         return ("stop_market", stop) if stop is not None else ("market", None)
     if value == "limit":
-        if stop is not None:
-            raise PaperOrderRejected("stop-limit orders are not supported by the paper exchange")
-        return "limit", None
+        return ("stop_loss_limit", stop) if stop is not None else ("limit", None)
     raise PaperOrderRejected(
-        f"order type {type!r} is not supported; use market, limit or stop_market"
+        f"order type {type!r} is not supported; use market, limit, stop_market or stop_loss_limit"
     )
 
 
 def validate_request(
     spec: MarketSpec,
-    settings: PaperSettings,
+    rules: FillRules,
     *,
     type: str,
     side: str,
@@ -91,9 +95,9 @@ def validate_request(
     side_ = parse_side(side)
     qty = spec.amount_to_precision(to_decimal(amount))
     limit = None
-    if kind == "limit":
+    if kind in ("limit", "stop_loss_limit"):
         if price is None or to_decimal(price) <= 0:
-            raise PaperOrderRejected(f"{symbol}: a limit order needs a price > 0")
+            raise PaperOrderRejected(f"{symbol}: a {kind} order needs a price > 0")
         limit = spec.limit_price(side_, to_decimal(price))
     if stop is not None:
         stop = spec.stop_price(side_, stop) if stop > 0 else stop
@@ -112,23 +116,18 @@ def validate_request(
     )
     if len(client_id) > MAX_CLIENT_ID:
         raise PaperOrderRejected(f"clientOrderId longer than {MAX_CLIENT_ID} characters")
-    currency, reserve = reservation(spec, settings, kind, side_, qty, limit or stop or last)
-    return OrderRequest(symbol, kind, side_, qty, limit, stop, client_id, currency, reserve)
+    currency, reserve_price = reservation(spec, rules, side_, limit, stop or last)
+    return OrderRequest(symbol, kind, side_, qty, limit, stop, client_id, currency, reserve_price)
 
 
 def reservation(
-    spec: MarketSpec,
-    settings: PaperSettings,
-    kind: PaperType,
-    side: PaperSide,
-    qty: Decimal,
-    price: Decimal,
+    spec: MarketSpec, rules: FillRules, side: PaperSide, limit: Decimal | None, price: Decimal
 ) -> tuple[str, Decimal]:
-    """What an open order holds back: the base it sells, or what a buy should cost in quote
-    (at its limit, or for market/stop orders at `price` plus slippage), fee included."""
+    """What an open order holds back per unit: the base it sells, or what a buy should cost
+    in quote, at its limit, else at `price` (the last price or the stop) plus the spread. No
+    fee: a buy's fee is taken from the base it receives (or from BNB)."""
     if side == "sell":
-        return spec.base, qty
-    fee = max(settings.taker_fee, settings.maker_fee)
-    if kind != "limit":
-        price = adverse(price, "buy", settings.slippage_bps, spec.price_tick)
-    return spec.quote, qty * price * (1 + fee)
+        return spec.base, Decimal(1)
+    if limit is not None:
+        return spec.quote, limit
+    return spec.quote, on_tick(rules.slippage.estimate("buy", price), spec.price_tick, "buy")

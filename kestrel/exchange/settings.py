@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CredentialSource = Literal["env", "block"]
+LimitFill = Literal["through", "touch"]
+FeeMode = Literal["standard", "bnb"]
 ProtectionMode = Literal["auto", "native", "monitor"]
 
 
@@ -45,8 +47,8 @@ class ExchangeSettings(BaseModel):
     protection: ProtectionMode = Field(
         default="auto",
         description="native: stop-loss as an exchange stop order, take-profit watched; "
-        "monitor: both watched by the position monitor; auto: native on real exchanges "
-        "that list stop orders, monitor on the paper exchange",
+        "monitor: both watched by the position monitor; auto: native wherever the exchange "
+        "lists stop orders (Binance and the paper exchange), else monitor",
     )
     stop_limit_offset_pct: Decimal = Field(
         default=Decimal("0.005"),
@@ -76,3 +78,49 @@ class ExchangeSettings(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
+
+
+class PaperFillSettings(BaseModel):
+    """How strictly the paper exchange fills orders; the rules are kestrel.exchange.paper_rules
+    and docs/paper-exchange.md. Mixed into `paper` settings (KESTREL_PAPER__<FIELD>), next to
+    the fee rates and the spread (maker_fee, taker_fee, slippage_bps)."""
+
+    limit_fill: LimitFill = Field(
+        default="through",
+        description="through: a resting limit fills only when a candle trades beyond it; "
+        "touch: also when it only reaches it (kinder than Binance)",
+    )
+    participation_cap: Decimal | None = Field(
+        default=Decimal("0.1"),
+        gt=0,
+        le=1,
+        description="most of a candle's volume the account's orders may take, together; "
+        "larger orders fill partially over several candles. Empty: unlimited",
+    )
+    slippage_impact: Decimal = Field(
+        default=Decimal("1"),
+        ge=0,
+        le=10,
+        description="market impact: this share of the candle's high-low range is paid per "
+        "unit of the candle's volume taken (on top of slippage_bps)",
+    )
+    fee_mode: FeeMode = Field(
+        default="standard",
+        description="standard: buys pay the fee in the base asset, sells in the quote; bnb: "
+        "paid in BNB with bnb_discount off when the account holds enough BNB",
+    )
+    bnb_discount: Decimal = Field(default=Decimal("0.25"), ge=0, lt=1)
+    bnb_prices: dict[str, Decimal] = Field(
+        default_factory=dict,
+        description="the rate BNB fees are charged at: price of 1 BNB per quote currency, "
+        "e.g. {USDT = 600}; a pair whose quote has no rate here (and is not a BNB pair) pays "
+        "the standard fee",
+    )
+
+    @field_validator("bnb_prices")
+    @classmethod
+    def _positive_prices(cls, prices: dict[str, Decimal]) -> dict[str, Decimal]:
+        for currency, price in prices.items():
+            if price <= 0:
+                raise ValueError(f"BNB price in {currency} must be > 0, got {price}")
+        return {currency.upper(): price for currency, price in prices.items()}

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from kestrel.errors import ConcurrentUpdate
 from kestrel.exchange.paper_state import STATE_KEY as PAPER_ACCOUNT_KEY
-from kestrel.exchange.paper_state import PaperAccount
+from kestrel.exchange.paper_state import PaperAccount, write_rows
 from kestrel.manual.models import ManualError, ResetOutcome
 from kestrel.mode import TradingMode, current_mode
 from kestrel.models import (
@@ -130,7 +130,8 @@ def _reset_once(
     archive_key = ARCHIVE_PREFIX + stamp
     found = store.get_state(PAPER_ACCOUNT_KEY)
     account_doc, account_version = (found[0], found[1]) if found else (None, 0)
-    previous = PaperAccount.model_validate(account_doc) if account_doc else PaperAccount()
+    previous = PaperAccount.load(account_doc) if account_doc else PaperAccount()
+    write_rows(store, previous.journal)  # the old epoch's rows stay, whole, as the archive
     live = list(store.iter_live_orders())
     positions = store.list_positions(status=PositionStatus.OPEN)
     prices = {p.symbol: _price(price_of, p) for p in positions}
@@ -145,6 +146,7 @@ def _reset_once(
         "new_balances": {c: str(v) for c, v in balances.items()},
     }
     fresh = PaperAccount(
+        epoch=previous.epoch + 1,
         balances=balances,
         next_order_id=previous.next_order_id,
         next_trade_id=previous.next_trade_id,

@@ -123,7 +123,7 @@ def balance_card(ctx: CommandContext, args: list[str]) -> Card:
         found = ctx.store.get_state(PAPER_ACCOUNT_KEY)
         if found is None:
             return Card(title="Balance", icon="💰", lines=("No balance known yet.",))
-        balances = dict(PaperAccount.model_validate(found[0]).balances)
+        balances = dict(PaperAccount.load(found[0]).balances)
         source = "paper account"
     rows = tuple((cur, fmt_num(amount)) for cur, amount in sorted(balances.items()) if amount)
     return Card(title=f"Balance ({source})", icon="💰", rows=rows or (("-", "0"),))

@@ -123,6 +123,15 @@ class Store(ABC):
         """CAS write; expected_version 0 creates. Returns the new version."""
 
     @abstractmethod
+    def list_state(
+        self, prefix: str, *, limit: int | None = None, reverse: bool = False
+    ) -> list[tuple[str, dict[str, Any], int]]:
+        """(key, document, version) of the state documents whose key starts with `prefix`,
+        in key order (`reverse`: last key first), at most `limit` of them. Lets a caller keep
+        many small documents (the paper exchange's orders and fills) and read a group back
+        without a document that grows with history."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     # -- conveniences built on the above ------------------------------------------------------

@@ -25,6 +25,7 @@ polling with `after_seq` there should overlap a little and dedupe by event_id.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -418,6 +419,17 @@ class MongoStore(Store):
 
         self._write(work)
         return new_version
+
+    def list_state(
+        self, prefix: str, *, limit: int | None = None, reverse: bool = False
+    ) -> list[tuple[str, dict[str, Any], int]]:
+        # An anchored regex on _id is an index range scan in MongoDB.
+        found = self._state.find(
+            {"_id": {"$regex": "^" + re.escape(prefix)}}, session=self._session()
+        ).sort("_id", -1 if reverse else 1)
+        if limit is not None:
+            found = found.limit(limit)
+        return [(str(d["_id"]), dict(d["doc"]), int(d["version"])) for d in found]
 
     # -- helpers -------------------------------------------------------------------------------
     def _create(self, coll: Collection[Doc], key: Doc, doc: Doc, what: str) -> None:

@@ -197,6 +197,11 @@ class StoreRouter(Store):
     def put_state(self, key: str, value: dict[str, Any], *, expected_version: int) -> int:
         return self.backend().put_state(key, value, expected_version=expected_version)
 
+    def list_state(
+        self, prefix: str, *, limit: int | None = None, reverse: bool = False
+    ) -> list[tuple[str, dict[str, Any], int]]:
+        return self.backend().list_state(prefix, limit=limit, reverse=reverse)
+
     def open_position(self, symbol: str) -> Position | None:
         return self.backend().open_position(symbol)
 

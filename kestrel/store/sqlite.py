@@ -482,6 +482,22 @@ class SQLiteStore(Store):
                     raise self._cas_failure("state", "key", key, expected_version)
         return new_version
 
+    def list_state(
+        self, prefix: str, *, limit: int | None = None, reverse: bool = False
+    ) -> list[tuple[str, dict[str, Any], int]]:
+        # A key range, not LIKE: it uses the primary key index and needs no escaping.
+        order = "DESC" if reverse else "ASC"
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT key, doc, version FROM state WHERE key >= ? AND key < ? "
+                f"ORDER BY key {order} LIMIT ?",
+                (prefix, prefix + "\U0010ffff", -1 if limit is None else limit),
+            )
+            .fetchall()
+        )
+        return [(str(key), json.loads(doc), int(version)) for key, doc, version in rows]
+
     # -- helpers -------------------------------------------------------------------------------
     def _version(self, table: str, key_column: str, key: str) -> int | None:
         row = (

@@ -14,6 +14,7 @@ from kestrel.exchange.paper_markets import default_markets
 from kestrel.market import ReplayFeed
 from kestrel.mode import TradingMode
 from kestrel.settings import PaperSettings
+from kestrel.store.base import Store
 from kestrel.store.sqlite import SQLiteStore
 
 HOUR = 3_600_000
@@ -59,7 +60,7 @@ def feed(store: SQLiteStore, tmp_path: Path) -> ReplayFeed:
 
 
 def make_exchange(
-    store: SQLiteStore, feed: ReplayFeed, balances: dict[str, Decimal] | None = None
+    store: Store, feed: ReplayFeed, balances: dict[str, Decimal] | None = None
 ) -> PaperExchange:
     markets = {"BTC/USDT": default_markets()["BTC/USDT"]}
     return PaperExchange(store, feed, markets, SETTINGS, balances)

@@ -6,8 +6,10 @@ from decimal import Decimal
 
 import pytest
 
+from kestrel.exchange.ccxt_exchange import native_stop_kind
 from kestrel.exchange.paper import PaperExchange
 from kestrel.exchange.paper_markets import (
+    ORDER_TYPES,
     ccxt_market,
     default_markets,
     derive_market,
@@ -16,6 +18,7 @@ from kestrel.exchange.paper_markets import (
 from kestrel.market import ReplayFeed
 from kestrel.models import MarketSpec
 from kestrel.money import PrecisionMode
+from kestrel.protection import ProtectionPolicy
 from tests.exchange.conftest import CANDLES, HOUR, T0
 
 
@@ -95,3 +98,13 @@ def test_fetch_ticker_last_is_the_latest_close(paper: PaperExchange, feed: Repla
     feed.advance()
     assert paper.fetch_ticker("BTC/USDT")["last"] == 20250.0
     assert paper.last_price("BTC/USDT") == Decimal("20250")
+
+
+def test_markets_list_binance_order_types_so_protection_rests_native_stops(
+    paper: PaperExchange,
+) -> None:
+    """DEMO protects positions as REAL does on Binance: a resting STOP_LOSS order."""
+    assert paper.market("BTC/USDT")["info"]["orderTypes"] == ORDER_TYPES
+    assert native_stop_kind(paper, "BTC/USDT") == "market"
+    assert ProtectionPolicy().stop_kind(paper, "BTC/USDT") == "market"
+    assert ProtectionPolicy(mode="monitor").stop_kind(paper, "BTC/USDT") is None

@@ -27,7 +27,9 @@ def trade_sma_crossover(paper: PaperExchange, feed: MarketFeed, symbol: str) -> 
     while not feed.exhausted:
         closes = [Decimal(str(c.close)) for c in feed.candles(symbol, "1h", 20).candles]
         last, mean = closes[-1], sum(closes) / len(closes)
-        held = Decimal(str(paper.fetch_balance()["total"].get(base, 0.0)))
+        # what can be sold: the buy fee in base leaves dust below the amount step
+        total = paper.fetch_balance()["total"].get(base, 0.0)
+        held = Decimal(paper.amount_to_precision(symbol, total))
         waiting = paper.fetch_open_orders(symbol)
         if held == 0 and not waiting and last > mean:
             paper.create_order(symbol, "market", "buy", float(Decimal(500) / last))
@@ -46,28 +48,26 @@ def trade_sma_crossover(paper: PaperExchange, feed: MarketFeed, symbol: str) -> 
 
 
 def reconcile(paper: PaperExchange, store: SQLiteStore, symbol: str) -> None:
+    """Every currency: start + what the fills moved - the fees taken in it, to the Decimal."""
     base, quote = symbol.split("/")
-    quote_total, base_total = START, Decimal(0)
+    totals = {quote: START, base: Decimal(0)}
     for trade in paper.fetch_my_trades(symbol):
         info = trade["info"]  # exact strings
-        cost, fee, amount = (
-            Decimal(info["cost"]),
-            Decimal(info["fee_cost"]),
-            Decimal(info["amount"]),
-        )
+        cost, amount, fee = (Decimal(info[k]) for k in ("cost", "amount", "fee_cost"))
         assert cost == amount * Decimal(info["price"])
-        assert fee == cost * Decimal(info["fee_rate"])
-        if trade["side"] == "buy":
-            quote_total -= cost + fee
-            base_total += amount
-        else:
-            quote_total += cost - fee
-            base_total -= amount
+        # Binance's rule: a buy pays its fee in the base it receives, a sell in the quote
+        paid_on = amount if trade["side"] == "buy" else cost
+        assert info["fee_currency"] == (base if trade["side"] == "buy" else quote)
+        assert fee == paid_on * Decimal(info["fee_rate"])
+        sign = 1 if trade["side"] == "buy" else -1
+        totals[base] += sign * amount
+        totals[quote] -= sign * cost
+        totals[info["fee_currency"]] -= fee
     balances = exact_balances(store)
-    assert balances[quote] == quote_total
-    assert balances.get(base, Decimal(0)) == base_total
+    assert balances[quote] == totals[quote]
+    assert balances.get(base, Decimal(0)) == totals[base]
     fetched = paper.fetch_balance()
-    assert fetched["total"][quote] == float(quote_total)
+    assert fetched["total"][quote] == float(totals[quote])
 
 
 @pytest.mark.shared_data

@@ -60,8 +60,10 @@ def test_unknown_symbol_and_unsupported_requests(paper: PaperExchange) -> None:
         paper.market("DOGE/EUR")
     with pytest.raises(OrderRejected, match="not supported"):
         paper.create_order("BTC/USDT", "trailing_stop", "buy", 0.01)
-    with pytest.raises(OrderRejected, match="stop-limit"):
-        paper.create_order("BTC/USDT", "limit", "sell", 0.01, 19000, {"stopPrice": 19100})
+    with pytest.raises(OrderRejected, match="take-profit orders are not supported"):
+        paper.create_order("BTC/USDT", "market", "sell", 0.01, None, {"takeProfitPrice": 21000})
+    with pytest.raises(OrderRejected, match="stop_loss_limit order needs a price"):
+        paper.create_order("BTC/USDT", "stop_loss_limit", "sell", 0.01, None, {"stopPrice": 19000})
     with pytest.raises(OrderRejected, match="needs params stopPrice"):
         paper.create_order("BTC/USDT", "stop_market", "sell", 0.01)
     with pytest.raises(OrderRejected, match="needs a price"):
@@ -76,12 +78,12 @@ def test_a_stop_that_would_trigger_at_once_is_refused(rich: PaperExchange) -> No
 
 
 def test_insufficient_funds_changes_nothing(paper: PaperExchange, store: SQLiteStore) -> None:
-    paper.create_order("BTC/USDT", "limit", "buy", 0.25, 20000)  # reserves 5004 USDT
-    before = state(store)
+    paper.create_order("BTC/USDT", "limit", "buy", 0.3, 20000)  # reserves 6000 USDT (no fee:
+    before = state(store)  # a buy pays its fee in BTC)
     with pytest.raises(
-        InsufficientFunds, match=r"needs .* USDT but only .* USDT is free"
+        InsufficientFunds, match=r"needs 6000.0 USDT but only 4000.0 USDT is free"
     ) as caught:
-        paper.create_order("BTC/USDT", "limit", "buy", 0.25, 20000)
+        paper.create_order("BTC/USDT", "limit", "buy", 0.3, 20000)
     assert isinstance(caught.value, ccxt.InsufficientFunds)
     with pytest.raises(InsufficientFunds, match="BTC"):
         paper.create_order("BTC/USDT", "market", "sell", 0.01)  # holds no BTC
@@ -148,7 +150,7 @@ def test_cancel_releases_funds_and_only_open_orders_cancel(
     assert [o["id"] for o in paper.fetch_closed_orders()] == [market["id"]]
     feed.advance(3)  # a canceled order never fills later (candle 4 reaches 19400)
     assert len(paper.fetch_my_trades()) == 1
-    assert exact_balances(store)["BTC"] == Decimal("0.01")
+    assert exact_balances(store)["BTC"] == Decimal("0.00999")  # less the 0.1% taker fee
 
 
 def test_cancel_by_client_order_id(paper: PaperExchange) -> None:

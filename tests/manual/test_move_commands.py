@@ -113,6 +113,8 @@ def test_telegram_move_in_demo_applies_at_once(demo_rt: Runtime) -> None:
     assert "APPLIED" in card
     ctx = CommandContext(store=demo_rt.store, caller=Caller(chat_id=OWNER_CHAT, user="owner"))
     listed = text_of(positions_card(ctx, []))
-    assert "SL 19800, trailing 1% from +0% (active), TP 21500" in listed
+    # The strict paper fill paid slippage and a fee in BTC, so the last price is still under the
+    # entry price: a trail from +0% waits for the position to be in profit.
+    assert "SL 19800, trailing 1% from +0% (waiting), TP 21500" in listed
     refused = text_of(run(demo_rt, "/move BTC/USDT sl 99999"))
     assert "Refused" in refused and "at or above the last price" in refused

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from kestrel.exchange.paper_state import PaperAccount
+from kestrel.exchange.paper_state import PaperAccount, PaperBook
 from kestrel.manual import (
     ManualError,
     OutcomeStatus,
@@ -44,7 +44,8 @@ def test_reset_archives_books_closes_out_and_restarts(demo_rt: Runtime) -> None:
     resting_request = buy("ETH/USDT", type="limit", price="1000", stop_loss="900")
     resting = submit(demo_rt, resting_request, actor=ACTOR).orders[0]
     before = account(demo_rt)
-    trades_before = len(before.trades)
+    trades_before = demo_rt.exchange.fetch_my_trades()
+    assert len(trades_before) == 1
 
     outcome = reset_paper_account(
         demo_rt.store,
@@ -58,7 +59,8 @@ def test_reset_archives_books_closes_out_and_restarts(demo_rt: Runtime) -> None:
     # the new account: the chosen balance, no orders, id counters continue
     after = account(demo_rt)
     assert after.balances == {"USDT": Decimal("2500")}
-    assert after.orders == {} and after.trades == []
+    assert after.orders == {} and after.epoch == before.epoch + 1
+    assert demo_rt.exchange.fetch_orders() == [] and demo_rt.exchange.fetch_my_trades() == []
     assert (after.next_order_id, after.next_trade_id) == (
         before.next_order_id,
         before.next_trade_id,
@@ -67,11 +69,13 @@ def test_reset_archives_books_closes_out_and_restarts(demo_rt: Runtime) -> None:
     archive = demo_rt.store.get_state(outcome.archive_key)
     assert archive is not None
     doc = archive[0]
-    assert PaperAccount.model_validate(doc["paper_account"]) == before
-    assert len(doc["paper_account"]["trades"]) == trades_before
+    archived = PaperAccount.model_validate(doc["paper_account"])
+    assert archived.model_dump(exclude={"journal"}) == before.model_dump(exclude={"journal"})
+    old_fills = PaperBook(demo_rt.store, before).trades(None)  # the old epoch's rows stay
+    assert [t.id for t in old_fills] == [t["id"] for t in trades_before]
     assert [o["client_order_id"] for o in doc["live_orders"]] == [resting.client_order_id]
     assert [p["symbol"] for p in doc["open_positions"]] == ["BTC/USDT"]
-    assert doc["open_positions"][0]["amount"] == "0.00496"
+    assert doc["open_positions"][0]["amount"] == "0.00495504"  # fee paid in BTC
     assert [a["key"] for a in list_archives(demo_rt.store)] == [outcome.archive_key]
     # orders and positions are closed, not deleted
     order = demo_rt.store.get_order(resting.client_order_id)
@@ -89,7 +93,7 @@ def test_reset_archives_books_closes_out_and_restarts(demo_rt: Runtime) -> None:
         if "PAPER_ACCOUNT_RESET" in e.reasons
     ]
     assert reset_event.data["old"] == {c: str(v) for c, v in before.balances.items()}
-    assert reset_event.data["old"]["BTC"] == "0.00496"
+    assert reset_event.data["old"]["BTC"] == "0.00495504"
     assert reset_event.data["new"] == {"USDT": "2500"}
     assert reset_event.data["archive"] == outcome.archive_key
     closed = [
@@ -97,8 +101,13 @@ def test_reset_archives_books_closes_out_and_restarts(demo_rt: Runtime) -> None:
         for e in demo_rt.store.list_events(types=[EventType.POSITION_CLOSED])
         if "PAPER_ACCOUNT_RESET" in e.reasons
     ]
-    assert closed[0].data["written_off"] == "0.00496"
-    assert Decimal(closed[0].data["unrealized_pnl_at_reset"]) == Decimal("0.248")  # 50 x 0.00496
+    assert closed[0].data["written_off"] == "0.00495504"
+    # valued at the last price 20200, from the position's own cost basis (kestrel.ledger's)
+    held = doc["open_positions"][0]
+    # (the exact quote paid, `entry_cost`, not the rounded average entry price times the amount)
+    assert Decimal(closed[0].data["unrealized_pnl_at_reset"]) == Decimal("20200") * Decimal(
+        held["amount"]
+    ) - Decimal(held["entry_cost"])
     [canceled] = demo_rt.store.list_events(types=[EventType.ORDER_CANCELED])
     assert canceled.client_order_id == resting.client_order_id
     assert "paper account reset by pytest: fresh start" in canceled.reasons
