@@ -110,7 +110,7 @@ def dashboards(
     with_exchange: bool = True,
 ) -> dict[str, str]:
     """Refresh every dashboard now (they also refresh after every deployment run)."""
-    resolved = resolve_settings(blocks, config)
+    resolved = resolve_settings(blocks, config, run="kestrel-dashboards")
     with exported(resolved.secret_env):
         keys = publish_dashboards_task(resolved.settings, "refresh", with_exchange)
     get_run_logger().info("dashboards refreshed: %s", ", ".join(keys.values()))

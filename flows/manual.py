@@ -19,7 +19,8 @@ from prefect.artifacts import create_markdown_artifact
 from kestrel.live_settings import SettingsChange
 from kestrel.manual import CancelOutcome, ManualOutcome, OutcomeStatus, ResetOutcome
 from kestrel.manual.render import cancel_lines, outcome_lines, reset_lines
-from kestrel.settings import KestrelSettings, load_settings
+from kestrel.run_settings import settings_for_run
+from kestrel.settings import KestrelSettings
 from tasks.manual import (
     manual_action_task,
     manual_cancel_task,
@@ -42,7 +43,11 @@ def _actor(actor: str | None) -> str:
 
 
 def _settings(config: dict[str, Any] | None) -> KestrelSettings:
-    return load_settings(**(config or {}))
+    """The installation's settings with the run's `config`, which may not widen the mode or
+    the REAL whitelist (a SECURITY event and SecurityError: kestrel.run_settings)."""
+    from prefect.runtime import flow_run
+
+    return settings_for_run(config, run=flow_run.flow_name or "manual flow")
 
 
 def _report(lines: list[str], key: str) -> None:

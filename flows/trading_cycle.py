@@ -151,6 +151,6 @@ def publish_decisions(
 @flow(name="trading-cycle", log_prints=True)
 def trading_cycle(config: dict[str, Any] | None = None) -> list[Decision]:
     """One cycle over the watchlist. `config` overrides settings (env / kestrel.toml)."""
-    settings = load_effective(config)
+    settings = load_effective(config, run="trading-cycle")
     with trading_mode(settings.mode):
         return run_cycle(settings)

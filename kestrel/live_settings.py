@@ -752,10 +752,11 @@ def _resolve_attr(settings: KestrelSettings, path: str) -> Any:
 
 
 def load_effective(
-    config: dict[str, Any] | None = None, *, add_symbols: bool = True
+    config: dict[str, Any] | None = None, *, add_symbols: bool = True, run: str = "flow run"
 ) -> KestrelSettings:
-    """What a flow run trades with: env / config file / `config` overrides, then the live
-    changes stored for that mode (so a change takes effect at the next run, no restart)."""
-    from kestrel.settings import load_settings
+    """What a flow run trades with: env / config file / `config` overrides (which may not
+    widen the mode or the REAL whitelist: kestrel.run_settings), then the live changes stored
+    for that mode (so a change takes effect at the next run, no restart)."""
+    from kestrel.run_settings import settings_for_run
 
-    return resolve_settings(load_settings(**(config or {})), add_symbols=add_symbols)
+    return resolve_settings(settings_for_run(config, run=run), add_symbols=add_symbols)

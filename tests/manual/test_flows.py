@@ -88,8 +88,8 @@ def test_real_flows_preview_then_confirm(
 
     monkeypatch.setenv("KESTREL_BINANCE_API_KEY", KEY)
     monkeypatch.setenv("KESTREL_BINANCE_API_SECRET", SECRET)
+    monkeypatch.setenv("KESTREL_MODE", "REAL")  # the installation's mode, never a parameter
     config = {
-        "mode": "REAL",
         "data_dir": str(tmp_data_dir),
         "exchange_api": {"url": emulator.url, "rate_limit": False},
         "watchlist": [{"symbol": "BTC/USDT", "timeframe": "1h", "strategy": "SCALP"}],
@@ -100,3 +100,31 @@ def test_real_flows_preview_then_confirm(
     done = manual_confirm(token=preview.token, config=config)
     assert done.status is OutcomeStatus.PLACED
     assert emulator.request_count("/api/v3/order", "POST") == 1
+
+
+def test_a_run_config_cannot_switch_to_real(
+    prefect_harness: None, tmp_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A custom run from the Prefect UI asking for REAL in a DEMO installation: refused
+    before anything runs, with a SECURITY event in the installation's (DEMO) store."""
+    from flows.manual import manual_order, settings_change
+    from kestrel.mode import TradingMode
+    from kestrel.models import EventType
+    from kestrel.store import open_store
+    from kestrel.wallet import SecurityError
+
+    monkeypatch.delenv("KESTREL_MODE", raising=False)
+    monkeypatch.setenv("KESTREL_DATA_DIR", str(tmp_data_dir))
+    config = {**demo_config(tmp_data_dir), "mode": "REAL"}
+    with pytest.raises(SecurityError, match="mode 'DEMO' -> 'REAL'"):
+        manual_order(symbol="BTC/USDT", side="buy", amount=Decimal("0.01"), config=config)
+    widened = {**demo_config(tmp_data_dir), "real_exchange_whitelist": ["binance", "kraken"]}
+    with pytest.raises(SecurityError, match="real_exchange_whitelist"):
+        settings_change(action="set", key="risk.min_confidence", value="0.1", config=widened)
+    store = open_store(load_settings(), TradingMode.DEMO)
+    try:
+        events = store.list_events(types=[EventType.SECURITY])
+        assert [e.data["run"] for e in events] == ["manual-order", "settings-change"]
+        assert not store.list_events(types=[EventType.SETTINGS_CHANGED])
+    finally:
+        store.close()
