@@ -778,7 +778,7 @@ def _act(
 
 
 def _record_decision(rt: Runtime, leg: Leg, request_id: str, actor: str) -> None:
-    event = decision_event(leg.decision, leg.analysis)
+    event = decision_event(leg.decision, leg.analysis, rt.data_kind, rt.data_source)
     data = {**event.data, "manual": True, "by": actor, "request_id": request_id}
     rt.store.append_events([event.model_copy(update={"data": data})])
 
