@@ -30,6 +30,16 @@ from tasks.manual import (
 )
 
 
+def _change_line(change: SettingsChange) -> str:
+    line = f"{change.field} {change.symbol or ''}: {change.old!r} -> {change.new!r}"
+    if not change.needs_confirmation:
+        return line
+    return (
+        f"{line} NOT APPLIED: REAL, raises risk ({'; '.join(change.risks)}); run again with "
+        f"confirm={change.token} before {change.expires_at:%H:%M:%S} UTC"
+    )
+
+
 class ManualActionFailed(Exception):
     """The action ran but some of its orders failed (see the outcome's errors)."""
 
@@ -176,10 +186,13 @@ def settings_change(
     force: bool = False,
     timeframe: str | None = None,
     trade_amount_usd: str | None = None,
+    confirm: str | None = None,
     actor: str | None = None,
     config: dict[str, Any] | None = None,
 ) -> list[SettingsChange]:
-    """Change a live setting (validated, audited, applied from the next cycle)."""
+    """Change a live setting (validated, audited, applied from the next cycle). In REAL, a
+    change that loosens a risk limit only returns a token (in the log and the artifact); a
+    second run with the same parameters and `confirm=<token>` applies it."""
     changes = settings_change_task(
         _settings(config),
         action,
@@ -190,11 +203,9 @@ def settings_change(
         force=force,
         timeframe=timeframe,
         trade_amount_usd=trade_amount_usd,
+        confirm=confirm,
     )
-    _report(
-        [f"{c.field} {c.symbol or ''}: {c.old!r} -> {c.new!r}" for c in changes],
-        "settings-change",
-    )
+    _report([_change_line(c) for c in changes], "settings-change")
     return changes
 
 

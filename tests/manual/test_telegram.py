@@ -172,3 +172,21 @@ def test_runtime_factory_applies_live_settings(tmp_data_dir: Path) -> None:
         assert rt.settings.watch("ETH/USDT").trade_enabled is True  # the earlier runtime
     finally:
         reset_runtimes()
+
+
+def test_real_riskier_setting_needs_confirm(real_rt: Runtime) -> None:
+    """REAL: /set that loosens a limit answers with a token and changes nothing; /confirm
+    applies exactly that change; a tightening /set applies at once."""
+    from kestrel.live_settings import effective_settings
+
+    preview = text_of(run(real_rt, "/set trading.gates.cool_off_s 0"))
+    assert "NEEDS_CONFIRMATION" in preview and "cool_off_s: 3600 -> 0.0 (lowered)" in preview
+    assert effective_settings(real_rt.settings, real_rt.store).trading.gates.cool_off_s == 3600
+    found = re.search(r"/confirm ([A-Z2-7]{16})", preview)
+    assert found, preview
+    done = text_of(run(real_rt, f"/confirm {found.group(1)}"))
+    assert "Settings changed" in done
+    assert effective_settings(real_rt.settings, real_rt.store).trading.gates.cool_off_s == 0
+    assert "already used" in text_of(run(real_rt, f"/confirm {found.group(1)}"))
+    tighter = text_of(run(real_rt, "/set risk.max_open_positions 2"))
+    assert "Settings changed" in tighter
