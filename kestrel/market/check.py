@@ -21,11 +21,12 @@ from typing import Any
 
 from kestrel.errors import ConfigError, TransientExchangeError
 from kestrel.market.base import MarketDataUnavailable, MarketFeed
+from kestrel.market.choose import PROBE_TIMEOUT_S, probe
 from kestrel.market.live import CcxtLiveFeed, translate
 from kestrel.market.replay import ReplayFeed
 from kestrel.mode import trading_mode
 from kestrel.models import Event, EventType, ReasonCode, utcnow
-from kestrel.runtime import get_runtime
+from kestrel.runtime import Runtime, get_runtime
 from kestrel.settings import KestrelSettings
 
 
@@ -47,10 +48,26 @@ def start_cycle(settings: KestrelSettings) -> CycleStart:
             rt = get_runtime(settings)  # DEMO: checks the watchlist against the feed
             if rt.feed is None:
                 check_watchlist(settings, rt.exchange)
+            check_live(rt, min(PROBE_TIMEOUT_S, settings.paper.network_timeout_s))
         except MarketDataUnavailable as exc:
             record_stand_down(settings, str(exc))
             return CycleStart(stood_down=str(exc))
         return CycleStart(data_source=rt.data_source)
+
+
+def check_live(rt: Runtime, timeout_s: float) -> None:
+    """MarketDataUnavailable when the live source (the REAL exchange, or the paper feed's
+    exchange) does not answer now: a runtime built while it was up is cached, so every cycle
+    asks once (one light request) rather than fail symbol by symbol after retries."""
+    if rt.feed is None:
+        client = _client_of(rt.exchange)
+    elif isinstance(rt.feed, CcxtLiveFeed):
+        client = rt.feed.exchange
+    else:
+        return
+    why = probe(client, timeout_s)
+    if why is not None:
+        raise MarketDataUnavailable(f"live data from {client.id} is down ({why})")
 
 
 def check_watchlist(settings: KestrelSettings, source: Any) -> None:

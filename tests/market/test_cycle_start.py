@@ -122,3 +122,21 @@ def test_decisions_name_simulated_data(tmp_data_dir: Path) -> None:
     assert start_cycle(settings).data_source == "SIMULATED (seed 7)"
     data = decide(settings)
     assert (data["data_kind"], data["data_source"]) == ("simulated", "SIMULATED (seed 7)")
+
+
+def test_live_data_going_down_later_stands_the_cycle_down(
+    tmp_data_dir: Path, emulator: BinanceEmulator
+) -> None:
+    """The runtime was built while the feed was up (and is cached); the next cycle finds it
+    down and stands down with the reason, instead of trading on anything else."""
+    from kestrel.emulator.faults import FaultRule
+
+    settings = demo(tmp_data_dir, emulator.url, "BTC/USDT", market_data="live")
+    assert start_cycle(settings).stood_down is None
+    emulator.faults.add(FaultRule(kind="http_error", path="/api/v3/time", status=503))
+    start = start_cycle(settings)
+    assert start.stood_down is not None
+    assert "live data from binance is down (ExchangeNotAvailable" in start.stood_down
+    [event] = events(settings, EventType.TRADE_BLOCKED)
+    assert event.reasons == [ReasonCode.BLOCKED_NO_MARKET_DATA.value]
+    assert start_cycle(settings).data_source == "live (ccxt:binance)"  # back up: trades again
