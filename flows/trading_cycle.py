@@ -76,6 +76,7 @@ def run_cycle(settings: KestrelSettings) -> list[Decision]:
         get_run_logger().warning("the cycle stands down: %s", start.stood_down)
         publish_decisions(settings, [], [f"*: BLOCKED_NO_MARKET_DATA: {start.stood_down}"], "none")
         return []
+    get_run_logger().info("market data: %s", start.data_source)
     analyses = [(plan, submit_analysis(settings, plan)) for plan in plans]
     decisions: list[Decision] = []
     failures: list[str] = []

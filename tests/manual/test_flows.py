@@ -128,3 +128,22 @@ def test_a_run_config_cannot_switch_to_real(
         assert not store.list_events(types=[EventType.SETTINGS_CHANGED])
     finally:
         store.close()
+
+
+def test_real_settings_flow_needs_the_token(
+    prefect_harness: None, tmp_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settings-change flow keeps the REAL guardrail: a riskier change is only a token
+    until a second run confirms it."""
+    from flows.manual import settings_change
+    from kestrel.mode import TradingMode
+
+    monkeypatch.setenv("KESTREL_MODE", "REAL")
+    config = {"data_dir": str(tmp_data_dir), "watchlist": [{"symbol": "BTC/USDT"}]}
+    key = "trading.gates.cool_off_s"
+    [preview] = settings_change(action="set", key=key, value="0", config=config)
+    assert preview.needs_confirmation and preview.token and not preview.changed
+    [done] = settings_change(action="set", key=key, value="0", confirm=preview.token, config=config)
+    assert done.changed and done.new == 0.0
+    settings = resolve_settings(load_settings(**config))
+    assert settings.mode is TradingMode.REAL and settings.trading.gates.cool_off_s == 0
