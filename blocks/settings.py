@@ -136,5 +136,9 @@ def subflow_config(settings: KestrelSettings) -> dict[str, Any]:
     """The settings as a JSON-able `config` parameter, without any secret-bearing field
     (the subflow reads those from the environment, see `exported`) and without the
     installation-only ones (mode, REAL whitelist: exported too, see `installation_env`)."""
-    exclude = {**SECRET_FIELDS, **dict.fromkeys(INSTALLATION_ONLY, True)}
+    exclude = {
+        **SECRET_FIELDS,
+        **dict.fromkeys(INSTALLATION_ONLY, True),
+        "exchange_api": {"url": True},
+    }
     return settings.model_dump(mode="json", exclude=exclude)

@@ -7,8 +7,11 @@ from what the operator installed: kestrel.toml, KESTREL_* environment variables 
 Prefect blocks a deployment names. A run whose `config` asks for more is refused before
 anything else runs, and the refusal is a SECURITY event in the installation's store.
 
+The REAL exchange's endpoint (exchange_api.url) is the installation's too: pointing the signed
+REAL client at another host would send it the API key, a whitelist bypass by other means.
+
 Narrowing stays allowed, since it cannot move money: `mode = "DEMO"` under a REAL installation,
-or a whitelist that is a subset of the installed one.
+or a whitelist that is a subset of the installed one; in DEMO the endpoint only feeds prices.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ from typing import Any
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.settings import KestrelSettings, load_settings
 
-# The settings only the installation may widen.
+# The settings only the installation may widen (and that a subflow gets from the environment).
 INSTALLATION_ONLY: tuple[str, ...] = ("mode", "real_exchange_whitelist")
+URL_ENV = "KESTREL_EXCHANGE_API__URL"
 
 
 def widened_fields(installed: KestrelSettings, asked: KestrelSettings) -> dict[str, Any]:
     """field -> (installed value, asked value) for each installation-only field that `asked`
-    widens: REAL where the installation is DEMO, an exchange the installed whitelist lacks."""
+    widens: REAL where the installation is DEMO, an exchange the installed whitelist lacks,
+    another REAL endpoint."""
     widened: dict[str, Any] = {}
     if asked.mode is TradingMode.REAL and installed.mode is not TradingMode.REAL:
         widened["mode"] = (installed.mode.value, asked.mode.value)
@@ -36,6 +41,8 @@ def widened_fields(installed: KestrelSettings, asked: KestrelSettings) -> dict[s
             list(installed.real_exchange_whitelist),
             list(asked.real_exchange_whitelist),
         )
+    if asked.mode is TradingMode.REAL and asked.exchange_api.url != installed.exchange_api.url:
+        widened["exchange_api.url"] = (installed.exchange_api.url, asked.exchange_api.url)
     return widened
 
 
@@ -106,7 +113,10 @@ def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any
 def installation_env(settings: KestrelSettings) -> dict[str, str]:
     """The installation-only fields as the KESTREL_* variables a subflow reads them from, so
     a mode or whitelist that came from a block reaches it without being a parameter."""
-    return {
+    env = {
         "KESTREL_MODE": settings.mode.value,
         "KESTREL_REAL_EXCHANGE_WHITELIST": json.dumps(list(settings.real_exchange_whitelist)),
     }
+    if settings.exchange_api.url is not None:
+        env[URL_ENV] = settings.exchange_api.url
+    return env

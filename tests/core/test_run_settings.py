@@ -12,7 +12,7 @@ import pytest
 
 from kestrel.mode import TradingMode
 from kestrel.models import EventType
-from kestrel.run_settings import settings_for_run
+from kestrel.run_settings import URL_ENV, settings_for_run
 from kestrel.settings import load_settings
 from kestrel.store import open_store
 from kestrel.wallet import SecurityError
@@ -21,7 +21,7 @@ from kestrel.wallet import SecurityError
 @pytest.fixture
 def installation(tmp_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A DEMO installation (environment only) whose books live in `tmp_data_dir`."""
-    for name in ("KESTREL_MODE", "KESTREL_REAL_EXCHANGE_WHITELIST", "KESTREL_CONFIG"):
+    for name in ("KESTREL_MODE", "KESTREL_REAL_EXCHANGE_WHITELIST", "KESTREL_CONFIG", URL_ENV):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_data_dir.parent)  # no ./kestrel.toml
     monkeypatch.setenv("KESTREL_DATA_DIR", str(tmp_data_dir))
@@ -55,6 +55,17 @@ def test_config_cannot_widen_the_real_whitelist(
         )
     [message] = security_events(TradingMode.REAL)
     assert "kraken" in message and "manual-order" in message
+
+
+def test_config_cannot_move_the_real_endpoint(
+    installation: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pointing the signed REAL client elsewhere would hand that host the API key."""
+    monkeypatch.setenv("KESTREL_MODE", "REAL")
+    with pytest.raises(SecurityError, match=r"exchange_api\.url None -> 'http://evil\.example'"):
+        settings_for_run({"exchange_api": {"url": "http://evil.example"}})
+    demo = settings_for_run({"mode": "DEMO", "exchange_api": {"url": "http://127.0.0.1:9"}})
+    assert demo.exchange_api.url == "http://127.0.0.1:9"  # DEMO: it only feeds prices
 
 
 def test_narrowing_and_other_fields_apply(

@@ -89,9 +89,10 @@ def test_real_flows_preview_then_confirm(
     monkeypatch.setenv("KESTREL_BINANCE_API_KEY", KEY)
     monkeypatch.setenv("KESTREL_BINANCE_API_SECRET", SECRET)
     monkeypatch.setenv("KESTREL_MODE", "REAL")  # the installation's mode, never a parameter
+    monkeypatch.setenv("KESTREL_EXCHANGE_API__URL", emulator.url)  # ...and REAL endpoint
     config = {
         "data_dir": str(tmp_data_dir),
-        "exchange_api": {"url": emulator.url, "rate_limit": False},
+        "exchange_api": {"rate_limit": False},
         "watchlist": [{"symbol": "BTC/USDT", "timeframe": "1h", "strategy": "SCALP"}],
     }
     preview = manual_order(symbol="BTC/USDT", side="buy", amount=Decimal("0.01"), config=config)
