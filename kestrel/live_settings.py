@@ -430,7 +430,9 @@ def set_setting(
                 overlay.symbols.setdefault(target, {})[field] = stored
 
         overlay, _ = load_overlay(store)
-        pending = _pending(store, base, by, now, approval, overlay, set_all, field, symbol, stored)
+        updated = overlay.model_copy(deep=True)
+        set_all(updated)
+        pending = _pending(store, base, by, now, approval, overlay, updated, field, symbol, stored)
         if pending is not None:
             return [pending]
     return [
@@ -800,7 +802,7 @@ def _commit(
         change(updated)
         new = read(apply_overlay(base, updated))  # raises SettingsError: nothing written
         if approval is not None:
-            pending = _pending(store, base, by, now, approval, overlay, change, field, symbol, new)
+            pending = _pending(store, base, by, now, approval, overlay, updated, field, symbol, new)
             if pending is not None:
                 return pending.model_copy(update={"old": old})
         same_overlay = updated.model_dump(exclude={"revision", "updated_by", "updated_at"}) == (
@@ -868,19 +870,17 @@ def _pending(
     now: Callable[[], datetime],
     approval: _Approval,
     overlay: SettingsOverlay,
-    change: Callable[[SettingsOverlay], Any],
+    updated: SettingsOverlay,
     field: str,
     symbol: str | None,
     new: Any,
 ) -> SettingsChange | None:
-    """None if `change` on `overlay` may be written now: DEMO, no risk raised
+    """None if going from `overlay` to `updated` may be written now: DEMO, no risk raised
     (kestrel.settings_risk), or confirmed (a token given is used here, and refused with a
     SECURITY event if it is not for exactly this change). Otherwise nothing is written and
     the SettingsChange carries a new one-time token, as a REAL order's preview does."""
     if approval.confirmed or store.mode is not TradingMode.REAL:
         return None
-    updated = overlay.model_copy(deep=True)
-    change(updated)
     try:
         before = apply_overlay(base, overlay)
     except SettingsError:  # a stale overlay being reset: compare with the configuration

@@ -21,7 +21,7 @@ from typing import Any
 
 from kestrel.errors import ConfigError, TransientExchangeError
 from kestrel.market.base import MarketDataUnavailable, MarketFeed
-from kestrel.market.choose import PROBE_TIMEOUT_S, probe
+from kestrel.market.choose import probe
 from kestrel.market.live import CcxtLiveFeed, translate
 from kestrel.market.replay import ReplayFeed
 from kestrel.mode import trading_mode
@@ -48,21 +48,22 @@ def start_cycle(settings: KestrelSettings) -> CycleStart:
             rt = get_runtime(settings)  # DEMO: checks the watchlist against the feed
             if rt.feed is None:
                 check_watchlist(settings, rt.exchange)
-            check_live(rt, min(PROBE_TIMEOUT_S, settings.paper.network_timeout_s))
+            check_live(rt)
         except MarketDataUnavailable as exc:
             record_stand_down(settings, str(exc))
             return CycleStart(stood_down=str(exc))
         return CycleStart(data_source=rt.data_source)
 
 
-def check_live(rt: Runtime, timeout_s: float) -> None:
+def check_live(rt: Runtime) -> None:
     """MarketDataUnavailable when the live source (the REAL exchange, or the paper feed's
     exchange) does not answer now: a runtime built while it was up is cached, so every cycle
-    asks once (one light request) rather than fail symbol by symbol after retries."""
+    asks once (one light request) rather than fail symbol by symbol after retries. It gets
+    the source's whole request timeout: a slow exchange is not a down one."""
     if rt.feed is None:
-        client = _client_of(rt.exchange)
+        client, timeout_s = _client_of(rt.exchange), rt.settings.exchange_api.timeout_s
     elif isinstance(rt.feed, CcxtLiveFeed):
-        client = rt.feed.exchange
+        client, timeout_s = rt.feed.exchange, rt.settings.paper.network_timeout_s
     else:
         return
     why = probe(client, timeout_s)
