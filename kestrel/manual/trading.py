@@ -72,6 +72,7 @@ from kestrel.manual.tokens import (
     TokenRecord,
     consume_token,
     issue_token,
+    peek_token,
     void_token,
 )
 from kestrel.mode import TradingMode, current_mode
@@ -239,6 +240,9 @@ def confirm_token(
     """Confirm whatever `token` was issued for (Telegram's /confirm TOKEN): the token's
     stored action, so the parameters cannot differ."""
     check_mode(rt)
+    found = peek_token(rt.store, token)
+    if found is not None and found.action.get("kind") == "settings":  # left unused
+        raise ManualError("this token confirms a settings change: `kestrel settings confirm`")
     record = consume_token(rt.store, token, None, request_id=None, by=actor, now=now)
     request = parse_request({**record.action, "request_id": record.request_id})
     return _confirmed(rt, request, record, token, actor, max_price_move, now)
