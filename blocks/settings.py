@@ -20,7 +20,8 @@ from typing import Any, cast
 from prefect.blocks.core import Block
 from pydantic import BaseModel, ConfigDict, Field
 
-from kestrel.settings import KestrelSettings, load_settings
+from kestrel.run_settings import INSTALLATION_ONLY, deep_merge, installation_env, settings_for_run
+from kestrel.settings import KestrelSettings
 
 STORE_URI_ENV = "KESTREL_STORE_URI"
 TOKEN_ENV = "KESTREL_TELEGRAM__BOT_TOKEN"
@@ -48,17 +49,6 @@ class Resolved:
     settings: KestrelSettings
     secret_env: dict[str, str] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
-
-
-def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    """Mappings merge key by key; anything else (lists included) in `top` replaces."""
-    merged = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def load_block[B: Block](block_class: type[B], name: str) -> B:
@@ -93,16 +83,21 @@ def block_overrides(refs: BlockRefs) -> tuple[dict[str, Any], dict[str, str], li
 
 
 def resolve_settings(
-    refs: BlockRefs | None = None, *overrides: Mapping[str, Any] | None
+    refs: BlockRefs | None = None, *overrides: Mapping[str, Any] | None, run: str = "flow run"
 ) -> Resolved:
-    """Settings for one run; later `overrides` win. Raises ConfigError naming a bad field."""
-    merged, secret_env, sources = block_overrides(refs) if refs else ({}, {}, [])
+    """Settings for one run; later `overrides` (the run's parameters) win, except that they
+    may not widen the mode or the REAL whitelist the installation (environment, kestrel.toml,
+    blocks) sets: SecurityError and a SECURITY event (kestrel.run_settings). Raises
+    ConfigError naming a bad field."""
+    installed, secret_env, sources = block_overrides(refs) if refs else ({}, {}, [])
+    asked: dict[str, Any] = {}
     for layer in overrides:
         if layer:
-            merged = deep_merge(merged, layer)
+            asked = deep_merge(asked, layer)
     with exported(secret_env):
-        settings = load_settings(**merged)
-    return Resolved(settings=settings, secret_env=secret_env_of(settings), sources=sources)
+        settings = settings_for_run(asked, installed_overrides=installed, run=run)
+    env = {**secret_env_of(settings), **installation_env(settings)}
+    return Resolved(settings=settings, secret_env=env, sources=sources)
 
 
 def secret_env_of(settings: KestrelSettings) -> dict[str, str]:
@@ -139,5 +134,11 @@ def exported(env: Mapping[str, str]) -> Iterator[None]:
 
 def subflow_config(settings: KestrelSettings) -> dict[str, Any]:
     """The settings as a JSON-able `config` parameter, without any secret-bearing field
-    (the subflow reads those from the environment, see `exported`)."""
-    return settings.model_dump(mode="json", exclude=SECRET_FIELDS)
+    (the subflow reads those from the environment, see `exported`) and without the
+    installation-only ones (mode, REAL whitelist: exported too, see `installation_env`)."""
+    exclude = {
+        **SECRET_FIELDS,
+        **dict.fromkeys(INSTALLATION_ONLY, True),
+        "exchange_api": {"url": True},
+    }
+    return settings.model_dump(mode="json", exclude=exclude)

@@ -2,7 +2,11 @@
 
 Changes are stored per mode in the store (kestrel.live_settings) on top of kestrel.toml /
 the environment, validated before they are written, recorded as SETTINGS_CHANGED events, and
-used from the next trading cycle on. Exit codes: 0 done, 2 a refused (invalid) change.
+used from the next trading cycle on. In REAL, a change that loosens a risk limit is not
+applied at once: it prints what it would loosen and a one-time token, and runs only when
+repeated with `--confirm TOKEN` (or `kestrel settings confirm TOKEN`) within a minute, like a
+REAL order. Exit codes: 0 done (or a token issued), 1 a refused confirmation, 2 a refused
+(invalid) change.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ if TYPE_CHECKING:
     from kestrel.store.base import Store
 
 settings_app = typer.Typer(
-    help="Live settings: show, set, reset, watch-add, watch-remove, history.",
+    help="Live settings: show, set, reset, watch-add, watch-remove, confirm, history.",
     no_args_is_help=True,
 )
 app.add_typer(settings_app, name="settings")
@@ -30,6 +34,10 @@ app.add_typer(settings_app, name="settings")
 SymbolOption = Annotated[
     str | None,
     typer.Option("--symbol", "-s", help="watchlist symbol for per-symbol settings, * for all"),
+]
+ConfirmOption = Annotated[
+    str | None,
+    typer.Option("--confirm", help="REAL: the token a riskier change printed, to apply it"),
 ]
 
 
@@ -50,7 +58,16 @@ def settings_store() -> Iterator[tuple[KestrelSettings, Store]]:
 
 def _echo_change(change: SettingsChange) -> None:
     target = f" [{change.symbol}]" if change.symbol else ""
-    if change.changed:
+    if change.needs_confirmation:
+        for risk in change.risks:
+            typer.echo(f"raises risk: {risk}")
+        expires = f" before {change.expires_at:%H:%M:%S} UTC" if change.expires_at else ""
+        typer.echo(f"confirmation token: {change.token}")
+        typer.echo(
+            "REAL mode: nothing changed yet. Repeat the command with --confirm TOKEN (or run "
+            f"`kestrel settings confirm TOKEN`){expires} to apply it."
+        )
+    elif change.changed:
         typer.echo(
             f"{change.field}{target}: {change.old!r} -> {change.new!r} "
             f"(revision {change.revision}; applies from the next cycle)"
@@ -60,7 +77,10 @@ def _echo_change(change: SettingsChange) -> None:
 
 
 def _refused(exc: Exception) -> typer.Exit:
-    return fail(f"refused: {exc}", 2)
+    """Exit 1 for a refused confirmation token (as for orders), 2 for an invalid change."""
+    from kestrel.manual import ConfirmationRefused
+
+    return fail(f"refused: {exc}", 1 if isinstance(exc, ConfirmationRefused) else 2)
 
 
 @settings_app.command("show")
@@ -111,15 +131,19 @@ def set_cmd(
     ],
     value: Annotated[str, typer.Argument(help="the new value (none: clear a strategy)")],
     symbol: SymbolOption = None,
+    confirm: ConfirmOption = None,
 ) -> None:
     """Change one setting; it is validated, audited and applied from the next cycle."""
     from kestrel.errors import ConfigError
     from kestrel.live_settings import SettingsError, set_setting
+    from kestrel.manual import ConfirmationRefused
 
     with settings_store() as (settings, store):
         try:
-            done = set_setting(store, settings, key, value, symbol=symbol, by=actor())
-        except (SettingsError, ConfigError) as exc:
+            done = set_setting(
+                store, settings, key, value, symbol=symbol, by=actor(), confirm=confirm
+            )
+        except (SettingsError, ConfigError, ConfirmationRefused) as exc:
             raise _refused(exc) from None
     for change in done:
         _echo_change(change)
@@ -132,17 +156,19 @@ def reset_cmd(
     everything: Annotated[
         bool, typer.Option("--all", help="drop every live change (back to the config)")
     ] = False,
+    confirm: ConfirmOption = None,
 ) -> None:
     """Return a setting (or, with --all, everything) to its configured value."""
     from kestrel.errors import ConfigError
     from kestrel.live_settings import SettingsError, reset_setting
+    from kestrel.manual import ConfirmationRefused
 
     if (key is None) == (not everything):
         raise fail("give a setting to reset, or --all", 2)
     with settings_store() as (settings, store):
         try:
-            change = reset_setting(store, settings, key, symbol=symbol, by=actor())
-        except (SettingsError, ConfigError) as exc:
+            change = reset_setting(store, settings, key, symbol=symbol, by=actor(), confirm=confirm)
+        except (SettingsError, ConfigError, ConfirmationRefused) as exc:
             raise _refused(exc) from None
     _echo_change(change)
 
@@ -155,10 +181,12 @@ def watch_add_cmd(
     trade: Annotated[
         bool, typer.Option("--trade/--no-trade", help="trade it, or only watch and alert")
     ] = True,
+    confirm: ConfirmOption = None,
 ) -> None:
     """Add a symbol to the watchlist (checked against the exchange's markets)."""
     from kestrel.errors import ConfigError, KestrelError
     from kestrel.live_settings import SettingsError, exchange_markets, watch_add
+    from kestrel.manual import ConfirmationRefused
 
     with settings_store() as (settings, store):
         try:
@@ -173,12 +201,39 @@ def watch_add_cmd(
                 trade_amount_usd=amount,
                 trade_enabled=trade,
                 exchange_name=where,
+                confirm=confirm,
             )
-        except (SettingsError, ConfigError) as exc:
+        except (SettingsError, ConfigError, ConfirmationRefused) as exc:
             raise _refused(exc) from None
         except KestrelError as exc:
             raise fail(f"cannot check the exchange's markets: {exc}", 1) from None
     _echo_change(change)
+
+
+@settings_app.command("confirm")
+def confirm_cmd(
+    token: Annotated[str, typer.Argument(help="the token a REAL riskier change printed")],
+) -> None:
+    """REAL: apply the settings change a token was issued for (that change, once)."""
+    from kestrel.errors import ConfigError, KestrelError
+    from kestrel.live_settings import SettingsError, confirm_change, exchange_markets
+    from kestrel.manual import ConfirmationRefused
+
+    with settings_store() as (settings, store):
+        try:
+            done = confirm_change(
+                store,
+                settings,
+                token,
+                by=actor(),
+                markets=lambda: exchange_markets(settings, store),
+            )
+        except (SettingsError, ConfigError, ConfirmationRefused) as exc:
+            raise _refused(exc) from None
+        except KestrelError as exc:
+            raise fail(f"cannot check the exchange's markets: {exc}", 1) from None
+    for change in done:
+        _echo_change(change)
 
 
 @settings_app.command("watch-remove")

@@ -51,7 +51,7 @@ DEFAULT_WATCHLIST = "default"
 
 def prepare(blocks: BlockRefs | None, *layers: dict[str, Any] | None) -> Resolved:
     """Settings for this run, logging wired, and a line saying where the settings came from."""
-    resolved = resolve_settings(blocks, *layers)
+    resolved = resolve_settings(blocks, *layers, run=flow_run.flow_name or "deployment run")
     install_order_logging()
     with exported(resolved.secret_env):
         use_exchange_account(resolved.settings)  # REAL credentials from a block, if named

@@ -24,9 +24,11 @@ from kestrel.dashboards import (
     portfolio_rows,
     take_snapshot,
 )
+from kestrel.market import MarketDataUnavailable
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.runtime import get_runtime
 from kestrel.settings import KestrelSettings
+from kestrel.store import open_store
 
 DASHBOARDS = ("open-orders", "executed-orders", "monitoring", "audit", "portfolio")
 
@@ -79,15 +81,31 @@ def publish_snapshot(snapshot: Snapshot, rows: int) -> dict[str, str]:
 def publish_dashboards_task(
     settings: KestrelSettings, label: str = "", with_exchange: bool = True
 ) -> dict[str, str]:
+    watchlist = [item.symbol for item in settings.watchlist]
     with trading_mode(settings.mode):
-        rt = get_runtime(settings)
-        snapshot = take_snapshot(
-            rt.store,
-            exchange=rt.exchange if with_exchange else None,
-            watchlist=[item.symbol for item in settings.watchlist],
-            label=label,
-            max_events=settings.ops.dashboard_rows,
-        )
+        try:
+            rt = get_runtime(settings)
+        except MarketDataUnavailable as exc:  # the books still show, and say why no prices
+            store = open_store(settings, settings.mode)
+            try:
+                snapshot = take_snapshot(
+                    store,
+                    watchlist=watchlist,
+                    label=label,
+                    max_events=settings.ops.dashboard_rows,
+                    data_source=f"NONE: {exc}",
+                )
+            finally:
+                store.close()
+        else:
+            snapshot = take_snapshot(
+                rt.store,
+                exchange=rt.exchange if with_exchange else None,
+                watchlist=watchlist,
+                label=label,
+                max_events=settings.ops.dashboard_rows,
+                data_source=rt.data_source,
+            )
     return publish_snapshot(snapshot, settings.ops.dashboard_rows)
 
 
@@ -110,7 +128,7 @@ def dashboards(
     with_exchange: bool = True,
 ) -> dict[str, str]:
     """Refresh every dashboard now (they also refresh after every deployment run)."""
-    resolved = resolve_settings(blocks, config)
+    resolved = resolve_settings(blocks, config, run="kestrel-dashboards")
     with exported(resolved.secret_env):
         keys = publish_dashboards_task(resolved.settings, "refresh", with_exchange)
     get_run_logger().info("dashboards refreshed: %s", ", ".join(keys.values()))

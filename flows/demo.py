@@ -14,15 +14,15 @@ from prefect.artifacts import create_table_artifact
 
 from flows.trading_cycle import run_cycle
 from kestrel.mode import TradingMode, trading_mode
+from kestrel.run_settings import settings_for_run
 from kestrel.runtime import get_runtime
-from kestrel.settings import load_settings
 from kestrel.summary import SessionSummary, summarize, summary_rows
 from tasks.upkeep import monitor_positions_task, sync_orders_task
 
 
 @flow(name="kestrel-demo", log_prints=True)
 def demo_session(config: dict[str, Any], cycles: int = 200) -> SessionSummary:
-    settings = load_settings(**config)
+    settings = settings_for_run(config, run="kestrel-demo")
     if settings.mode is not TradingMode.DEMO:
         raise ValueError("the demo only runs in DEMO mode")
     logger = get_run_logger()

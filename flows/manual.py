@@ -19,7 +19,8 @@ from prefect.artifacts import create_markdown_artifact
 from kestrel.live_settings import SettingsChange
 from kestrel.manual import CancelOutcome, ManualOutcome, OutcomeStatus, ResetOutcome
 from kestrel.manual.render import cancel_lines, outcome_lines, reset_lines
-from kestrel.settings import KestrelSettings, load_settings
+from kestrel.run_settings import settings_for_run
+from kestrel.settings import KestrelSettings
 from tasks.manual import (
     manual_action_task,
     manual_cancel_task,
@@ -27,6 +28,16 @@ from tasks.manual import (
     paper_reset_task,
     settings_change_task,
 )
+
+
+def _change_line(change: SettingsChange) -> str:
+    line = f"{change.field} {change.symbol or ''}: {change.old!r} -> {change.new!r}"
+    if not change.needs_confirmation:
+        return line
+    return (
+        f"{line} NOT APPLIED: REAL, raises risk ({'; '.join(change.risks)}); run again with "
+        f"confirm={change.token} before {change.expires_at:%H:%M:%S} UTC"
+    )
 
 
 class ManualActionFailed(Exception):
@@ -42,7 +53,11 @@ def _actor(actor: str | None) -> str:
 
 
 def _settings(config: dict[str, Any] | None) -> KestrelSettings:
-    return load_settings(**(config or {}))
+    """The installation's settings with the run's `config`, which may not widen the mode or
+    the REAL whitelist (a SECURITY event and SecurityError: kestrel.run_settings)."""
+    from prefect.runtime import flow_run
+
+    return settings_for_run(config, run=flow_run.flow_name or "manual flow")
 
 
 def _report(lines: list[str], key: str) -> None:
@@ -202,10 +217,13 @@ def settings_change(
     force: bool = False,
     timeframe: str | None = None,
     trade_amount_usd: str | None = None,
+    confirm: str | None = None,
     actor: str | None = None,
     config: dict[str, Any] | None = None,
 ) -> list[SettingsChange]:
-    """Change a live setting (validated, audited, applied from the next cycle)."""
+    """Change a live setting (validated, audited, applied from the next cycle). In REAL, a
+    change that loosens a risk limit only returns a token (in the log and the artifact); a
+    second run with the same parameters and `confirm=<token>` applies it."""
     changes = settings_change_task(
         _settings(config),
         action,
@@ -216,11 +234,9 @@ def settings_change(
         force=force,
         timeframe=timeframe,
         trade_amount_usd=trade_amount_usd,
+        confirm=confirm,
     )
-    _report(
-        [f"{c.field} {c.symbol or ''}: {c.old!r} -> {c.new!r}" for c in changes],
-        "settings-change",
-    )
+    _report([_change_line(c) for c in changes], "settings-change")
     return changes
 
 

@@ -15,7 +15,7 @@ from prefect import flow
 from kestrel.mode import trading_mode
 from kestrel.models import Event
 from kestrel.notify.outbox import DrainReport
-from kestrel.settings import load_settings
+from kestrel.run_settings import settings_for_run
 from tasks.notify import drain_notifications_task, record_daily_report_task, telegram_settings
 
 
@@ -25,7 +25,7 @@ def notifications(
 ) -> DrainReport:
     """`telegram` overrides the section (chat, filters, quiet hours); never put the token
     here: flow parameters are stored by Prefect. Use the environment or a Secret block."""
-    settings = load_settings(**(config or {}))
+    settings = settings_for_run(config, run="notifications")
     with trading_mode(settings.mode):
         return drain_notifications_task(settings, telegram_settings(settings, telegram))
 
@@ -37,7 +37,7 @@ def daily_report(
     day: date | None = None,
 ) -> Event:
     """`day` defaults to yesterday in the configured time zone; a day is reported once."""
-    settings = load_settings(**(config or {}))
+    settings = settings_for_run(config, run="daily-report")
     section = telegram_settings(settings, telegram)
     with trading_mode(settings.mode):
         event = record_daily_report_task(settings, section, day)

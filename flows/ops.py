@@ -35,8 +35,12 @@ def emergency_stop(
 ) -> EmergencyStop:
     """`stop` blocks every new order until `resume`. Idempotent: repeating changes nothing.
     `mode` defaults to the configured one (DEMO unless set)."""
-    resolved = resolve_settings(blocks, config, {"mode": mode.value} if mode else None)
-    settings = resolved.settings
+    resolved = resolve_settings(blocks, config, run="kestrel-emergency-stop")
+    # The stop (or resume) of another mode than the installed one: it places no order, so the
+    # `mode` parameter may name it (unlike `config`, which may not widen the mode).
+    settings = (
+        resolved.settings if mode is None else resolved.settings.model_copy(update={"mode": mode})
+    )
     who = f"prefect:{flow_run.get_name() or 'flow-run'}"
     with exported(resolved.secret_env), trading_mode(settings.mode):
         store = open_store(settings, settings.mode)

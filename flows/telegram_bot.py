@@ -12,7 +12,7 @@ from prefect import flow
 
 from kestrel.mode import trading_mode
 from kestrel.notify.bot import BotRunReport
-from kestrel.settings import load_settings
+from kestrel.run_settings import settings_for_run
 from tasks.notify import poll_commands_task, telegram_settings
 
 
@@ -22,6 +22,6 @@ def telegram_bot(
     telegram: dict[str, Any] | None = None,
     stop_after_s: float = 3540.0,
 ) -> BotRunReport:
-    settings = load_settings(**(config or {}))
+    settings = settings_for_run(config, run="telegram-bot")
     with trading_mode(settings.mode):
         return poll_commands_task(settings, telegram_settings(settings, telegram), stop_after_s)

@@ -27,6 +27,7 @@ from prefect.runtime import flow_run
 from kestrel import cycle
 from kestrel.lease import LeaseBusy, symbol_lease
 from kestrel.live_settings import load_effective
+from kestrel.market.check import start_cycle
 from kestrel.mode import trading_mode
 from kestrel.models import AnalysisResult, Decision
 from kestrel.runtime import get_runtime
@@ -78,8 +79,15 @@ def submit_analysis(settings: KestrelSettings, plan: SymbolPlan) -> PrefectFutur
 
 def run_cycle(settings: KestrelSettings) -> list[Decision]:
     """Every symbol's analysis concurrently, then its trade in turn; usable from any flow.
-    An unknown strategy name raises ConfigError before any task runs."""
+    An unknown strategy name, symbol or timeframe raises ConfigError before any task runs;
+    without market data the cycle stands down (an event and the decisions table say why)."""
     plans = resolve_plans(settings)
+    start = start_cycle(settings)
+    if start.stood_down is not None:
+        get_run_logger().warning("the cycle stands down: %s", start.stood_down)
+        publish_decisions(settings, [], [f"*: BLOCKED_NO_MARKET_DATA: {start.stood_down}"], "none")
+        return []
+    get_run_logger().info("market data: %s", start.data_source)
     analyses = [(plan, submit_analysis(settings, plan)) for plan in plans]
     rt = get_runtime(settings)
     run = f"trading-cycle run {flow_run.get_name() or 'local'} ({flow_run.get_id() or 'no id'})"
@@ -101,7 +109,7 @@ def run_cycle(settings: KestrelSettings) -> list[Decision]:
             decisions.append(decision)
         if failure is not None:
             failures.append(f"{plan.symbol}: {failure}")
-    publish_decisions(settings, decisions, failures)
+    publish_decisions(settings, decisions, failures, start.data_source)
     if failures:
         get_run_logger().error("cycle failures: %s", "; ".join(failures))
         raise CycleFailed("; ".join(failures))
@@ -136,10 +144,13 @@ def _reason_values(decision: Decision, code: str, key: str) -> str:
     return ""
 
 
-def decision_rows(decisions: list[Decision]) -> list[dict[str, str]]:
+def decision_rows(decisions: list[Decision], data_source: str) -> list[dict[str, str]]:
+    """One row per decision; `data` names the prices it was made on (live / replay /
+    SIMULATED), so a table of paper trades on invented prices can never pass for real."""
     return [
         {
             "symbol": d.symbol,
+            "data": data_source,
             "profile": d.profile,
             "action": d.action.value,
             "amount": str(d.amount),
@@ -164,22 +175,23 @@ def decision_rows(decisions: list[Decision]) -> list[dict[str, str]]:
 
 
 def publish_decisions(
-    settings: KestrelSettings, decisions: list[Decision], failures: list[str]
+    settings: KestrelSettings, decisions: list[Decision], failures: list[str], data_source: str
 ) -> None:
     """The cycle's table artifact (one version per cycle under a per-mode key)."""
-    rows = decision_rows(decisions)
-    rows += [{"symbol": failure.partition(":")[0], "action": "FAILED", "detail": failure}
-             for failure in failures]  # fmt: skip
+    rows = decision_rows(decisions, data_source)
+    rows += [{"symbol": failure.partition(":")[0], "data": data_source, "action": "FAILED",
+              "detail": failure} for failure in failures]  # fmt: skip
     create_table_artifact(
         rows,
         key=f"cycle-decisions-{settings.mode.value.lower()}",
-        description="Decisions of the latest trading cycle, with their reason codes",
+        description="Decisions of the latest trading cycle, with their reason codes; market "
+        f"data: {data_source}",
     )
 
 
 @flow(name="trading-cycle", log_prints=True)
 def trading_cycle(config: dict[str, Any] | None = None) -> list[Decision]:
     """One cycle over the watchlist. `config` overrides settings (env / kestrel.toml)."""
-    settings = load_effective(config)
+    settings = load_effective(config, run="trading-cycle")
     with trading_mode(settings.mode):
         return run_cycle(settings)

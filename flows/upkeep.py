@@ -85,7 +85,7 @@ def order_sync(
 ) -> LoopReport:
     """Reconcile every live order with the exchange, then protect the open positions, every
     `poll_s` seconds for `window_s` seconds (defaults: settings.exchange_api)."""
-    settings = load_effective(config)
+    settings = load_effective(config, run="order-sync")
     access = settings.exchange_api
     return _loop(
         settings,
@@ -103,7 +103,7 @@ def position_monitor(
     poll_s: float | None = None,
 ) -> LoopReport:
     """Mark open positions to market and exit on stop-loss / take-profit / trailing hits."""
-    settings = load_effective(config)
+    settings = load_effective(config, run="position-monitor")
     access = settings.exchange_api
     return _loop(
         settings,

@@ -150,7 +150,7 @@ def make_decision(
         timeframe_ms=timeframe_ms(symbol_item.timeframe),
     )
     decision = decision.model_copy(update={"alert": alert})
-    rt.store.append_events([decision_event(decision, analysis)])
+    rt.store.append_events([decision_event(decision, analysis, rt.data_kind, rt.data_source)])
     return decision
 
 
@@ -173,7 +173,11 @@ def _votes(analysis: AnalysisResult) -> list[dict[str, Any]]:
     ]
 
 
-def decision_event(decision: Decision, analysis: AnalysisResult) -> Event:
+def decision_event(
+    decision: Decision, analysis: AnalysisResult, data_kind: str = "", data_source: str = ""
+) -> Event:
+    """The decision as an event; `data_kind` (live / replay / simulated) and `data_source`
+    (Runtime.data_source) say what prices it was made on."""
     codes = [reason.code for reason in decision.reasons]
     if decision.is_trade:
         kind = EventType.TRADE_DECIDED
@@ -202,6 +206,8 @@ def decision_event(decision: Decision, analysis: AnalysisResult) -> Event:
             "stop_loss": str(decision.stop_loss) if decision.stop_loss else None,
             "take_profit": str(decision.take_profit) if decision.take_profit else None,
             "profile": decision.profile,
+            "data_kind": data_kind,
+            "data_source": data_source,
             "indicators": analysis.indicators,
             "reasons": [r.model_dump(mode="json") for r in decision.reasons],
             "analysis": {

@@ -61,6 +61,7 @@ class Snapshot:
     watchlist: list[str] = field(default_factory=list)
     label: str = ""
     notes: list[str] = field(default_factory=list)
+    data_source: str = ""
 
 
 def take_snapshot(
@@ -70,6 +71,7 @@ def take_snapshot(
     watchlist: Iterable[str] = (),
     label: str = "",
     max_events: int = 200,
+    data_source: str = "",
 ) -> Snapshot:
     """Read the store (and the exchange's balance and prices, if one is given).
 
@@ -102,6 +104,7 @@ def take_snapshot(
         latest_decisions=latest,
         watchlist=symbols,
         label=label,
+        data_source=data_source,
     )
     if exchange is not None:
         try:
@@ -376,6 +379,7 @@ def signal_rows(snapshot: Snapshot) -> list[Row]:
                 "signal": str(data.get("signal", "")),
                 "confidence": f"{float(confidence):.2f}" if confidence is not None else "",
                 "price": str(data.get("price", "")),
+                "data": str(data.get("data_source") or "not recorded"),
                 "reasons": ", ".join(event.reasons),
             }
         )
@@ -398,6 +402,7 @@ def monitoring_markdown(snapshot: Snapshot) -> str:
         "| | |",
         "|---|---|",
         f"| Mode | **{snapshot.mode.value}** |",
+        f"| Market data | {_cell(market_data_text(snapshot.data_source))} |",
         f"| Emergency stop | {stop_text(snapshot.emergency_stop)} |",
         f"| Circuit breaker | {breaker_text(snapshot.breaker)} |",
         f"| Live orders | {len(live)} ({len(protective)} stop-loss / take-profit) |",
@@ -420,8 +425,8 @@ def monitoring_markdown(snapshot: Snapshot) -> str:
             "",
             "## Latest signals",
             "",
-            "| symbol | time (UTC) | decision | signal | confidence | price | reasons |",
-            "|---|---|---|---|---|---|---|",
+            "| symbol | time (UTC) | decision | signal | confidence | price | data | reasons |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for row in signals:
             lines.append(
@@ -435,6 +440,7 @@ def monitoring_markdown(snapshot: Snapshot) -> str:
                         "signal",
                         "confidence",
                         "price",
+                        "data",
                         "reasons",
                     )
                 )
@@ -443,6 +449,15 @@ def monitoring_markdown(snapshot: Snapshot) -> str:
     if snapshot.notes:
         lines += ["", "## Notes", "", *(f"- {_cell(note)}" for note in snapshot.notes)]
     return "\n".join(lines) + "\n"
+
+
+def market_data_text(data_source: str) -> str:
+    """The dashboard's market-data line: SIMULATED in capitals, and a missing source said."""
+    if not data_source:
+        return "unknown (not read for this dashboard)"
+    if data_source.startswith("SIMULATED"):
+        return f"**{data_source}**: invented prices, not a market"
+    return data_source
 
 
 def _cell(text: str) -> str:

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import difflib
 import logging
+import secrets
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -32,9 +34,11 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from kestrel.errors import ConcurrentUpdate, ConfigError, KestrelError
+from kestrel.manual.tokens import consume_token, issue_token, peek_token
 from kestrel.mode import TradingMode
 from kestrel.models import Event, EventType, PositionStatus, utcnow
 from kestrel.settings import KestrelSettings, WatchlistItem
+from kestrel.settings_risk import SettingsRequest, risk_increases
 from kestrel.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -124,6 +128,22 @@ class SettingsChange(BaseModel):
     by: str
     revision: int
     event_id: str | None = None
+    needs_confirmation: bool = Field(
+        default=False, description="REAL: the change raises risk; nothing written, see token"
+    )
+    token: str | None = Field(default=None, description="confirm with it to apply the change")
+    expires_at: datetime | None = None
+    risks: list[str] = Field(default_factory=list, description="the limits it would loosen")
+
+
+@dataclass
+class _Approval:
+    """A change's own request and the confirmation token given with it (if any); once the
+    token is used, `confirmed` lets the rest of the change through."""
+
+    request: SettingsRequest
+    confirm: str | None = None
+    confirmed: bool = False
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -359,12 +379,18 @@ def set_setting(
     *,
     by: str,
     symbol: str | None = None,
+    confirm: str | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> list[SettingsChange]:
     """Change one setting (for one symbol, or every watchlist symbol with symbol='*').
 
     Returns one SettingsChange per symbol touched (one for a global field). Nothing is
-    written when the value is invalid (SettingsError) or unchanged."""
+    written when the value is invalid (SettingsError) or unchanged. In REAL, a change that
+    raises risk (kestrel.settings_risk) is written only with a `confirm` token: without one,
+    a single SettingsChange with needs_confirmation and the token to confirm with."""
+    approval = _Approval(
+        SettingsRequest(action="set", key=key, value=_jsonable(value), symbol=symbol), confirm
+    )
     current = effective_settings(base, store)
     kind, field = resolve_key(current, key)
     if kind == "global":
@@ -385,6 +411,7 @@ def set_setting(
                 symbol=None,
                 change=set_global,
                 read=lambda s: read_path(s, field),
+                approval=approval,
             )
         ]
     if symbol is None:
@@ -397,7 +424,22 @@ def set_setting(
         if symbol.strip().upper() in ALL_SYMBOLS
         else [_on_watchlist(current, symbol)]
     )
-    return [_set_symbol_field(store, base, by, now, target, field, stored) for target in targets]
+    if len(targets) > 1:  # every symbol: one confirmation for all of them
+
+        def set_all(overlay: SettingsOverlay) -> None:
+            for target in targets:
+                overlay.symbols.setdefault(target, {})[field] = stored
+
+        overlay, _ = load_overlay(store)
+        updated = overlay.model_copy(deep=True)
+        set_all(updated)
+        pending = _pending(store, base, by, now, approval, overlay, updated, field, symbol, stored)
+        if pending is not None:
+            return [pending]
+    return [
+        _set_symbol_field(store, base, by, now, target, field, stored, approval)
+        for target in targets
+    ]
 
 
 def _set_symbol_field(
@@ -408,6 +450,7 @@ def _set_symbol_field(
     symbol: str,
     field: str,
     stored: Any,
+    approval: _Approval,
 ) -> SettingsChange:
     def change(overlay: SettingsOverlay) -> None:
         overlay.symbols.setdefault(symbol, {})[field] = stored
@@ -421,6 +464,7 @@ def _set_symbol_field(
         symbol=symbol,
         change=change,
         read=lambda s: _jsonable(getattr(s.watch(symbol), field)),
+        approval=approval,
     )
 
 
@@ -431,9 +475,12 @@ def reset_setting(
     *,
     by: str,
     symbol: str | None = None,
+    confirm: str | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> SettingsChange:
-    """Return a field (or, with key None, everything) to its configured value. Audited too."""
+    """Return a field (or, with key None, everything) to its configured value. Audited too.
+    In REAL, a reset that raises risk needs a `confirm` token, as in `set_setting`."""
+    approval = _Approval(SettingsRequest(action="reset", key=key, symbol=symbol), confirm)
     if key is None:
 
         def clear(overlay: SettingsOverlay) -> None:
@@ -452,6 +499,7 @@ def reset_setting(
             change=clear,
             read=_snapshot,
             lenient_before=True,
+            approval=approval,
         )
     kind, field = resolve_key(base, key)
     if kind == "global":
@@ -465,6 +513,7 @@ def reset_setting(
             change=lambda o: o.fields.pop(field, None),
             read=lambda s: read_path(s, field),
             lenient_before=True,
+            approval=approval,
         )
     if symbol is None:
         raise SettingsError(field, "is per symbol; pass the symbol to reset it for")
@@ -486,6 +535,7 @@ def reset_setting(
         change=drop,
         read=lambda s: _symbol_value(s, target, field),
         lenient_before=True,
+        approval=approval,
     )
 
 
@@ -500,9 +550,18 @@ def watch_add(
     trade_amount_usd: Decimal | str | None = None,
     trade_enabled: bool | None = None,
     exchange_name: str = "the exchange",
+    confirm: str | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> SettingsChange:
-    """Add `symbol` to the watchlist if the exchange lists it (`markets`: its symbols)."""
+    """Add `symbol` to the watchlist if the exchange lists it (`markets`: its symbols). In
+    REAL, adding it with trading on raises risk: it needs a `confirm` token."""
+    options = {
+        "timeframe": timeframe,
+        "trade_amount_usd": None if trade_amount_usd is None else str(trade_amount_usd),
+        "trade_enabled": trade_enabled,
+    }
+    request = SettingsRequest(action="watch-add", symbol=symbol, options=options)
+    approval = _Approval(request, confirm)
     try:
         normalised = WatchlistItem(symbol=symbol).symbol
     except ValidationError as exc:
@@ -538,7 +597,15 @@ def watch_add(
             overlay.added.append(item)
 
     return _commit(
-        store, base, by, now, field="watchlist", symbol=normalised, change=add, read=_symbols
+        store,
+        base,
+        by,
+        now,
+        field="watchlist",
+        symbol=normalised,
+        change=add,
+        read=_symbols,
+        approval=approval,
     )
 
 
@@ -581,6 +648,93 @@ def watch_remove(
     return _commit(
         store, base, by, now, field="watchlist", symbol=normalised, change=remove, read=_symbols
     )
+
+
+# -- confirming a REAL change that raises risk ---------------------------------------------------
+
+MarketsReader = Callable[[], tuple[Collection[str], str]]
+
+
+def apply_request(
+    store: Store,
+    base: KestrelSettings,
+    request: SettingsRequest,
+    *,
+    by: str,
+    confirm: str | None = None,
+    markets: MarketsReader | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> list[SettingsChange]:
+    """Run a settings request (set / reset / watch-add / watch-remove); `markets` reads the
+    exchange's symbols for a watch-add."""
+    if request.action == "set":
+        if request.key is None:
+            raise SettingsError("key", "set needs a key and a value")
+        return set_setting(
+            store,
+            base,
+            request.key,
+            request.value,
+            by=by,
+            symbol=request.symbol,
+            confirm=confirm,
+            now=now,
+        )
+    if request.action == "reset":
+        return [
+            reset_setting(
+                store, base, request.key, by=by, symbol=request.symbol, confirm=confirm, now=now
+            )
+        ]
+    if request.symbol is None:
+        raise SettingsError("symbol", f"{request.action} needs a symbol")
+    if request.action == "watch-remove":
+        force = bool(request.options.get("force"))
+        return [watch_remove(store, base, request.symbol, by=by, force=force, now=now)]
+    if markets is None:
+        raise SettingsError("symbol", "adding a symbol needs the exchange's markets to check it")
+    names, where = markets()
+    options = {k: v for k, v in request.options.items() if v is not None}
+    return [
+        watch_add(
+            store,
+            base,
+            request.symbol,
+            markets=names,
+            by=by,
+            exchange_name=where,
+            confirm=confirm,
+            now=now,
+            **options,
+        )
+    ]
+
+
+def confirm_change(
+    store: Store,
+    base: KestrelSettings,
+    token: str,
+    *,
+    by: str,
+    markets: MarketsReader | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> list[SettingsChange]:
+    """Apply the settings change `token` was issued for (`/confirm TOKEN`, `kestrel settings
+    confirm TOKEN`): its own stored request, so a token confirms nothing else. An unknown,
+    used or expired token is refused with a SECURITY event (ConfirmationRefused)."""
+    record = peek_token(store, token)
+    if record is None:  # unknown: refused with a SECURITY event, as for an order
+        record = consume_token(store, token, None, request_id=None, by=by, now=now)
+    if record.action.get("kind") != SettingsRequest.model_fields["kind"].default:
+        raise SettingsError("token", "confirms a manual order, not a settings change")
+    request = SettingsRequest.model_validate(record.action)
+    if record.used_at is not None or now() >= record.expires_at:
+        consume_token(store, token, request, request_id=None, by=by, now=now)  # refuses, audited
+    done = apply_request(store, base, request, by=by, confirm=token, markets=markets, now=now)
+    after = peek_token(store, token)
+    if after is not None and after.used_at is None:  # no longer riskier: applied all the same
+        consume_token(store, token, request, request_id=None, by=by, now=now)
+    return done
 
 
 # -- markets ---------------------------------------------------------------------------------------
@@ -632,9 +786,11 @@ def _commit(
     change: Callable[[SettingsOverlay], Any],
     read: Callable[[KestrelSettings], Any],
     lenient_before: bool = False,
+    approval: _Approval | None = None,
 ) -> SettingsChange:
     """Apply `change` to the stored overlay with compare-and-set, after validating the
-    settings it produces; the SETTINGS_CHANGED event goes in the same transaction."""
+    settings it produces; the SETTINGS_CHANGED event goes in the same transaction. A REAL
+    change that raises risk is written only once confirmed (see `_pending`)."""
     for _ in range(CAS_ATTEMPTS):
         overlay, version = load_overlay(store)
         try:
@@ -646,6 +802,10 @@ def _commit(
         updated = overlay.model_copy(deep=True)
         change(updated)
         new = read(apply_overlay(base, updated))  # raises SettingsError: nothing written
+        if approval is not None:
+            pending = _pending(store, base, by, now, approval, overlay, updated, field, symbol, new)
+            if pending is not None:
+                return pending.model_copy(update={"old": old})
         same_overlay = updated.model_dump(exclude={"revision", "updated_by", "updated_at"}) == (
             overlay.model_dump(exclude={"revision", "updated_by", "updated_at"})
         )
@@ -704,6 +864,58 @@ def _commit(
     raise ConcurrentUpdate("live settings kept changing under us; try again")
 
 
+def _pending(
+    store: Store,
+    base: KestrelSettings,
+    by: str,
+    now: Callable[[], datetime],
+    approval: _Approval,
+    overlay: SettingsOverlay,
+    updated: SettingsOverlay,
+    field: str,
+    symbol: str | None,
+    new: Any,
+) -> SettingsChange | None:
+    """None if going from `overlay` to `updated` may be written now: DEMO, no risk raised
+    (kestrel.settings_risk), or confirmed (a token given is used here, and refused with a
+    SECURITY event if it is not for exactly this change). Otherwise nothing is written and
+    the SettingsChange carries a new one-time token, as a REAL order's preview does."""
+    if approval.confirmed or store.mode is not TradingMode.REAL:
+        return None
+    try:
+        before = apply_overlay(base, overlay)
+    except SettingsError:  # a stale overlay being reset: compare with the configuration
+        before = base
+    risks = risk_increases(before, apply_overlay(base, updated))
+    if not risks:
+        return None
+    if approval.confirm is not None:
+        consume_token(store, approval.confirm, approval.request, request_id=None, by=by, now=now)
+        approval.confirmed = True
+        return None
+    token, record = issue_token(
+        store,
+        approval.request,
+        request_id=f"settings-{secrets.token_hex(6)}",
+        plan=approval.request.fingerprint(),
+        prices={},
+        by=by,
+        now=now,
+    )
+    return SettingsChange(
+        field=field,
+        symbol=symbol,
+        new=new,
+        changed=False,
+        by=by,
+        revision=overlay.revision,
+        needs_confirmation=True,
+        token=token,
+        expires_at=record.expires_at,
+        risks=risks,
+    )
+
+
 def _on_watchlist(settings: KestrelSettings, symbol: str) -> str:
     wanted = symbol.strip().upper()
     listed = [item.symbol for item in settings.watchlist]
@@ -753,10 +965,11 @@ def _resolve_attr(settings: KestrelSettings, path: str) -> Any:
 
 
 def load_effective(
-    config: dict[str, Any] | None = None, *, add_symbols: bool = True
+    config: dict[str, Any] | None = None, *, add_symbols: bool = True, run: str = "flow run"
 ) -> KestrelSettings:
-    """What a flow run trades with: env / config file / `config` overrides, then the live
-    changes stored for that mode (so a change takes effect at the next run, no restart)."""
-    from kestrel.settings import load_settings
+    """What a flow run trades with: env / config file / `config` overrides (which may not
+    widen the mode or the REAL whitelist: kestrel.run_settings), then the live changes stored
+    for that mode (so a change takes effect at the next run, no restart)."""
+    from kestrel.run_settings import settings_for_run
 
-    return resolve_settings(load_settings(**(config or {})), add_symbols=add_symbols)
+    return resolve_settings(settings_for_run(config, run=run), add_symbols=add_symbols)

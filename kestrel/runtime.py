@@ -21,7 +21,7 @@ from kestrel.settings import KestrelSettings
 from kestrel.store.base import Store
 
 if TYPE_CHECKING:
-    from kestrel.market import MarketFeed
+    from kestrel.market import FeedKind, MarketFeed
 
 
 @dataclass
@@ -42,6 +42,21 @@ class Runtime:
             self._markets[symbol] = market_spec(self.exchange, symbol)
         return self._markets[symbol]
 
+    @property
+    def data_kind(self) -> FeedKind:
+        """Where candles and prices come from: "live", "replay" or "simulated"."""
+        return self.feed.kind if self.feed is not None else "live"
+
+    @property
+    def data_source(self) -> str:
+        """The data source as every decision, table and message names it, e.g.
+        "live (ccxt:binance)", "replay (replay:BTC_USDT-1h.csv)", "SIMULATED (seed 7)"."""
+        if self.feed is None:
+            return f"live (ccxt:{self.exchange.id})"
+        if self.feed.kind == "simulated":
+            return self.feed.label
+        return f"{self.feed.kind} ({self.feed.label})"
+
     def now_ms(self, symbol: str) -> int:
         """Market time: the replay/simulation clock in DEMO replays, else the wall clock."""
         if self.feed is not None:
@@ -58,16 +73,24 @@ _lock = threading.Lock()
 
 
 def build_runtime(settings: KestrelSettings) -> Runtime:
+    """The runtime for `settings`. DEMO: the market feed is chosen and the watchlist checked
+    against it first (MarketDataUnavailable, or ConfigError naming an unknown symbol)."""
     from kestrel.store.router import StoreRouter
     from kestrel.wallet import build_exchange
 
     store = StoreRouter(settings)
-    feed = None
-    if settings.mode is TradingMode.DEMO:
-        from kestrel.market import choose_feed
+    try:
+        feed = None
+        if settings.mode is TradingMode.DEMO:
+            from kestrel.market import choose_feed
+            from kestrel.market.check import check_watchlist
 
-        feed = choose_feed(settings, store, [item.symbol for item in settings.watchlist])
-    exchange = build_exchange(settings, store, feed=feed)
+            feed = choose_feed(settings, store, [item.symbol for item in settings.watchlist])
+            check_watchlist(settings, feed)  # FOO/BAR: a clear error, before any price is read
+        exchange = build_exchange(settings, store, feed=feed)
+    except BaseException:
+        store.close()
+        raise
     return Runtime(settings=settings, store=store, exchange=exchange, feed=feed)
 
 

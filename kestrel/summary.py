@@ -160,6 +160,7 @@ def summary_rows(summary: SessionSummary) -> list[dict[str, str]]:
     return [
         {
             "currency": book.currency,
+            "market_data": summary.market_data,  # SIMULATED (seed 7) when it is invented
             "starting": _fmt(book.starting),
             "realized_pnl": _fmt(book.realized_pnl),
             "fees": _fmt(book.fees),

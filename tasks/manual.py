@@ -112,18 +112,23 @@ def settings_change_task(
     force: bool = False,
     timeframe: str | None = None,
     trade_amount_usd: str | None = None,
+    confirm: str | None = None,
 ) -> list[SettingsChange]:
     """action: set | reset | watch-add | watch-remove. watch-add checks the symbol against
-    the markets of the mode's exchange."""
+    the markets of the mode's exchange. REAL: a riskier change needs `confirm` (its token)."""
     with trading_mode(settings.mode):
         store = open_store(settings, settings.mode)
         try:
             if action == "set":
                 if key is None or value is None:
                     raise ValueError("set needs a key and a value")
-                return set_setting(store, settings, key, value, symbol=symbol, by=actor)
+                return set_setting(
+                    store, settings, key, value, symbol=symbol, by=actor, confirm=confirm
+                )
             if action == "reset":
-                return [reset_setting(store, settings, key, symbol=symbol, by=actor)]
+                return [
+                    reset_setting(store, settings, key, symbol=symbol, by=actor, confirm=confirm)
+                ]
             if action == "watch-add":
                 if symbol is None:
                     raise ValueError("watch-add needs a symbol")
@@ -141,6 +146,7 @@ def settings_change_task(
                     timeframe=timeframe,
                     trade_amount_usd=trade_amount_usd,
                     exchange_name=where,
+                    confirm=confirm,
                 )
                 return [change]
             if action == "watch-remove":

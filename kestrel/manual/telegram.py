@@ -5,9 +5,10 @@ They are not registered here (kestrel/notify belongs to the notifications work):
 adds them with
     COMMANDS.update(manual_commands(runtime_factory(settings), lambda: settings))
 Authorisation happens before any of these run (the bot's gatekeeper), and `ctx.caller.tag`
-is the audited actor. In REAL mode /buy, /sell, /close, /closeall and /move answer with a preview
-and a token; `/confirm TOKEN` acts (the token's own stored action: nothing else can be
-confirmed with it).
+is the audited actor. In REAL mode /buy, /sell, /close, /closeall and /move answer with a
+preview and a token, and so do /set, /unset and /watch add when they loosen a risk limit
+(kestrel.settings_risk); `/confirm TOKEN` acts (the token's own stored action: nothing else
+can be confirmed with it).
 
     /buy BTC/USDT 0.01                  market buy of 0.01 BTC
     /buy BTC/USDT 100 USDT sl 19000 tp 22000 limit 20000
@@ -33,6 +34,7 @@ from kestrel.errors import ConfigError, KestrelError
 from kestrel.live_settings import (
     SettingsChange,
     SettingsError,
+    confirm_change,
     describe,
     exchange_markets,
     reset_setting,
@@ -51,6 +53,7 @@ from kestrel.manual.models import (
 )
 from kestrel.manual.render import leg_lines, reset_lines
 from kestrel.manual.reset import reset_paper_account
+from kestrel.manual.tokens import peek_token
 from kestrel.manual.trading import cancel_order, confirm_token, submit
 from kestrel.mode import trading_mode
 from kestrel.money import to_decimal
@@ -188,6 +191,16 @@ def outcome_card(outcome: ManualOutcome) -> Card:
 
 
 def _change_card(changes: list[SettingsChange]) -> Card:
+    pending = next((c for c in changes if c.needs_confirmation), None)
+    if pending is not None:  # REAL and riskier: nothing changed yet
+        expires = f" before {pending.expires_at:%H:%M:%S} UTC" if pending.expires_at else ""
+        return Card(
+            title="Settings: NEEDS_CONFIRMATION",
+            icon="❓",
+            rows=(("Mode", "REAL"), ("Confirm", f"/confirm {pending.token}")),
+            lines=tuple(f"raises risk: {risk}" for risk in pending.risks),
+            footer=(f"Nothing changed yet. Send /confirm {pending.token}{expires} to apply.",),
+        )
     lines = tuple(
         f"{c.field}{f' [{c.symbol}]' if c.symbol else ''}: {c.old!r} -> {c.new!r}"
         + ("" if c.changed else " (unchanged)")
@@ -273,7 +286,24 @@ def manual_commands(
     def confirm(ctx: CommandContext, args: list[str]) -> Card:
         if len(args) != 1:
             raise CommandError("usage: /confirm TOKEN")
-        return act(ctx, lambda rt: outcome_card(confirm_token(rt, args[0], actor=ctx.caller.tag)))
+        token = args[0]
+
+        def work(rt: Runtime) -> Card:
+            record = peek_token(rt.store, token)
+            if record is not None and record.action.get("kind") == "settings":
+                configured = base()
+                return _change_card(
+                    confirm_change(
+                        rt.store,
+                        configured,
+                        token,
+                        by=ctx.caller.tag,
+                        markets=lambda: exchange_markets(configured, rt.store),
+                    )
+                )
+            return outcome_card(confirm_token(rt, token, actor=ctx.caller.tag))
+
+        return act(ctx, work)
 
     def cancel(ctx: CommandContext, args: list[str]) -> Card:
         if len(args) != 1:
@@ -390,7 +420,7 @@ def manual_commands(
         "move": CommandSpec(
             "Move a position's levels: /move SYMBOL [sl P] [tp P] [trail PCT [from PCT]]", move
         ),
-        "confirm": CommandSpec("Confirm a REAL-mode action: /confirm TOKEN", confirm),
+        "confirm": CommandSpec("Confirm a REAL-mode action or setting: /confirm TOKEN", confirm),
         "cancel": CommandSpec("Cancel an order: /cancel ORDER_ID", cancel),
         "set": CommandSpec("Change a setting: /set KEY VALUE [SYMBOL]", set_cmd),
         "unset": CommandSpec("Back to the configured value: /unset KEY [SYMBOL]", unset),

@@ -20,7 +20,7 @@ import hashlib
 import secrets
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -36,6 +36,15 @@ RETENTION = timedelta(days=1)  # used/expired records kept this long, for clear 
 CAS_ATTEMPTS = 20
 
 Clock = Callable[[], datetime]
+
+
+class Confirmable(Protocol):
+    """What a token can be bound to: a manual request, or a REAL settings change
+    (kestrel.settings_risk.SettingsRequest)."""
+
+    def fingerprint(self) -> str: ...
+
+    def model_dump(self, *, mode: str = ..., exclude: Any = ...) -> dict[str, Any]: ...
 
 
 class TokenRecord(BaseModel):
@@ -78,7 +87,7 @@ def _load(store: Store) -> tuple[_Book, int]:
 
 def issue_token(
     store: Store,
-    request: AnyRequest,
+    request: AnyRequest | Confirmable,
     *,
     request_id: str,
     plan: str,
@@ -119,7 +128,7 @@ def issue_token(
 def consume_token(
     store: Store,
     token: str,
-    request: AnyRequest | None,
+    request: AnyRequest | Confirmable | None,
     *,
     request_id: str | None,
     by: str,
@@ -174,6 +183,13 @@ def consume_token(
             raise ConfirmationRefused(*refusal)
         return record
     raise ConcurrentUpdate("confirmation tokens kept changing under us; try again")
+
+
+def peek_token(store: Store, token: str) -> TokenRecord | None:
+    """The record `token` was issued with, without using it (to route `/confirm TOKEN` to
+    the kind of action it confirms); None if unknown."""
+    book, _ = _load(store)
+    return book.tokens.get(token_hash(token))
 
 
 def void_token(store: Store, token: str, outcome: str, now: Clock = utcnow) -> None:

@@ -76,6 +76,7 @@ from kestrel.manual.tokens import (
     TokenRecord,
     consume_token,
     issue_token,
+    peek_token,
     void_token,
 )
 from kestrel.mode import TradingMode, current_mode
@@ -254,6 +255,9 @@ def confirm_token(
     """Confirm whatever `token` was issued for (Telegram's /confirm TOKEN): the token's
     stored action, so the parameters cannot differ."""
     check_mode(rt)
+    found = peek_token(rt.store, token)
+    if found is not None and found.action.get("kind") == "settings":  # left unused
+        raise ManualError("this token confirms a settings change: `kestrel settings confirm`")
     record = consume_token(rt.store, token, None, request_id=None, by=actor, now=now)
     request = parse_request({**record.action, "request_id": record.request_id})
     if isinstance(request, MoveLevelsRequest):
@@ -912,7 +916,7 @@ def _act(
 
 
 def _record_decision(rt: Runtime, leg: Leg, request_id: str, actor: str) -> None:
-    event = decision_event(leg.decision, leg.analysis)
+    event = decision_event(leg.decision, leg.analysis, rt.data_kind, rt.data_source)
     data = {**event.data, "manual": True, "by": actor, "request_id": request_id}
     rt.store.append_events([event.model_copy(update={"data": data})])
 

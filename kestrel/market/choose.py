@@ -1,8 +1,11 @@
 """Picking the market data source from settings: live, replay or simulated.
 
 "auto" prefers live data, but only if the exchange answers a cheap request within a short,
-hard bound: a demo started on a laptop without network must come up at once with replay or
-simulated data rather than hang in DNS or TCP timeouts.
+hard bound (a laptop without network must not hang in DNS or TCP timeouts), then replay
+files. It never picks the simulation: invented prices are used only when asked for by name
+(`market_data = "simulated"`, or `kestrel demo` without replay data), because a paper run
+that silently traded on them would look like a real result. Without live or replay data,
+"auto" raises MarketDataUnavailable and the cycle stands down saying why.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kestrel.errors import ConfigError
-from kestrel.market.base import MarketFeed
+from kestrel.market.base import MarketDataUnavailable, MarketFeed
 from kestrel.market.csvfile import replay_files
 from kestrel.market.live import CcxtLiveFeed, make_exchange
 from kestrel.market.replay import DEFAULT_WARMUP, ReplayFeed
@@ -69,13 +72,13 @@ def choose_feed(
     every symbol (default 1h without a watchlist). `exchange` overrides the ccxt client (an id
     or an instance).
     auto: live if the exchange answers within `probe_timeout_s`, else replay if replay_dir has
-    a file for every symbol, else simulated. The reason is logged.
+    a file for every symbol, else MarketDataUnavailable saying why (never simulated).
     """
     paper = settings.paper if isinstance(settings, KestrelSettings) else settings
     timeframes = _timeframes(settings, symbols, timeframe)
-    if exchange is None:
-        exchange = settings.exchange if isinstance(settings, KestrelSettings) else "binance"
     source = paper.market_data
+    if source in ("live", "auto") and exchange is None:
+        exchange = _public_client(settings, paper)
 
     if source == "live":
         return CcxtLiveFeed(exchange, timeout_s=paper.network_timeout_s)
@@ -102,11 +105,32 @@ def choose_feed(
         if all(s in files for s in symbols):
             log.warning("market data: replay from %s (%s)", paper.replay_dir, why_not_live)
             return ReplayFeed(files, store, warmup=warmup)
-        why_not_live += f"; {paper.replay_dir} lacks files for " + ", ".join(
-            s for s in symbols if s not in files
+        why_not_replay = f"{paper.replay_dir} lacks files for " + ", ".join(
+            f"{s} {timeframes[s]}" for s in symbols if s not in files
         )
-    log.warning("market data: SIMULATED (%s)", why_not_live)
-    return _simulated(paper, store, timeframes, warmup)
+    else:
+        why_not_replay = "no paper.replay_dir"
+    raise MarketDataUnavailable(
+        f"no market data: live {client.id} unavailable ({why_not_live}); replay: "
+        f"{why_not_replay}. Paper trading does not switch to invented prices: restore the "
+        "network, give replay files, or set paper.market_data = 'simulated' to trade on a "
+        "SIMULATED market by name"
+    )
+
+
+def _public_client(settings: KestrelSettings | PaperSettings, paper: PaperSettings) -> Any:
+    """The keyless ccxt client of the configured exchange, with the REAL wallet's options
+    (spot markets only) and at exchange_api.url when one is set (the Binance emulator, a
+    proxy): the paper market reads what the REAL one would."""
+    if not isinstance(settings, KestrelSettings):
+        return "binance"
+    from kestrel.exchange.ccxt_exchange import _ccxt_options, point_at
+
+    options = _ccxt_options(settings.exchange, settings.exchange_api)
+    client = make_exchange(settings.exchange, paper.network_timeout_s, {"options": options})
+    if settings.exchange_api.url is not None:
+        point_at(client, settings.exchange_api.url)
+    return client
 
 
 def _simulated(

@@ -28,6 +28,7 @@ from blocks.settings import (
 from kestrel.controls import emergency_stop_state
 from kestrel.mode import TradingMode
 from kestrel.models import Decision
+from kestrel.run_settings import installation_env
 from kestrel.settings import PaperSettings, WatchlistItem, load_settings
 from kestrel.store import open_store
 
@@ -100,7 +101,11 @@ def test_layers_env_then_blocks_then_parameters(
     assert settings.telegram.bot_token is not None
     assert settings.telegram.bot_token.get_secret_value() == TOKEN
     assert resolved.sources == ["trading-config/alts", "store/books", "telegram/bot"]
-    assert resolved.secret_env == {STORE_URI_ENV: settings.store_uri, TOKEN_ENV: TOKEN}
+    assert resolved.secret_env == {
+        STORE_URI_ENV: settings.store_uri,
+        TOKEN_ENV: TOKEN,
+        **installation_env(settings),  # mode and REAL whitelist reach subflows this way
+    }
 
     overridden = resolve_settings(refs, {"watchlist": [{"symbol": "XRP/USDT"}]}).settings
     assert [i.symbol for i in overridden.watchlist] == ["XRP/USDT"]
@@ -109,6 +114,7 @@ def test_layers_env_then_blocks_then_parameters(
     config = subflow_config(settings)
     assert "store_uri" not in config and "bot_token" not in config["telegram"]
     assert TOKEN not in json.dumps(config)
+    assert "mode" not in config and "real_exchange_whitelist" not in config
     with exported(resolved.secret_env):
         again = load_settings(**config)
     assert again == settings
@@ -131,7 +137,10 @@ def test_without_blocks_the_environment_and_file_decide(
     assert [i.symbol for i in resolved.settings.watchlist] == ["DOT/USDT"]
     assert resolved.settings.risk.min_confidence == 0.6
     assert resolved.settings.risk.max_open_positions == 2
-    assert resolved.secret_env == {STORE_URI_ENV: "sqlite:///somewhere"}
+    assert resolved.secret_env == {
+        STORE_URI_ENV: "sqlite:///somewhere",
+        **installation_env(resolved.settings),
+    }
     assert deep_merge({"a": {"b": 1, "c": 2}, "l": [1]}, {"a": {"b": 3}, "l": [2]}) == {
         "a": {"b": 3, "c": 2},
         "l": [2],

@@ -18,6 +18,7 @@ from kestrel.dashboards import (
     monitoring_markdown,
     open_order_rows,
     portfolio_rows,
+    signal_rows,
     take_snapshot,
     unpriced_assets,
 )
@@ -240,3 +241,18 @@ def test_markdown_cells_stay_in_their_table() -> None:
     text = monitoring_markdown(snapshot)
     assert "TRIPPED: 3 losses" in text
     assert "- a \\| b c" in text
+
+
+def test_dashboards_name_the_market_data(store: Store) -> None:
+    """Paper trades on invented prices can never pass for real ones on a dashboard."""
+    event = decision("BTC/USDT", "BUY", ["SIGNAL_BUY", "APPROVED"], 1)
+    store.append_events(
+        [event.model_copy(update={"data": {**event.data, "data_source": "SIMULATED (seed 7)"}})]
+    )
+    snapshot = take_snapshot(store, watchlist=["BTC/USDT"], data_source="SIMULATED (seed 7)")
+    text = monitoring_markdown(snapshot)
+    assert "| Market data | **SIMULATED (seed 7)**: invented prices, not a market |" in text
+    assert "| data |" in text and "| SIMULATED (seed 7) |" in text
+    assert [row["data"] for row in signal_rows(snapshot)] == ["SIMULATED (seed 7)"]
+    unknown = monitoring_markdown(take_snapshot(store, watchlist=["BTC/USDT"]))
+    assert "| Market data | unknown (not read for this dashboard) |" in unknown

@@ -35,7 +35,9 @@ def deployed(
     """A world whose store is where the flows' settings put it (data_dir/kestrel_real...)."""
     monkeypatch.setenv("KESTREL_BINANCE_API_KEY", KEY)
     monkeypatch.setenv("KESTREL_BINANCE_API_SECRET", SECRET)
+    monkeypatch.setenv("KESTREL_MODE", "REAL")  # the installation's mode, never a parameter
     world = make_world(settings={"access": {"lock_timeout_s": 1.0}})
+    monkeypatch.setenv("KESTREL_EXCHANGE_API__URL", world.emu.url)  # the installation's too
     path = sqlite_path(world.settings.data_dir, TradingMode.REAL)
     world.store.close()
     world.store = SQLiteStore(path, TradingMode.REAL)

@@ -248,3 +248,21 @@ def test_real_close_and_confirm_command(real: Kestrel, emulator: BinanceEmulator
 def test_real_reset_is_refused(real: Kestrel) -> None:
     result = real("order", "reset", "--balance", "100", "--yes")
     assert result.exit_code == 1 and "DEMO only" in result.output
+
+
+def test_real_riskier_settings_need_the_token(real: Kestrel) -> None:
+    """`kestrel settings set` in REAL: removing the daily loss limit prints a token and
+    changes nothing; --confirm (or `settings confirm`) applies it; lowering applies at once."""
+    preview = real.ok("settings", "set", "trading.gates.daily_loss_limit_pct", "none")
+    assert "raises risk: trading.gates.daily_loss_limit_pct: 5 -> none" in preview
+    assert "nothing changed yet" in preview
+    assert "daily_loss_limit_pct = 5" in real.ok("settings", "show")
+    wrong = real("settings", "set", "trading.gates.daily_loss_limit_pct", "9", "--confirm",
+                 token_in(preview))  # fmt: skip
+    assert wrong.exit_code == 1 and "different action" in wrong.output
+    token = token_in(real.ok("settings", "set", "trading.gates.daily_loss_limit_pct", "none"))
+    done = real.ok("settings", "confirm", token)
+    assert "daily_loss_limit_pct: '5' -> None" in done
+    assert "daily_loss_limit_pct = None" in real.ok("settings", "show")
+    lowered = real.ok("settings", "set", "risk.max_open_positions", "2")
+    assert "-> 2 (revision" in lowered

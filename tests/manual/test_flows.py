@@ -90,10 +90,11 @@ def test_real_flows_preview_then_confirm(
 
     monkeypatch.setenv("KESTREL_BINANCE_API_KEY", KEY)
     monkeypatch.setenv("KESTREL_BINANCE_API_SECRET", SECRET)
+    monkeypatch.setenv("KESTREL_MODE", "REAL")  # the installation's mode, never a parameter
+    monkeypatch.setenv("KESTREL_EXCHANGE_API__URL", emulator.url)  # ...and REAL endpoint
     config = {
-        "mode": "REAL",
         "data_dir": str(tmp_data_dir),
-        "exchange_api": {"url": emulator.url, "rate_limit": False},
+        "exchange_api": {"rate_limit": False},
         "watchlist": [{"symbol": "BTC/USDT", "timeframe": "1h", "strategy": "SCALP"}],
     }
     preview = manual_order(symbol="BTC/USDT", side="buy", amount=Decimal("0.01"), config=config)
@@ -114,10 +115,11 @@ def test_real_move_stop_flow_previews_then_the_confirm_flow_moves(
 
     monkeypatch.setenv("KESTREL_BINANCE_API_KEY", KEY)
     monkeypatch.setenv("KESTREL_BINANCE_API_SECRET", SECRET)
+    monkeypatch.setenv("KESTREL_MODE", "REAL")  # the installation's mode, never a parameter
+    monkeypatch.setenv("KESTREL_EXCHANGE_API__URL", emulator.url)  # ...and REAL endpoint
     config = {
-        "mode": "REAL",
         "data_dir": str(tmp_data_dir),
-        "exchange_api": {"url": emulator.url, "rate_limit": False},
+        "exchange_api": {"rate_limit": False},
         "watchlist": [{"symbol": "BTC/USDT", "timeframe": "1h", "strategy": "SCALP"}],
     }
     bought = manual_order(symbol="BTC/USDT", side="buy", amount=Decimal("0.01"), config=config)
@@ -139,3 +141,50 @@ def test_real_move_stop_flow_previews_then_the_confirm_flow_moves(
         store.close()
     assert position is not None
     assert (position.stop_loss, position.trailing_stop_pct) == (Decimal("19000"), Decimal("0.02"))
+
+
+def test_a_run_config_cannot_switch_to_real(
+    prefect_harness: None, tmp_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A custom run from the Prefect UI asking for REAL in a DEMO installation: refused
+    before anything runs, with a SECURITY event in the installation's (DEMO) store."""
+    from flows.manual import manual_order, settings_change
+    from kestrel.mode import TradingMode
+    from kestrel.models import EventType
+    from kestrel.store import open_store
+    from kestrel.wallet import SecurityError
+
+    monkeypatch.delenv("KESTREL_MODE", raising=False)
+    monkeypatch.setenv("KESTREL_DATA_DIR", str(tmp_data_dir))
+    config = {**demo_config(tmp_data_dir), "mode": "REAL"}
+    with pytest.raises(SecurityError, match="mode 'DEMO' -> 'REAL'"):
+        manual_order(symbol="BTC/USDT", side="buy", amount=Decimal("0.01"), config=config)
+    widened = {**demo_config(tmp_data_dir), "real_exchange_whitelist": ["binance", "kraken"]}
+    with pytest.raises(SecurityError, match="real_exchange_whitelist"):
+        settings_change(action="set", key="risk.min_confidence", value="0.1", config=widened)
+    store = open_store(load_settings(), TradingMode.DEMO)
+    try:
+        events = store.list_events(types=[EventType.SECURITY])
+        assert [e.data["run"] for e in events] == ["manual-order", "settings-change"]
+        assert not store.list_events(types=[EventType.SETTINGS_CHANGED])
+    finally:
+        store.close()
+
+
+def test_real_settings_flow_needs_the_token(
+    prefect_harness: None, tmp_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settings-change flow keeps the REAL guardrail: a riskier change is only a token
+    until a second run confirms it."""
+    from flows.manual import settings_change
+    from kestrel.mode import TradingMode
+
+    monkeypatch.setenv("KESTREL_MODE", "REAL")
+    config = {"data_dir": str(tmp_data_dir), "watchlist": [{"symbol": "BTC/USDT"}]}
+    key = "trading.gates.cool_off_s"
+    [preview] = settings_change(action="set", key=key, value="0", config=config)
+    assert preview.needs_confirmation and preview.token and not preview.changed
+    [done] = settings_change(action="set", key=key, value="0", confirm=preview.token, config=config)
+    assert done.changed and done.new == 0.0
+    settings = resolve_settings(load_settings(**config))
+    assert settings.mode is TradingMode.REAL and settings.trading.gates.cool_off_s == 0

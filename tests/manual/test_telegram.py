@@ -172,3 +172,36 @@ def test_runtime_factory_applies_live_settings(tmp_data_dir: Path) -> None:
         assert rt.settings.watch("ETH/USDT").trade_enabled is True  # the earlier runtime
     finally:
         reset_runtimes()
+
+
+def test_real_riskier_setting_needs_confirm(real_rt: Runtime) -> None:
+    """REAL: /set that loosens a limit answers with a token and changes nothing; /confirm
+    applies exactly that change; a tightening /set applies at once."""
+    from kestrel.live_settings import effective_settings
+
+    preview = text_of(run(real_rt, "/set trading.gates.cool_off_s 0"))
+    assert "NEEDS_CONFIRMATION" in preview and "cool_off_s: 3600 -> 0.0 (lowered)" in preview
+    assert effective_settings(real_rt.settings, real_rt.store).trading.gates.cool_off_s == 3600
+    found = re.search(r"/confirm ([A-Z2-7]{16})", preview)
+    assert found, preview
+    done = text_of(run(real_rt, f"/confirm {found.group(1)}"))
+    assert "Settings changed" in done
+    assert effective_settings(real_rt.settings, real_rt.store).trading.gates.cool_off_s == 0
+    assert "already used" in text_of(run(real_rt, f"/confirm {found.group(1)}"))
+    tighter = text_of(run(real_rt, "/set risk.max_open_positions 2"))
+    assert "Settings changed" in tighter
+
+
+def test_an_order_confirmation_does_not_burn_a_settings_token(real_rt: Runtime) -> None:
+    """`kestrel order confirm` / the manual-confirm flow given a settings token: a clear
+    refusal, and the token still confirms its change afterwards."""
+    from kestrel.live_settings import confirm_change, set_setting
+    from kestrel.manual import ManualError
+    from kestrel.manual.trading import confirm_token
+
+    [preview] = set_setting(real_rt.store, real_rt.settings, "risk.min_confidence", "0.1", by="t")
+    assert preview.token is not None
+    with pytest.raises(ManualError, match="confirms a settings change"):
+        confirm_token(real_rt, preview.token, actor="t")
+    [done] = confirm_change(real_rt.store, real_rt.settings, preview.token, by="t")
+    assert done.changed and done.new == 0.1

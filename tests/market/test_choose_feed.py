@@ -1,4 +1,5 @@
-"""choose_feed: explicit sources, and "auto" falling back fast when there is no network.
+"""choose_feed: explicit sources, and "auto" falling back fast when there is no network,
+to replay data only: never to a simulation nobody asked for.
 
 No real internet exists here: "unreachable" is a closed local port, "hanging" is a socket
 that accepts connections and never answers. The pytest timeout guards against a hang.
@@ -11,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from kestrel.errors import ConfigError
-from kestrel.market import CcxtLiveFeed, ReplayFeed, SimulatedFeed, choose_feed, probe
+from kestrel.market import (
+    CcxtLiveFeed,
+    MarketDataUnavailable,
+    ReplayFeed,
+    SimulatedFeed,
+    choose_feed,
+    probe,
+)
 from kestrel.settings import KestrelSettings, PaperSettings, WatchlistItem
 from kestrel.store.sqlite import SQLiteStore
 from tests.market.conftest import ramp, write_csv
@@ -60,23 +68,22 @@ def test_explicit_live_makes_no_request_and_sets_the_timeout(store: SQLiteStore)
 
 
 @pytest.mark.timeout(30)
-def test_auto_offline_falls_back_to_replay_then_simulated(
-    store: SQLiteStore, replay_dir: Path
-) -> None:
+def test_auto_offline_uses_replay_and_never_simulates(store: SQLiteStore, replay_dir: Path) -> None:
     unreachable = binance_at(f"http://127.0.0.1:{closed_port()}")
     settings = PaperSettings(market_data="auto", replay_dir=replay_dir)
     feed = choose_feed(settings, store, SYMBOLS, exchange=unreachable, probe_timeout_s=2, warmup=5)
     assert isinstance(feed, ReplayFeed)
 
-    # replay folder lacks a watchlist symbol -> simulated, for all symbols
-    feed = choose_feed(
-        settings, store, ["BTC/USDT", "SOL/USDT"], exchange=unreachable, probe_timeout_s=2
-    )
-    assert isinstance(feed, SimulatedFeed) and feed.symbols == ["BTC/USDT", "SOL/USDT"]
+    # the replay folder lacks a watchlist symbol: no data, said so; no invented prices
+    with pytest.raises(MarketDataUnavailable, match=r"lacks files for SOL/USDT 1h") as missing:
+        choose_feed(
+            settings, store, ["BTC/USDT", "SOL/USDT"], exchange=unreachable, probe_timeout_s=2
+        )
+    assert "market_data = 'simulated'" in str(missing.value)
 
     no_replay = PaperSettings(market_data="auto")
-    feed = choose_feed(no_replay, store, SYMBOLS, exchange=unreachable, probe_timeout_s=2)
-    assert isinstance(feed, SimulatedFeed)
+    with pytest.raises(MarketDataUnavailable, match="live binance unavailable"):
+        choose_feed(no_replay, store, SYMBOLS, exchange=unreachable, probe_timeout_s=2)
 
 
 @pytest.mark.timeout(30)
@@ -85,14 +92,14 @@ def test_auto_does_not_wait_for_an_exchange_that_never_answers(store: SQLiteStor
         hanging = binance_at(f"http://127.0.0.1:{port}", timeout_ms=60_000)
         reason = probe(hanging, timeout_s=1)
         assert reason is not None
-        feed = choose_feed(
-            PaperSettings(market_data="auto", network_timeout_s=60),
-            store,
-            SYMBOLS,
-            exchange=hanging,
-            probe_timeout_s=1,
-        )
-        assert isinstance(feed, SimulatedFeed)
+        with pytest.raises(MarketDataUnavailable, match="live binance unavailable"):
+            choose_feed(
+                PaperSettings(market_data="auto", network_timeout_s=60),
+                store,
+                SYMBOLS,
+                exchange=hanging,
+                probe_timeout_s=1,
+            )
 
 
 def test_auto_uses_live_data_when_the_exchange_answers(store: SQLiteStore) -> None:

@@ -54,6 +54,33 @@ def test_cycle_records_a_decision_event_per_symbol(
         )
     assert sorted(e.symbol or "" for e in events) == ["BTC/USDT", "ETH/USDT"]
     assert all(e.reasons for e in events)
+    assert {e.data["data_source"] for e in events} == {"SIMULATED (seed 11)"}
+    rows = table_rows(latest_artifact("cycle-decisions-demo"))
+    assert [row["data"] for row in rows] == ["SIMULATED (seed 11)"] * 2
+
+
+def test_offline_cycle_stands_down_and_says_why(prefect_harness: None, tmp_data_dir: Path) -> None:
+    """No network and no replay under market_data = "auto": no simulated trading, a
+    BLOCKED_NO_MARKET_DATA event, and the decisions table says so."""
+    from flows.trading_cycle import trading_cycle
+    from tests.market.fake_binance import closed_port
+
+    settings = load_settings(
+        mode="DEMO",
+        data_dir=tmp_data_dir,
+        watchlist=[{"symbol": "BTC/USDT", "timeframe": "1h"}],
+        exchange_api={"url": f"http://127.0.0.1:{closed_port()}"},
+        paper={"market_data": "auto"},
+    )
+    assert trading_cycle(config=settings.model_dump(mode="json")) == []
+    with trading_mode(TradingMode.DEMO):
+        store = StoreRouter(settings)
+        [blocked] = store.list_events(types=[EventType.TRADE_BLOCKED])
+        assert store.list_orders() == []
+        assert store.list_events(types=[EventType.TRADE_DECIDED, EventType.TRADE_HELD]) == []
+    assert blocked.reasons == [ReasonCode.BLOCKED_NO_MARKET_DATA.value]
+    [row] = table_rows(latest_artifact("cycle-decisions-demo"))
+    assert row["data"] == "none" and "BLOCKED_NO_MARKET_DATA" in row["detail"]
 
 
 def test_cycles_over_a_moving_market_place_and_fill_orders(
