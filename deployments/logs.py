@@ -12,7 +12,6 @@ per process; it does not change any module of kestrel/.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,10 +19,10 @@ from typing import Any
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.logging.handlers import APILogHandler
 
+from kestrel.ids import CLIENT_ORDER_ID
 from kestrel.mode import TradingMode
 from kestrel.models import Order
 
-CLIENT_ORDER_ID = re.compile(r"\bk([dr])[pstx]-[0-9a-f]{26}\b")
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 KESTREL_LOGGER = "kestrel"
 _MODE_OF = {"d": TradingMode.DEMO.value, "r": TradingMode.REAL.value}

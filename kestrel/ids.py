@@ -27,6 +27,11 @@ _ROLE_TAG = {
 INSTALLATION_KEY = "installation"
 _INSTALLATION = re.compile(r"^[a-z0-9]{8}$")
 
+# A Kestrel client order id in text (logs, exchange listings): group 1 is the mode letter.
+# Both forms: `k<mode><role>-<installation>-<22 hex>` and the earlier `k<mode><role>-<26 hex>`
+# (orders stored before ids carried the installation keep their ids).
+CLIENT_ORDER_ID = re.compile(r"\bk([dr])[pstx]-(?:[a-z0-9]{8}-[0-9a-f]{22}|[0-9a-f]{26})\b")
+
 
 def cycle_id(symbol: str, timeframe: str, candle_timestamp: int) -> str:
     """A cycle acts at most once per closed candle of a symbol: that candle names the cycle."""

@@ -46,6 +46,23 @@ def test_prefix_from_the_id_and_the_lookup() -> None:
     assert unknown.getMessage().startswith(f"[DEMO ? {CID_DEMO}]")
 
 
+def test_ids_with_the_installation_are_recognised() -> None:
+    """Ids made today carry the installation (kestrel.ids.client_order_id); older stored
+    orders keep the earlier form. Both are tagged."""
+    from kestrel.ids import client_order_id
+    from kestrel.mode import TradingMode
+    from kestrel.models import OrderRole
+
+    cid = client_order_id(
+        TradingMode.REAL, "BTC/USDT|1h|0", "BTC/USDT", OrderRole.PRIMARY, installation="ab12cd34"
+    )
+    flt = OrderContextFilter()
+    flt.set_lookup(lambda _: "BTC/USDT")
+    line = record("BUY 0.1 BTC/USDT: order %s FILLED", cid)
+    flt.filter(line)
+    assert line.getMessage().startswith(f"[REAL BTC/USDT {cid}] ")
+
+
 def test_explicit_extra_wins_and_lines_are_tagged_once() -> None:
     flt = OrderContextFilter()
     line = record("placing", client_order_id=CID_DEMO, symbol="ETH/USDT", mode="DEMO")
