@@ -5,8 +5,9 @@ is updated from it (status_source open_orders; its new fills, if any, from its t
 stored order missing from it is resolved through order history (the order by client order
 id), then trade history (its trades by exchange order id); only a confirmed final state
 changes the record, and an order is never marked CANCELED because it is missing. An intent
-never sent whose placement has been silent for `intent_grace_s` (an exit: for
-UNSENT_EXIT_GRACE_S, as it has canceled the stop-loss) becomes FAILED; an intent
+never sent whose placement has been silent for `intent_grace_s` becomes FAILED (an exit, whose
+placement cancels the stop-loss first: at once when nobody holds its symbol's lease, else after
+UNSENT_EXIT_GRACE_S); an intent
 that was (or may have been) sent is never terminal on our word: `intent_grace_s` after its last
 send, with nothing found by its client order id, it becomes UNKNOWN (one alert) and sync keeps
 asking until the exchange says what happened.
@@ -33,6 +34,7 @@ from kestrel.errors import ConcurrentUpdate, InvalidTransition
 from kestrel.exchange.adapter import InvalidExchangePayload, trades_of
 from kestrel.exchange.base import ExchangeClient
 from kestrel.exchange.errors import OrderOutcomeUnknown, classify
+from kestrel.lease import current_holder, symbol_key
 from kestrel.models import (
     LIVE_STATUSES,
     Event,
@@ -251,12 +253,18 @@ def _unsent_intent(
     store: Store, order: Order, intent_grace_s: float, now: datetime
 ) -> Order | None:
     """An intent never sent is FAILED once its placement has shown no sign of life (its last
-    write) for the grace. An exit's grace is short (`UNSENT_EXIT_GRACE_S`): its placement
-    cancels the position's stop-loss before sending, so while it waits the position is naked
-    and the protection pass (which waits for live exits) cannot put the stop back."""
+    write) for the grace. An exit's grace is short: its placement cancels the position's
+    stop-loss before sending, so while it waits the position is naked and the protection pass
+    (which waits for live exits) cannot put the stop back. Every placement runs under its
+    symbol's lease (kestrel.lease), so when nobody holds that lease the exit's placement is
+    over (it crashed, or gave up before sending) and it is failed at once: the protection pass
+    that follows this sync puts the stop back. While a live holder has the lease, the placement
+    may still be cancelling stops, and `UNSENT_EXIT_GRACE_S` bounds the wait (a holder that
+    stalls)."""
     grace = intent_grace_s
     if order.role is OrderRole.EXIT:
-        grace = min(grace, UNSENT_EXIT_GRACE_S)
+        placing = current_holder(store, symbol_key(order.exchange, order.symbol), now=lambda: now)
+        grace = min(grace, UNSENT_EXIT_GRACE_S) if placing is not None else 0.0
     idle = (now - order.updated_at).total_seconds()  # its placement's last write
     if idle <= grace:
         return None  # its placement may still be running

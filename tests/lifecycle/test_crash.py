@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
+from kestrel.lease import LeaseHolder, acquire, symbol_key
 from kestrel.models import OrderRole, OrderStatus, PositionStatus, utcnow
 from kestrel.orders import CRASH_ENV, CRASH_EXIT_CODE, place
 from kestrel.protection import ProtectionPolicy, protect_positions
-from kestrel.sync import UNSENT_EXIT_GRACE_S
+from kestrel.sync import UNSENT_EXIT_GRACE_S, sync_orders
 from tests.lifecycle.intents import intent
 from tests.lifecycle.scenario import World
 
@@ -150,6 +151,9 @@ def _limit() -> Any:
 
 @pytest.mark.parametrize("step", ["cancel:sent", "place:way_cleared"])
 def test_a_crash_between_canceling_the_stop_and_sending_the_exit(world: World, step: str) -> None:
+    """The process dies after the stop is canceled and before the exit is sent: nobody holds
+    the symbol's lease any more, so the very next sync pass fails the unsent exit and its
+    protection pass puts the stop back (no waiting on a clock)."""
     place(world.store, world.exchange, intent("naked", "1", stop_loss="85", take_profit="105"))
     protect_positions(world.store, world.exchange, ProtectionPolicy())
     world.emu.advance(4)  # 108 >= 105: the monitor exits
@@ -158,13 +162,6 @@ def test_a_crash_between_canceling_the_stop_and_sending_the_exit(world: World, s
     assert [o.status for o in world.orders_on_exchange(first_stop.client_order_id)] == ["CANCELED"]
     [unsent] = world.store.list_orders(roles=[OrderRole.EXIT])
     assert (unsent.status, unsent.send_attempts) == (OrderStatus.NEW, 0)
-    # The clock moves past the unsent-exit grace (30 s), well inside the intent grace (300 s).
-    world.store.update_order(
-        unsent.model_copy(
-            update={"updated_at": utcnow() - timedelta(seconds=UNSENT_EXIT_GRACE_S * 2)}
-        ),
-        expected_version=unsent.version,
-    )
     assert run(world, {"action": "sync"}) == 0  # one sync + protection pass
     failed = world.store.get_order(unsent.client_order_id)
     assert failed is not None and failed.status is OrderStatus.FAILED
@@ -173,12 +170,30 @@ def test_a_crash_between_canceling_the_stop_and_sending_the_exit(world: World, s
     assert [s.status for s in stops] == [OrderStatus.CANCELED, OrderStatus.OPEN]
     assert stops[1].amount == Decimal("0.999")
     assert [o.status for o in world.orders_on_exchange(stops[1].client_order_id)] == ["NEW"]
-    assert_store_matches_exchange(world)
-    assert run(world, {"action": "monitor"}) == 0  # the take-profit still holds: a new exit
-    assert_store_matches_exchange(world)
-    assert [o.status for o in world.store.list_orders(roles=[OrderRole.EXIT])] == [
-        OrderStatus.FAILED,
-        OrderStatus.FILLED,
-    ]
-    [closed] = world.store.list_positions(status=PositionStatus.CLOSED)
-    assert closed.amount == 0
+
+
+def test_an_unsent_exit_whose_placement_still_holds_the_lease_is_left_for_the_grace(
+    world: World,
+) -> None:
+    """While a live holder has the symbol's lease, its placement may still be cancelling
+    stops: sync leaves the unsent exit alone until UNSENT_EXIT_GRACE_S has passed."""
+    place(world.store, world.exchange, intent("held", "1", stop_loss="85", take_profit="105"))
+    protect_positions(world.store, world.exchange, ProtectionPolicy())
+    world.emu.advance(4)
+    assert run(world, {"action": "monitor"}, crash_at="place:way_cleared") == CRASH_EXIT_CODE
+    [unsent] = world.store.list_orders(roles=[OrderRole.EXIT])
+    holder = LeaseHolder.here("test", "a placement that is still running")
+    acquire(world.store, symbol_key(world.exchange.id, unsent.symbol), holder)
+    sync_orders(world.store, world.exchange)
+    still = world.store.get_order(unsent.client_order_id)
+    assert still is not None and still.status is OrderStatus.NEW
+    # The clock moves past the unsent-exit grace (30 s), well inside the intent grace (300 s).
+    world.store.update_order(
+        still.model_copy(
+            update={"updated_at": utcnow() - timedelta(seconds=UNSENT_EXIT_GRACE_S * 2)}
+        ),
+        expected_version=still.version,
+    )
+    sync_orders(world.store, world.exchange)
+    failed = world.store.get_order(unsent.client_order_id)
+    assert failed is not None and failed.status is OrderStatus.FAILED
