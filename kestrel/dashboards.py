@@ -203,11 +203,17 @@ def executed_order_rows(snapshot: Snapshot, limit: int = 200) -> list[Row]:
             "amount": fmt(order.amount),
             "filled": fmt(order.filled),
             "average_price": fmt(order.average_price),
-            "fee": f"{fmt(order.fee_cost)} {order.fee_currency or ''}".strip(),
+            "fee": fees_text(order.fees),
             "reason": order.reason or "",
         }
         for order in done[:limit]
     ]
+
+
+def fees_text(fees: Mapping[str, Decimal]) -> str:
+    """Every fee as charged, each in its own currency ('0.001 BTC + 0.05 BNB'): amounts in
+    different currencies are never added; "0" when nothing was charged."""
+    return " + ".join(f"{fmt(cost)} {currency}" for currency, cost in fees.items()) or "0"
 
 
 def audit_rows(snapshot: Snapshot, limit: int = 200) -> list[Row]:

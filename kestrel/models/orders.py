@@ -140,6 +140,17 @@ class Order(KestrelModel):
     updated_at: datetime = Field(default_factory=utcnow)
     version: int = 0
 
+    @model_validator(mode="before")
+    @classmethod
+    def _fees_from_single_fee(cls, data: object) -> object:
+        """An order stored before fees were kept per currency had only fee_cost in
+        fee_currency: that is its one fee in `fees`, so every reader uses `fees` alone."""
+        if isinstance(data, dict) and not data.get("fees"):
+            cost = Decimal(str(data.get("fee_cost") or 0))
+            if cost != 0 and data.get("fee_currency"):
+                data = {**data, "fees": {str(data["fee_currency"]): cost}}
+        return data
+
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES

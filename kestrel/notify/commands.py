@@ -21,7 +21,12 @@ from kestrel.models import Event, EventType, utcnow
 from kestrel.notify.outbox import notify_cursor
 from kestrel.notify.render import Card, fmt_num
 from kestrel.notify.report import open_position_lines, period_stats
-from kestrel.notify.templates import money_map, position_line, win_rate_text
+from kestrel.notify.templates import (
+    money_map,
+    position_line,
+    unvalued_fees_rows,
+    win_rate_text,
+)
 from kestrel.store.base import Store
 
 CIRCUIT_BREAKER_KEY = "circuit_breaker"
@@ -147,6 +152,7 @@ def pnl_card(ctx: CommandContext, args: list[str]) -> Card:
         ("Trades", str(stats.trade_count)),
         ("Realized PnL", money_map(stats.realized_pnl)),
         ("Fees", money_map(stats.fees)),
+        *unvalued_fees_rows(stats.fees_not_valued),
         ("Win rate", win_rate_text(stats.win_count, stats.closed_count)),
         ("Unrealized PnL", money_map(unrealized)),
     )

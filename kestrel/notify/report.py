@@ -1,11 +1,15 @@
 """Trading results over a period, from the store alone: the daily report and /pnl.
 
-Realized PnL is recomputed by replaying every fill with the ledger's own rules (average
-entry price, fees in quote via `kestrel.ledger.fee_in_quote`), so a sell is credited to the
-day it happened even when its position opened days before, and days are market time (fill
-timestamps), which also holds in replays. PnL is gross, fees are listed separately, as in
-the ledger. A closed position is a win when its realized PnL minus all its fees is positive.
-Money is kept per quote currency: USDT and BTC profits are never added together.
+Realized PnL is what the ledger booked for each fill: a position lists the PnL each of its
+fills realized (`Position.fills`, written by `kestrel.ledger.apply_fill`), so a sell is
+credited to the day it happened even when its position opened days before, days are market
+time (fill timestamps, which also holds in replays), and the report agrees exactly with the
+positions. Fees are each fill's fees as the ledger counts them (`kestrel.ledger.fee_values`):
+valued in quote at fill time, a buy's fee in the base asset not again (it is in the entry
+cost), a fee with no rate listed apart as not valued (never silently zero). PnL is gross,
+fees are listed separately, as in the ledger. A closed position is a win when its realized
+PnL minus its fees (`fees_paid`) is positive. Money is kept per currency: USDT and BTC
+profits are never added together.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
-from kestrel.ledger import base_received, fee_in_quote
+from kestrel.ledger import fee_values
 from kestrel.mode import TradingMode
-from kestrel.models import Event, EventType, Fill, Money, PositionStatus, Side
+from kestrel.models import Event, EventType, Fill, Money, Position, PositionStatus, Side
 from kestrel.store.base import Store
 from kestrel.trailing import levels_text
 
@@ -46,6 +50,11 @@ class PeriodStats(BaseModel):
     volume: dict[str, Money] = Field(default_factory=dict)
     realized_pnl: dict[str, Money] = Field(default_factory=dict)
     fees: dict[str, Money] = Field(default_factory=dict)
+    fees_not_valued: dict[str, Money] = Field(
+        default_factory=dict,
+        description="fees with no rate to their quote at fill time, per currency as charged: "
+        "not in `fees`, so the net PnL is overstated by them",
+    )
     closed_count: int = 0
     win_count: int = 0
 
@@ -69,51 +78,47 @@ def _ms(moment: datetime) -> int:
 
 
 @dataclass(frozen=True)
-class ReplayedFill:
+class BookedFill:
+    """A fill and what the ledger booked for it."""
+
     fill: Fill
-    realized: Decimal  # PnL this fill realized (zero for buys)
-    fee: Decimal  # in quote
-    closed_trip_net: Decimal | None  # set when this fill closed a position: its PnL - fees
+    realized: Decimal  # the PnL it realized (zero for buys)
+    fees: dict[str, Decimal]  # its fees counted, valued in quote, per fee currency
+    fees_unvalued: dict[str, Decimal]  # its fees with no rate to the quote, as charged
+    closed_net: Decimal | None  # when it closed its position: that position's PnL - fees
 
 
-def replay_fills(fills: Iterable[Fill]) -> list[ReplayedFill]:
-    """Replay every fill with the ledger's rules (average entry, fees in quote); a position
-    closes when a sell brings the holding to zero, as in kestrel.ledger."""
-    held: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    entry: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    trip: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    out: list[ReplayedFill] = []
-    for fill in sorted(fills, key=lambda f: (f.timestamp, f.trade_id)):
-        symbol, fee = fill.symbol, fee_in_quote(fill)
-        amount, price = held[symbol], entry[symbol]
-        if fill.side is Side.BUY:
-            new_amount = amount + base_received(fill)
-            if new_amount > 0:
-                entry[symbol] = (amount * price + fill.amount * fill.price) / new_amount
-            held[symbol] = new_amount
-            trip[symbol] -= fee
-            out.append(ReplayedFill(fill, ZERO, fee, None))
+def booked_fills(fills: Iterable[Fill], positions: Iterable[Position]) -> list[BookedFill]:
+    """Each fill with what the ledger booked for it, read from the position that applied it
+    rather than folded again here: a second fold would need the market's minimums to close
+    a position on dust, and any difference would make the report disagree with the books.
+    A fill no position lists (a sell of coins never bought) realized nothing, as in the
+    ledger."""
+    applied_by = {key: position for position in positions for key in position.fills}
+    out: list[BookedFill] = []
+    for fill in fills:
+        valued, unvalued = fee_values(fill)
+        position = applied_by.get(fill.key)
+        if position is None:
+            out.append(BookedFill(fill, ZERO, valued, unvalued, None))
             continue
-        sold = min(fill.amount, amount)
-        realized = (fill.price - price) * sold
-        held[symbol] = amount - sold
-        trip[symbol] += realized - fee
-        closed = None
-        if sold > 0 and held[symbol] == 0:
-            closed, trip[symbol] = trip[symbol], ZERO
-        out.append(ReplayedFill(fill, realized, fee, closed))
+        closed = position.status is PositionStatus.CLOSED and list(position.fills)[-1] == fill.key
+        net = position.realized_pnl - position.fees_paid if closed else None
+        out.append(BookedFill(fill, position.fills[fill.key], valued, unvalued, net))
     return out
 
 
 def period_stats(store: Store, start: datetime, end: datetime) -> PeriodStats:
     """Trades, realized PnL and fees of the fills in [start, end), and the positions those
-    fills closed (a win when the position's PnL minus all its fees is positive)."""
+    fills closed (a win when the position's PnL minus its fees is positive), as the ledger
+    booked them."""
     stats = PeriodStats(start=start, end=end)
     lo, hi = _ms(start), _ms(end)
     volume: dict[str, Decimal] = defaultdict(lambda: ZERO)
     pnl: dict[str, Decimal] = defaultdict(lambda: ZERO)
     fees: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for item in replay_fills(store.list_fills()):
+    fees_unvalued: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for item in booked_fills(store.list_fills(), store.list_positions()):
         fill = item.fill
         if not lo <= fill.timestamp < hi:
             continue
@@ -125,11 +130,14 @@ def period_stats(store: Store, start: datetime, end: datetime) -> PeriodStats:
             stats.sell_count += 1
         volume[quote] += fill.cost
         pnl[quote] += item.realized
-        fees[quote] += item.fee
-        if item.closed_trip_net is not None:
+        fees[quote] += sum(item.fees.values(), ZERO)
+        for currency, cost in item.fees_unvalued.items():
+            fees_unvalued[currency] += cost
+        if item.closed_net is not None:
             stats.closed_count += 1
-            stats.win_count += int(item.closed_trip_net > 0)
+            stats.win_count += int(item.closed_net > 0)
     stats.volume, stats.realized_pnl, stats.fees = dict(volume), dict(pnl), dict(fees)
+    stats.fees_not_valued = dict(fees_unvalued)
     return stats
 
 

@@ -94,6 +94,14 @@ def money_map(amounts: object) -> str:
     return ", ".join(f"{fmt_num(v)} {k}" for k, v in sorted(amounts.items()))
 
 
+def unvalued_fees_rows(amounts: object) -> list[tuple[str, str]]:
+    """Fees with no rate to their quote (e.g. BNB) are not in "Fees": shown on their own
+    row, as charged, so they are never silently zero; no row when there are none."""
+    if not isinstance(amounts, dict) or not amounts:
+        return []
+    return [("Fees not valued", money_map(amounts))]
+
+
 def _daily_summary(event: Event) -> Card:
     data: dict[str, Any] = event.data
     positions = data.get("open_positions") or []
@@ -106,6 +114,7 @@ def _daily_summary(event: Event) -> Card:
         ),
         ("Realized PnL", money_map(data.get("realized_pnl"))),
         ("Fees", money_map(data.get("fees"))),
+        *unvalued_fees_rows(data.get("fees_not_valued")),
         ("Win rate", win_rate_text(data.get("win_count", 0), data.get("closed_count", 0))),
         ("Open positions", str(len(positions))),
     ]

@@ -202,6 +202,27 @@ def test_tables_from_the_store(store: Store) -> None:
     assert "Not priced in equity | DOGE" in text
 
 
+def test_an_order_shows_every_fee_in_its_own_currency(store: Store) -> None:
+    """An order whose fills were charged in BTC and in BNB shows both, never only the first
+    fill's currency, and never added together."""
+    store.insert_order(
+        order(
+            "krp-two-fees",
+            "BTC/USDT",
+            OrderStatus.FILLED,
+            filled=D("0.01"),
+            average_price=D("30000"),
+            fee_cost=D("0.001"),
+            fee_currency="BTC",
+            fees={"BTC": D("0.001"), "BNB": D("0.05")},
+        )
+    )
+
+    (row,) = executed_order_rows(take_snapshot(store))
+
+    assert row["fee"] == "0.001 BTC + 0.05 BNB"
+
+
 def test_empty_store_and_no_exchange(store: Store) -> None:
     snapshot = take_snapshot(store, watchlist=["BTC/USDT"])
     assert open_order_rows(snapshot) == []
