@@ -43,7 +43,7 @@ def test_update_state_converges_under_a_racing_writer(store: Store) -> None:
 
 def test_update_state_gives_up_after_the_attempts_naming_what(store: Store) -> None:
     raced: list[int] = []
-    with pytest.raises(ConcurrentUpdate, match=r"the counter kept changing under us \(5 attempts\)"):
+    with pytest.raises(ConcurrentUpdate, match=r"the counter kept changing.*\(5 attempts\)"):
         update_state(store, KEY, bump(store, raced, races=99), what="the counter", attempts=5)
     assert len(raced) == 5
     assert store.get_state(KEY) == ({"n": 500}, 5)  # only the racer's writes stood
