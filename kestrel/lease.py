@@ -153,7 +153,7 @@ def _swap(store: Store, key: str, change: Callable[[Lease | None], Lease]) -> Le
     a lost compare-and-set there would doom the caller's transaction."""
 
     def write(doc: dict[str, Any] | None) -> StateChange[Lease]:
-        new = change(Lease.model_validate(doc) if doc else None)
+        new = change(None if doc is None else Lease.model_validate(doc))
         return StateChange(result=new, value=new.model_dump(mode="json"))
 
     return update_state(store, key, write, what=f"lease {key}", attempts=_CAS_TRIES)
