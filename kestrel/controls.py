@@ -9,13 +9,14 @@ same write as the state change.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kestrel.errors import ConcurrentUpdate
 from kestrel.mode import current_mode
 from kestrel.models import Event, EventType, utcnow
 from kestrel.store.base import Store
+from kestrel.store.cas import StateChange, retry_on_conflict, update_state
 
 EMERGENCY_STOP_KEY = "emergency_stop"
 
@@ -34,12 +35,11 @@ def emergency_stop_state(store: Store) -> EmergencyStop:
 
 def set_emergency_stop(store: Store, *, active: bool, reason: str, by: str) -> EmergencyStop:
     """Set or clear the kill switch; idempotent (a repeat changes nothing and emits nothing)."""
-    for _ in range(20):
-        found = store.get_state(EMERGENCY_STOP_KEY)
-        current = EmergencyStop.model_validate(found[0]) if found else EmergencyStop()
-        version = found[1] if found else 0
+
+    def change(doc: dict[str, Any] | None) -> StateChange[EmergencyStop]:
+        current = EmergencyStop.model_validate(doc) if doc else EmergencyStop()
         if current.active == active:
-            return current
+            return StateChange(result=current)
         now = utcnow()
         new = EmergencyStop(active=active, reason=reason, set_by=by, changed_at=now)
         event = Event(
@@ -49,16 +49,9 @@ def set_emergency_stop(store: Store, *, active: bool, reason: str, by: str) -> E
             message=f"emergency stop {'SET' if active else 'CLEARED'} by {by}: {reason}",
             data={"by": by, "reason": reason},
         )
-        try:
-            with store.atomic():
-                store.put_state(
-                    EMERGENCY_STOP_KEY, new.model_dump(mode="json"), expected_version=version
-                )
-                store.append_events([event])
-            return new
-        except ConcurrentUpdate:
-            continue
-    raise ConcurrentUpdate("emergency stop kept changing under us; try again")
+        return StateChange(result=new, value=new.model_dump(mode="json"), events=[event])
+
+    return update_state(store, EMERGENCY_STOP_KEY, change, what="emergency stop")
 
 
 # -- circuit breaker ----------------------------------------------------------------------------
@@ -112,7 +105,8 @@ def trip_circuit_breaker(
 ) -> CircuitBreaker:
     """Trip (idempotent: an active breaker stays as it is). `fingerprint` names the streak
     that tripped it, so two processes tripping on the same streak store one event."""
-    for _ in range(20):
+
+    def attempt() -> CircuitBreaker:
         current, version = circuit_breaker_state(store)
         if current.active:
             return current
@@ -139,18 +133,17 @@ def trip_circuit_breaker(
             f"{new.cool_off_until.isoformat() if new.cool_off_until else '-'}",
             data={"trigger": trigger, "streak": streak, "cool_off_s": cool_off_s, "by": by},
         )
-        try:
-            return _write_breaker(store, new, version, event)
-        except ConcurrentUpdate:
-            continue
-    raise ConcurrentUpdate("circuit breaker kept changing under us; try again")
+        return _write_breaker(store, new, version, event)
+
+    return retry_on_conflict(attempt, what="circuit breaker")
 
 
 def reset_circuit_breaker(
     store: Store, *, reason: str, by: str, now: datetime | None = None
 ) -> CircuitBreaker:
     """Reset (idempotent). Outcomes before the reset never count towards a new trip."""
-    for _ in range(20):
+
+    def attempt() -> CircuitBreaker:
         current, version = circuit_breaker_state(store)
         if not current.active:
             return current
@@ -172,8 +165,6 @@ def reset_circuit_breaker(
             message=f"circuit breaker reset by {by}: {reason}",
             data={"by": by, "reason": reason, "tripped_at": stamp},
         )
-        try:
-            return _write_breaker(store, new, version, event)
-        except ConcurrentUpdate:
-            continue
-    raise ConcurrentUpdate("circuit breaker kept changing under us; try again")
+        return _write_breaker(store, new, version, event)
+
+    return retry_on_conflict(attempt, what="circuit breaker")

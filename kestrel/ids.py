@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from typing import Any
 
-from kestrel.errors import ConcurrentUpdate
 from kestrel.mode import TradingMode
 from kestrel.models import OrderRole
 from kestrel.store.base import Store
+from kestrel.store.cas import StateChange, update_state
 
 _ROLE_TAG = {
     OrderRole.PRIMARY: "p",
@@ -57,14 +58,11 @@ def installation_id(store: Store) -> str:
 
     Orders stored before ids carried it keep their stored client order ids: every lookup
     reads the id from the stored order, never recomputes it."""
-    for _ in range(3):
-        found = store.get_state(INSTALLATION_KEY)
-        if found is not None:
-            return str(found[0]["id"])
+
+    def make_once(doc: dict[str, Any] | None) -> StateChange[str]:
+        if doc is not None:  # made before, maybe by another process that won the race
+            return StateChange(result=str(doc["id"]))
         made = secrets.token_hex(4)
-        try:
-            store.put_state(INSTALLATION_KEY, {"id": made}, expected_version=0)
-        except ConcurrentUpdate:
-            continue  # another process made it first: read theirs
-        return made
-    raise ConcurrentUpdate("could not read or create the installation id")
+        return StateChange(result=made, value={"id": made})
+
+    return update_state(store, INSTALLATION_KEY, make_once, what="the installation id", attempts=3)

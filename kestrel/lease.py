@@ -35,13 +35,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kestrel.errors import ConcurrentUpdate, KestrelError
+from kestrel.errors import KestrelError
 from kestrel.ids import installation_id
 from kestrel.models import utcnow
 from kestrel.store.base import Store
+from kestrel.store.cas import StateChange, update_state
 
 log = logging.getLogger(__name__)
 
@@ -149,16 +151,12 @@ def _swap(store: Store, key: str, change: Callable[[Lease | None], Lease]) -> Le
     """Read the lease, let `change` compute the next one (or raise), write it only if nobody
     wrote in between; on a lost race, re-read and decide again. Not inside store.atomic():
     a lost compare-and-set there would doom the caller's transaction."""
-    for _ in range(_CAS_TRIES):
-        found = store.get_state(key)
-        current, version = (Lease.model_validate(found[0]), found[1]) if found else (None, 0)
-        new = change(current)
-        try:
-            store.put_state(key, new.model_dump(mode="json"), expected_version=version)
-        except ConcurrentUpdate:
-            continue
-        return new
-    raise ConcurrentUpdate(f"lease {key} kept changing while we tried to write it")
+
+    def write(doc: dict[str, Any] | None) -> StateChange[Lease]:
+        new = change(None if doc is None else Lease.model_validate(doc))
+        return StateChange(result=new, value=new.model_dump(mode="json"))
+
+    return update_state(store, key, write, what=f"lease {key}", attempts=_CAS_TRIES)
 
 
 def acquire(

@@ -50,7 +50,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from kestrel.errors import ConcurrentUpdate
 from kestrel.mode import current_mode
 from kestrel.models import (
     Event,
@@ -63,6 +62,7 @@ from kestrel.models import (
     utcnow,
 )
 from kestrel.store.base import Store
+from kestrel.store.cas import StateChange, retry_on_conflict, update_state
 
 DAILY_PNL_PREFIX = "daily_pnl:"
 
@@ -249,17 +249,17 @@ def record_fill(
     `protect` is the (stop-loss, take-profit) a position opened by this fill starts with;
     `tradable` the market's minimums, below which a sell's remainder is dust."""
     stored = False
-    for _ in range(20):
-        try:
-            with store.atomic():
-                added = store.add_fill(fill)
-                stored = stored or added
-                realized, closed = _apply_to_position(store, fill, protect, tradable, new=added)
-                _add_to_daily(store, fill, realized, closed=closed)
-            return stored
-        except ConcurrentUpdate:
-            continue
-    raise ConcurrentUpdate(f"could not record fill {fill.trade_id}: position kept changing")
+
+    def attempt() -> bool:
+        nonlocal stored
+        with store.atomic():
+            added = store.add_fill(fill)
+            stored = stored or added
+            realized, closed = _apply_to_position(store, fill, protect, tradable, new=added)
+            _add_to_daily(store, fill, realized, closed=closed)
+        return stored
+
+    return retry_on_conflict(attempt, what=f"the position of fill {fill.trade_id}")
 
 
 def _apply_to_position(
@@ -400,9 +400,9 @@ def _add_to_daily(store: Store, fill: Fill, realized: Decimal, *, closed: bool) 
 def record_unrealized(store: Store, day: str, unrealized: Mapping[str, Decimal]) -> None:
     """The position monitor's latest mark-to-market, per quote currency, on `day`'s document."""
     key = daily_pnl_key(day)
-    for _ in range(20):
-        current = store.get_state(key)
-        doc, version = (dict(current[0]), current[1]) if current else ({}, 0)
+
+    def change(current: dict[str, Any] | None) -> StateChange[None]:
+        doc = dict(current or {})
         doc.setdefault("date", day)
         doc["mode"] = current_mode().value
         doc.setdefault("fills", 0)
@@ -412,12 +412,9 @@ def record_unrealized(store: Store, day: str, unrealized: Mapping[str, Decimal])
         for quote, amount in unrealized.items():
             _currency_entry(doc, quote)["unrealized_pnl"] = str(amount)
         doc["updated_at"] = utcnow().isoformat()
-        try:
-            store.put_state(key, doc, expected_version=version)
-            return
-        except ConcurrentUpdate:
-            continue
-    raise ConcurrentUpdate(f"could not record unrealized PnL on {key}: it kept changing")
+        return StateChange(result=None, value=doc)
+
+    update_state(store, key, change, what=f"the unrealized PnL on {key}")
 
 
 def daily_pnl(store: Store, day: str) -> dict[str, Any] | None:

@@ -33,13 +33,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from kestrel.errors import ConcurrentUpdate, ConfigError, KestrelError
+from kestrel.errors import ConfigError, KestrelError
 from kestrel.manual.tokens import consume_token, issue_token, peek_token
 from kestrel.mode import TradingMode
 from kestrel.models import Event, EventType, PositionStatus, utcnow
 from kestrel.settings import KestrelSettings, WatchlistItem
 from kestrel.settings_risk import SettingsRequest, risk_increases
 from kestrel.store.base import Store
+from kestrel.store.cas import retry_on_conflict
 
 log = logging.getLogger(__name__)
 
@@ -791,7 +792,8 @@ def _commit(
     """Apply `change` to the stored overlay with compare-and-set, after validating the
     settings it produces; the SETTINGS_CHANGED event goes in the same transaction. A REAL
     change that raises risk is written only once confirmed (see `_pending`)."""
-    for _ in range(CAS_ATTEMPTS):
+
+    def attempt() -> SettingsChange:
         overlay, version = load_overlay(store)
         try:
             old = read(apply_overlay(base, overlay))
@@ -842,14 +844,11 @@ def _commit(
             },
             created_at=moment,
         )
-        try:
-            with store.atomic():
-                store.put_state(
-                    LIVE_SETTINGS_KEY, updated.model_dump(mode="json"), expected_version=version
-                )
-                store.append_events([event])
-        except ConcurrentUpdate:
-            continue
+        with store.atomic():
+            store.put_state(
+                LIVE_SETTINGS_KEY, updated.model_dump(mode="json"), expected_version=version
+            )
+            store.append_events([event])
         log.info("settings changed: %s", event.message)
         return SettingsChange(
             field=field,
@@ -861,7 +860,8 @@ def _commit(
             revision=updated.revision,
             event_id=event.event_id,
         )
-    raise ConcurrentUpdate("live settings kept changing under us; try again")
+
+    return retry_on_conflict(attempt, what="live settings", attempts=CAS_ATTEMPTS)
 
 
 def _pending(

@@ -28,6 +28,7 @@ from kestrel.errors import ConcurrentUpdate
 from kestrel.models import KestrelModel, Money
 from kestrel.money import ZERO
 from kestrel.store.base import Store
+from kestrel.store.cas import retry_on_conflict
 
 STATE_KEY = "paper_account"
 ROW_PREFIX = "paper:"
@@ -225,7 +226,8 @@ def transact[T](
     new document, so two processes can never both fill, create or cancel the same order.
     `work` raising leaves the stored account untouched.
     """
-    for _ in range(CAS_ATTEMPTS):
+
+    def attempt() -> T:
         found = store.get_state(STATE_KEY)
         if found is None:
             account, version = PaperAccount(balances=dict(starting_balances)), 0
@@ -237,13 +239,11 @@ def transact[T](
         result, changed = work(account)
         if not changed and version > 0 and not had_journal:
             return result
-        try:
-            store.put_state(STATE_KEY, account.model_dump(mode="json"), expected_version=version)
-        except ConcurrentUpdate:
-            continue
+        store.put_state(STATE_KEY, account.model_dump(mode="json"), expected_version=version)
         write_rows(store, account.journal)
         return result
-    raise ConcurrentUpdate(f"{STATE_KEY}: gave up after {CAS_ATTEMPTS} concurrent updates")
+
+    return retry_on_conflict(attempt, what=STATE_KEY, attempts=CAS_ATTEMPTS)
 
 
 class PaperBook:

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from kestrel.errors import ConcurrentUpdate
 from kestrel.manual.models import ManualError, MoveLevelsRequest, canonical_decimal
 from kestrel.mode import current_mode
 from kestrel.models import Event, EventType, Order, OrderRole, Position, PositionStatus, utcnow
 from kestrel.money import to_decimal
 from kestrel.protection import ProtectionPolicy, ProtectionReport, ensure_protection
 from kestrel.runtime import Runtime
+from kestrel.store.cas import retry_on_conflict
 from kestrel.trailing import trailing_level
 
 LEVEL_FIELDS = ("stop_loss", "take_profit", "trailing_stop_pct", "trailing_activation_pct")
@@ -119,20 +119,21 @@ def apply_move(rt: Runtime, move: MovePlan, *, actor: str, request_id: str) -> l
 
 
 def _save_levels(rt: Runtime, move: MovePlan, actor: str, request_id: str) -> Position:
-    for _ in range(20):
+    """Apply the move on the stored position (if the monitor marked it meanwhile, on top of
+    that)."""
+
+    def attempt() -> Position:
         current = rt.store.get_position(move.position.position_id)
         if current is None or current.status is not PositionStatus.OPEN:
             raise ManualError(f"the {move.position.symbol} position closed meanwhile: not moved")
         moved = current.model_copy(update={**move.target, "updated_at": utcnow()})
-        try:
-            return rt.store.save_position(
-                moved,
-                expected_version=current.version,
-                events=[_moved_event(current, moved, actor, request_id)],
-            )
-        except ConcurrentUpdate:
-            continue  # the monitor marked it meanwhile: apply on top of that
-    raise ConcurrentUpdate(f"the {move.position.symbol} position kept changing; try again")
+        return rt.store.save_position(
+            moved,
+            expected_version=current.version,
+            events=[_moved_event(current, moved, actor, request_id)],
+        )
+
+    return retry_on_conflict(attempt, what=f"the {move.position.symbol} position")
 
 
 def _moved_event(before: Position, after: Position, actor: str, request_id: str) -> Event:

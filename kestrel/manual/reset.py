@@ -26,7 +26,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kestrel.errors import ConcurrentUpdate
 from kestrel.exchange.paper_state import STATE_KEY as PAPER_ACCOUNT_KEY
 from kestrel.exchange.paper_state import PaperAccount, write_rows
 from kestrel.manual.models import ManualError, ResetOutcome
@@ -44,6 +43,7 @@ from kestrel.money import to_decimal
 from kestrel.orders import mark
 from kestrel.settings import KestrelSettings
 from kestrel.store.base import Store
+from kestrel.store.cas import retry_on_conflict
 from kestrel.wallet import SecurityError
 
 log = logging.getLogger(__name__)
@@ -92,12 +92,12 @@ def reset_paper_account(
         )
         raise SecurityError(message)
     balances = _new_balances(settings, balance, extra_balances)
-    for _ in range(CAS_ATTEMPTS):
-        try:
-            return _reset_once(store, balances, actor, reason, price_of, now)
-        except ConcurrentUpdate:
-            continue  # a fill or the cycle moved something meanwhile: archive the fresh state
-    raise ConcurrentUpdate("the paper account kept changing during the reset; try again")
+    # A fill or the cycle moving something meanwhile makes the reset archive the fresh state.
+    return retry_on_conflict(
+        lambda: _reset_once(store, balances, actor, reason, price_of, now),
+        what="the paper account (reset)",
+        attempts=CAS_ATTEMPTS,
+    )
 
 
 def _new_balances(

@@ -19,6 +19,7 @@ import base64
 import hashlib
 import secrets
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -28,6 +29,7 @@ from kestrel.errors import ConcurrentUpdate
 from kestrel.manual.models import AnyRequest, ConfirmationRefused
 from kestrel.models import Event, EventType, utcnow
 from kestrel.store.base import Store
+from kestrel.store.cas import retry_on_conflict
 
 CONFIRMATIONS_KEY = "manual_confirmations"
 DEFAULT_TTL_S = 60.0
@@ -111,18 +113,17 @@ def issue_token(
         issued_at=moment,
         expires_at=moment + timedelta(seconds=ttl_s),
     )
-    for _ in range(CAS_ATTEMPTS):
+
+    def attempt() -> tuple[str, TokenRecord]:
         book, version = _load(store)
         book.tokens = {
             key: rec for key, rec in book.tokens.items() if rec.expires_at + RETENTION > moment
         }
         book.tokens[token_hash(token)] = record
-        try:
-            _save(store, book, version)
-            return token, record
-        except ConcurrentUpdate:
-            continue
-    raise ConcurrentUpdate("confirmation tokens kept changing under us; try again")
+        _save(store, book, version)
+        return token, record
+
+    return retry_on_conflict(attempt, what="confirmation tokens", attempts=CAS_ATTEMPTS)
 
 
 def consume_token(
@@ -139,7 +140,8 @@ def consume_token(
     `request` None confirms whatever the token was issued for (Telegram's /confirm TOKEN);
     otherwise it must be the same action, and `request_id`, if given, the same id."""
     key = token_hash(token)
-    for _ in range(CAS_ATTEMPTS):
+
+    def attempt() -> TokenRecord:
         book, version = _load(store)
         moment = now()
         record = book.tokens.get(key)
@@ -172,17 +174,15 @@ def consume_token(
         assert record is not None
         record.used_at, record.used_by = moment, by
         record.outcome = "confirmed" if refusal is None else f"refused: {refusal[0]}"
-        try:
-            with store.atomic():
-                _save(store, book, version)
-                if refusal is not None:
-                    store.append_events([_security_event(store, key, refusal, by, moment)])
-        except ConcurrentUpdate:
-            continue
+        with store.atomic():
+            _save(store, book, version)
+            if refusal is not None:
+                store.append_events([_security_event(store, key, refusal, by, moment)])
         if refusal is not None:
             raise ConfirmationRefused(*refusal)
         return record
-    raise ConcurrentUpdate("confirmation tokens kept changing under us; try again")
+
+    return retry_on_conflict(attempt, what="confirmation tokens", attempts=CAS_ATTEMPTS)
 
 
 def peek_token(store: Store, token: str) -> TokenRecord | None:
@@ -195,17 +195,18 @@ def peek_token(store: Store, token: str) -> TokenRecord | None:
 def void_token(store: Store, token: str, outcome: str, now: Clock = utcnow) -> None:
     """Record why a consumed token's action did not run (e.g. the plan changed)."""
     key = token_hash(token)
-    for _ in range(CAS_ATTEMPTS):
+
+    def attempt() -> None:
         book, version = _load(store)
         record = book.tokens.get(key)
         if record is None:
             return
         record.outcome = outcome
-        try:
-            _save(store, book, version)
-            return
-        except ConcurrentUpdate:
-            continue
+        _save(store, book, version)
+
+    # Best effort, as before: endless contention only leaves the outcome less precise.
+    with suppress(ConcurrentUpdate):
+        retry_on_conflict(attempt, what="confirmation tokens", attempts=CAS_ATTEMPTS)
 
 
 def _save(store: Store, book: _Book, version: int) -> None:

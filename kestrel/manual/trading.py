@@ -51,7 +51,6 @@ from pydantic import BaseModel, Field, TypeAdapter
 from kestrel.analysis.engine import prepare
 from kestrel.cycle import decision_event, fetch_candles, risk_context
 from kestrel.decision import decide
-from kestrel.errors import ConcurrentUpdate
 from kestrel.exchange.errors import OrderOutcomeUnknown
 from kestrel.ids import installation_id
 from kestrel.lease import OPERATOR_WAIT_S, symbol_lease
@@ -107,6 +106,7 @@ from kestrel.risk.rules import ENTRY_RULES, check_size, has_price
 from kestrel.risk.sizing import caps
 from kestrel.runtime import Runtime
 from kestrel.settings import WatchlistItem
+from kestrel.store.cas import StateChange, update_state
 from kestrel.strategy.resolve import SymbolPlan, resolve_plan
 
 log = logging.getLogger(__name__)
@@ -870,22 +870,20 @@ def _record_request(
         by=actor,
         at=utcnow(),
     )
-    for _ in range(2):
-        try:
-            rt.store.put_state(
-                _request_key(request_id), record.model_dump(mode="json"), expected_version=0
+
+    def claim(doc: dict[str, Any] | None) -> StateChange[None]:
+        if doc is None:
+            return StateChange(result=None, value=record.model_dump(mode="json"))
+        if doc.get("fingerprint") != record.fingerprint:
+            raise RequestIdConflict(
+                f"request id {request_id} was just used for a different action; use a new "
+                "request id"
             )
-            return
-        except ConcurrentUpdate:
-            found = rt.store.get_state(_request_key(request_id))
-            if found is None:
-                continue
-            if found[0].get("fingerprint") != record.fingerprint:
-                raise RequestIdConflict(
-                    f"request id {request_id} was just used for a different action; use a new "
-                    "request id"
-                ) from None
-            return  # the same request ran (or crashed) before: its client order ids are ours
+        # The same request ran (or crashed) before: its client order ids are ours.
+        return StateChange(result=None)
+
+    key = _request_key(request_id)
+    update_state(rt.store, key, claim, what=f"request {request_id}", attempts=2)
 
 
 def _act(

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kestrel.errors import ConcurrentUpdate
 from kestrel.store.base import Store
+from kestrel.store.cas import retry_on_conflict
 
 STATE_KEY = "market_clock"
 _CAS_ATTEMPTS = 50
@@ -66,18 +66,13 @@ class MarketClock:
         self._update(cursors, lambda entry, cursor: cursor.start)
 
     def _update(self, cursors: Mapping[str, Cursor], move: Callable[[Any, Cursor], int]) -> None:
-        for _ in range(_CAS_ATTEMPTS):
+        def attempt() -> None:
             doc, section, version = self._section()
             for symbol, cursor in cursors.items():
                 section[symbol] = {
                     "source": cursor.source,
                     "visible": move(section.get(symbol), cursor),
                 }
-            try:
-                self._store.put_state(
-                    STATE_KEY, {**doc, self._kind: section}, expected_version=version
-                )
-                return
-            except ConcurrentUpdate:
-                continue
-        raise ConcurrentUpdate(f"{STATE_KEY}: gave up after {_CAS_ATTEMPTS} concurrent updates")
+            self._store.put_state(STATE_KEY, {**doc, self._kind: section}, expected_version=version)
+
+        retry_on_conflict(attempt, what=STATE_KEY, attempts=_CAS_ATTEMPTS)

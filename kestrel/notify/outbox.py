@@ -53,6 +53,7 @@ from kestrel.notify.render import format_card
 from kestrel.notify.settings import TelegramSettings
 from kestrel.notify.templates import render_event
 from kestrel.store.base import Store
+from kestrel.store.cas import StateChange, update_state
 
 log = logging.getLogger(__name__)
 
@@ -219,18 +220,17 @@ class Outbox:
         return event.created_at <= self.clock() - timedelta(seconds=self.settings.cursor_grace_s)
 
     def _advance_cursor(self, seq: int) -> int:
-        for _ in range(20):
-            found = self.store.get_state(CURSOR_KEY)
-            current, version = (int(found[0].get("seq", 0)), found[1]) if found else (0, 0)
+        def forward(doc: dict[str, Any] | None) -> StateChange[int]:
+            current = int(doc.get("seq", 0)) if doc else 0
             if seq <= current:
-                return current
-            doc = {"seq": seq, "updated_at": self.clock().isoformat(), "by": self.owner}
-            try:
-                self.store.put_state(CURSOR_KEY, doc, expected_version=version)
-                return seq
-            except ConcurrentUpdate:
-                continue
-        return notify_cursor(self.store)
+                return StateChange(result=current)
+            new = {"seq": seq, "updated_at": self.clock().isoformat(), "by": self.owner}
+            return StateChange(result=seq, value=new)
+
+        try:
+            return update_state(self.store, CURSOR_KEY, forward, what="the notify cursor")
+        except ConcurrentUpdate:  # other drainers keep moving it: theirs is as good
+            return notify_cursor(self.store)
 
     # -- one event ------------------------------------------------------------------------------
     async def _handle(self, event: Event, report: DrainReport) -> Outcome:

@@ -10,15 +10,16 @@ depend on the trade verdict (a human wants to see a signal the emergency stop bl
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kestrel.errors import ConcurrentUpdate
 from kestrel.mode import current_mode
 from kestrel.models import Action, AnalysisResult, Event, EventType, Reason, ReasonCode
 from kestrel.models.analysis import AlertVerdict
 from kestrel.settings import WatchlistItem
 from kestrel.store.base import Store
+from kestrel.store.cas import StateChange, update_state
 from kestrel.strategy.settings import AlertSettings
 
 HUNDRED = Decimal("100")
@@ -163,11 +164,9 @@ def alert_for(
 ) -> AlertVerdict:
     """Evaluate against the stored last alerts; record an emitted one (state + event,
     atomically; a concurrent writer makes us re-evaluate)."""
-    key = alerts_key(item.symbol)
-    for _ in range(10):
-        found = store.get_state(key)
-        book = AlertBook.model_validate(found[0]) if found else AlertBook()
-        version = found[1] if found else 0
+
+    def change(doc: dict[str, Any] | None) -> StateChange[AlertVerdict]:
+        book = AlertBook.model_validate(doc) if doc else AlertBook()
         action = analysis.signal.action
         verdict = evaluate_alert(
             item=item,
@@ -179,15 +178,15 @@ def alert_for(
             timeframe_ms=timeframe_ms,
         )
         if not verdict.emitted:
-            return verdict
+            return StateChange(result=verdict)
         book.last[action.value] = LastAlert(
             price=analysis.price, at_ms=now_ms, confidence=analysis.signal.confidence
         )
-        try:
-            with store.atomic():
-                store.put_state(key, book.model_dump(mode="json"), expected_version=version)
-                store.append_events([alert_event(analysis, verdict)])
-            return verdict
-        except ConcurrentUpdate:
-            continue
-    raise ConcurrentUpdate(f"alert state of {item.symbol} kept changing")
+        return StateChange(
+            result=verdict,
+            value=book.model_dump(mode="json"),
+            events=[alert_event(analysis, verdict)],
+        )
+
+    key = alerts_key(item.symbol)
+    return update_state(store, key, change, what=f"alert state of {item.symbol}", attempts=10)

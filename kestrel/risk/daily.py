@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kestrel.errors import ConcurrentUpdate
 from kestrel.models import Position, utcnow
 from kestrel.risk.context import DailyPnl
 from kestrel.store.base import Store
+from kestrel.store.cas import StateChange, update_state
 
 DAILY_KEY = "daily_risk"
 ZERO = Decimal("0")
@@ -60,28 +61,21 @@ def ensure_day_start(
 ) -> DayStart:
     """Today's snapshot; the first caller of the day writes it (CAS), everyone reads it."""
     today = day_of(now)
-    for _ in range(10):
-        found = store.get_state(DAILY_KEY)
-        if found is not None:
-            current = DayStart.model_validate(found[0])
+
+    def change(doc: dict[str, Any] | None) -> StateChange[DayStart]:
+        if doc is not None:
+            current = DayStart.model_validate(doc)
             if current.day == today:
-                return current
+                return StateChange(result=current)
         snapshot = DayStart(
             day=today,
             equity_usd=equity_usd(),
             marks={p.position_id: mark(p, price) for p, price in open_positions},
             captured_at=now,
         )
-        try:
-            store.put_state(
-                DAILY_KEY,
-                snapshot.model_dump(mode="json"),
-                expected_version=found[1] if found else 0,
-            )
-            return snapshot
-        except ConcurrentUpdate:
-            continue
-    raise ConcurrentUpdate("daily risk snapshot kept changing under us")
+        return StateChange(result=snapshot, value=snapshot.model_dump(mode="json"))
+
+    return update_state(store, DAILY_KEY, change, what="daily risk snapshot", attempts=10)
 
 
 def daily_pnl(

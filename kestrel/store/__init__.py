@@ -14,6 +14,9 @@ Decisions beyond base.py, identical on every backend (tests/store/test_contract.
   (ConcurrentUpdate if the inner error was one, so retry loops work; else StoreError).
 - State documents hold JSON values only (TypeError otherwise): dump models with mode="json".
 - Empty filters (statuses=[], types=[]) match nothing; limit=0 returns [].
+
+A read-modify-write that can lose a race goes through `update_state` / `retry_on_conflict`
+(cas.py), never a hand-written retry loop.
 """
 
 from __future__ import annotations
@@ -21,13 +24,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kestrel.store.base import Store
+from kestrel.store.cas import StateChange, retry_on_conflict, update_state
 from kestrel.store.router import StoreRouter, open_store
 from kestrel.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from kestrel.store.mongo import MongoStore
 
-__all__ = ["MongoStore", "SQLiteStore", "Store", "StoreRouter", "open_store"]
+__all__ = [
+    "MongoStore",
+    "SQLiteStore",
+    "StateChange",
+    "Store",
+    "StoreRouter",
+    "open_store",
+    "retry_on_conflict",
+    "update_state",
+]
 
 
 def __getattr__(name: str) -> Any:
