@@ -3,8 +3,10 @@
 It serves the part of Binance's /api/v3 that `ccxt.binance` uses (exchangeInfo, klines,
 tickers, orders, trades, account), checks HMAC signatures, keeps balances, matches orders
 against a replayed candle feed with a controllable clock, and injects faults (timeouts,
-dropped connections, 5xx, 429, lost order responses, eventual consistency). Never imports
-prefect. Start it with `with BinanceEmulator(...) as emu:` or `python -m emulator`.
+dropped connections, 5xx, 429, lost order responses, eventual consistency). A development
+tool, not shipped in the wheel: it never imports prefect, kestrel or the test fakes, so it also
+runs standalone to rehearse REAL mode. Start it with `with BinanceEmulator(...) as emu:` or
+`python -m emulator`.
 """
 
 from emulator.config import AccountConfig, FillPolicy, MarketConfig
