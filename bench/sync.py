@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from kestrel.emulator import AccountConfig, BinanceEmulator, MarketConfig  # noqa: E402
+from emulator import AccountConfig, BinanceEmulator, MarketConfig  # noqa: E402
 from kestrel.ids import client_order_id  # noqa: E402
 from kestrel.mode import TradingMode, trading_mode  # noqa: E402
 from kestrel.models import Order, OrderRole, OrderStatus, OrderType, Side  # noqa: E402

@@ -9,7 +9,8 @@ Why a wrapper and not the bare ccxt object:
   the exchange's precisionMode), limits, fees, and whether native stop orders exist.
 
 `url` (ExchangeSettings.url) replaces the scheme and host of every API URL while keeping the
-paths, which is how the emulator (kestrel.emulator) or a recording proxy is put in front.
+paths, which is how the Binance emulator (`python -m emulator`) or a recording proxy is put
+in front.
 """
 
 from __future__ import annotations

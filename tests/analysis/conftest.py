@@ -1,5 +1,5 @@
 """Fixtures for the analysis tests: deterministic candles and the local chat-completions
-server (kestrel.testing.openai_server) that the LLM and sentiment analysts talk to."""
+server (fakes.openai_server) that the LLM and sentiment analysts talk to."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from fakes.openai_server import FakeChatServer
 from kestrel.analysis.sentiment import clear_cache
 from kestrel.models import Candle, CandleSeries
-from kestrel.testing.openai_server import FakeChatServer
 
 HOUR = 3_600_000
 

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from fakes.openai_server import DEFAULT_MODEL, FakeChatServer, Reply
 from kestrel.analysis.base import AnalystInput, consult
 from kestrel.analysis.engine import analyze, prepare
 from kestrel.analysis.llm import LLMAnalyst
 from kestrel.models import Action, CandleSeries, Signal
 from kestrel.models.analysis import Abstention
 from kestrel.strategy.settings import SECRET_MASK, AnalysisSettings, AnalystSpec, LLMSettings
-from kestrel.testing.openai_server import DEFAULT_MODEL, FakeChatServer, Reply
 
 KEY = "sk-test-secret-123"
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from fakes.openai_server import FakeChatServer
 from kestrel.analysis.base import consult
 from kestrel.analysis.engine import prepare
 from kestrel.analysis.sentiment import SentimentAnalyst, sentiment_signal
 from kestrel.models import Action, CandleSeries, Signal
 from kestrel.models.analysis import Abstention
 from kestrel.strategy.settings import SentimentSettings
-from kestrel.testing.openai_server import FakeChatServer
 
 
 @pytest.mark.parametrize(

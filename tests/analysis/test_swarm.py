@@ -11,13 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from fakes.openai_server import DEFAULT_MODEL, FakeChatServer, Reply
 from kestrel.analysis.base import Vote
 from kestrel.analysis.engine import analyze
 from kestrel.analysis.swarm import dissent, solo, swarm
 from kestrel.models import Action, CandleSeries, Signal
 from kestrel.models.analysis import Abstention
 from kestrel.strategy.settings import AnalysisSettings, AnalystSpec, LLMSettings
-from kestrel.testing.openai_server import DEFAULT_MODEL, FakeChatServer, Reply
 
 
 def vote(name: str, action: str, confidence: float, **levels: Decimal) -> Signal:

@@ -19,8 +19,8 @@ from deployments.automations import (
     install_deadman,
 )
 from deployments.spec import load_specs, runner_deployment
+from fakes.telegram_server import FakeTelegramServer
 from kestrel.notify.settings import TelegramSettings
-from kestrel.testing.telegram_server import FakeTelegramServer
 
 pytestmark = [pytest.mark.prefect, pytest.mark.timeout(300)]
 

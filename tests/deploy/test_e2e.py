@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from deployments.server import LocalPrefectServer
-from kestrel.emulator import AccountConfig, BinanceEmulator
+from emulator import AccountConfig, BinanceEmulator
 from kestrel.mode import TradingMode
 from kestrel.models import Candle, CandleSeries, OrderRole, OrderStatus, StatusSource
 from kestrel.settings import load_settings

@@ -17,11 +17,11 @@ from prefect.states import State
 from pydantic import SecretStr
 
 from blocks.settings import BlockRefs
+from fakes.telegram_server import FakeTelegramServer
 from kestrel.mode import TradingMode
 from kestrel.models import Event, EventType
 from kestrel.settings import load_settings
 from kestrel.store import open_store
-from kestrel.testing.telegram_server import FakeTelegramServer
 
 pytestmark = pytest.mark.prefect
 

@@ -86,7 +86,7 @@ def test_demo_without_shared_data_uses_labelled_simulation(tmp_path: Path) -> No
 
 
 def test_telegram_bot_answers_an_allowed_chat_and_refuses_others(tmp_path: Path) -> None:
-    from kestrel.testing.telegram_server import FakeTelegramServer
+    from fakes.telegram_server import FakeTelegramServer
 
     with FakeTelegramServer() as server:
         server.inject_message(4242, "/status")

@@ -11,7 +11,7 @@ from typing import Any
 import ccxt
 import pytest
 
-from kestrel.emulator import BinanceEmulator, FillPolicy
+from emulator import BinanceEmulator, FillPolicy
 from tests.emulator.scripted import MakeEmulator, account, scripted_market
 
 

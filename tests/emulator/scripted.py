@@ -11,8 +11,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from kestrel.emulator import AccountConfig, BinanceEmulator, MarketConfig
-from kestrel.emulator.signing import sign
+from emulator import AccountConfig, BinanceEmulator, MarketConfig
+from emulator.signing import sign
 
 HOUR = 3_600_000
 T0 = 1_699_999_200_000  # 2023-11-14T22:00:00Z, on an hour boundary

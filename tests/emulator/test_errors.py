@@ -5,7 +5,7 @@ from __future__ import annotations
 import ccxt
 import pytest
 
-from kestrel.emulator import BinanceEmulator
+from emulator import BinanceEmulator
 from tests.emulator.scripted import KEY, MakeEmulator, raw_request
 
 SYMBOL = "BTC/USDT"

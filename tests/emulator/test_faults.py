@@ -12,7 +12,7 @@ from typing import Any
 import ccxt
 import pytest
 
-from kestrel.emulator import BinanceEmulator, FaultRule
+from emulator import BinanceEmulator, FaultRule
 from tests.emulator.scripted import raw_request
 
 SYMBOL = "BTC/USDT"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from kestrel.emulator import MarketConfig
-from kestrel.emulator.candles import CandleFeed
-from kestrel.emulator.signing import sign, split_signature
+from emulator import MarketConfig
+from emulator.candles import CandleFeed
+from emulator.signing import sign, split_signature
 from tests.emulator.scripted import HOUR, ROWS, T0
 
 

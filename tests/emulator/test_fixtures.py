@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 import ccxt
 import pytest
 
-from kestrel.emulator import AccountConfig, BinanceEmulator, MarketConfig
+from emulator import AccountConfig, BinanceEmulator, MarketConfig
 from tests.emulator.scripted import HOUR, T0, raw_request
 
 SYMBOL = "BTC/USDT"

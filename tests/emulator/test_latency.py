@@ -6,7 +6,7 @@ import time
 
 import ccxt
 
-from kestrel.emulator import BinanceEmulator
+from emulator import BinanceEmulator
 
 
 def test_latency_delays_an_order_post_then_processes_it(

@@ -9,7 +9,7 @@ from pathlib import Path
 import ccxt
 import pytest
 
-from kestrel.emulator import BinanceEmulator, MarketConfig
+from emulator import BinanceEmulator, MarketConfig
 from tests.emulator.scripted import HOUR, ROWS, T0, MakeEmulator, scripted_market
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import ccxt
 import pytest
 
-from kestrel.emulator import AccountConfig, BinanceEmulator, FillPolicy
+from emulator import AccountConfig, BinanceEmulator, FillPolicy
 from tests.emulator.scripted import HOUR, T0, MakeEmulator, account, raw_request
 
 SYMBOL = "BTC/USDT"

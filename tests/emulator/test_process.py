@@ -1,4 +1,4 @@
-"""`python -m kestrel.emulator` as a separate process, driven over HTTP only (as a demo would)."""
+"""`python -m emulator` as a separate process, driven over HTTP only (as a demo would)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 import ccxt
 import pytest
 
-from kestrel.emulator import ccxt_client_for
+from emulator import ccxt_client_for
 from tests.emulator.scripted import ROWS
 
 
@@ -34,7 +34,7 @@ def process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, A
         writer.writerow(["timestamp", "open", "high", "low", "close", "volume"])
         writer.writerows(ROWS)
     port = free_port()
-    cmd = [sys.executable, "-m", "kestrel.emulator", "--port", str(port)]
+    cmd = [sys.executable, "-m", "emulator", "--port", str(port)]
     cmd += ["--market", f"BTC/USDT={candles}", "--account", "demo:shh", "--balance", "USDT=500"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:

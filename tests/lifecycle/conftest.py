@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kestrel.emulator import BinanceEmulator
+from emulator import BinanceEmulator
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.store.sqlite import SQLiteStore
 from kestrel.wallet import build_exchange

@@ -14,8 +14,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from kestrel.emulator import AccountConfig, BinanceEmulator, MarketConfig
-from kestrel.emulator.orders import Order as EmuOrder
+from emulator import AccountConfig, BinanceEmulator, MarketConfig
+from emulator.orders import Order as EmuOrder
 from kestrel.exchange.ccxt_exchange import CcxtExchange, ExchangeCredentials
 from kestrel.mode import TradingMode
 from kestrel.settings import KestrelSettings, load_settings

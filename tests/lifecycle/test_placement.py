@@ -9,7 +9,7 @@ from decimal import Decimal
 import ccxt
 import pytest
 
-from kestrel.emulator import MarketConfig
+from emulator import MarketConfig
 from kestrel.exchange.errors import OrderOutcomeUnknown, is_transient
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType, OrderStatus, OrderType, PositionStatus, StatusSource

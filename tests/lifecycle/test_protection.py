@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from kestrel.emulator import FillPolicy
+from emulator import FillPolicy
 from kestrel.ledger import daily_pnl, fill_day
 from kestrel.models import (
     EventType,

@@ -12,7 +12,7 @@ from decimal import Decimal
 import ccxt
 import pytest
 
-from kestrel.emulator import FillPolicy
+from emulator import FillPolicy
 from kestrel.mode import TradingMode
 from kestrel.models import EventType, Order, OrderStatus, OrderType, StatusSource, utcnow
 from kestrel.orders import cancel, place

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from kestrel.emulator import BinanceEmulator, MarketConfig
+from emulator import BinanceEmulator, MarketConfig
 from kestrel.mode import TradingMode
 from kestrel.models import OrderRole
 from kestrel.store.router import sqlite_path

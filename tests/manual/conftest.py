@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from kestrel.emulator import AccountConfig, BinanceEmulator, MarketConfig
+from emulator import AccountConfig, BinanceEmulator, MarketConfig
 from kestrel.exchange.paper import PaperExchange
 from kestrel.exchange.paper_markets import default_markets
 from kestrel.market import ReplayFeed

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cli import app
-from kestrel.emulator import BinanceEmulator
+from emulator import BinanceEmulator
 from kestrel.mode import TradingMode
 from kestrel.models import EventType, OrderStatus
 from kestrel.settings import load_settings

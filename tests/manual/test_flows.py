@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kestrel.emulator import BinanceEmulator
+from emulator import BinanceEmulator
 from kestrel.live_settings import resolve_settings
 from kestrel.manual import ManualError, OutcomeStatus
 from kestrel.mode import TradingMode, trading_mode

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kestrel.emulator import BinanceEmulator
+from emulator import BinanceEmulator
 from kestrel.manual.telegram import parse_move
 from kestrel.mode import TradingMode
 from kestrel.notify.commands import Caller, CommandContext, CommandError, positions_card

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from kestrel.emulator import BinanceEmulator
+from emulator import BinanceEmulator
 from kestrel.manual import (
     ConfirmationRefused,
     ManualError,

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from kestrel.emulator import BinanceEmulator, FaultRule
+from emulator import BinanceEmulator, FaultRule
 from kestrel.manual import (
     CloseAllRequest,
     ClosePositionRequest,

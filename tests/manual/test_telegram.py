@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kestrel.emulator import BinanceEmulator
+from emulator import BinanceEmulator
+from fakes.telegram_server import FakeTelegramServer
 from kestrel.manual.telegram import manual_commands, parse_close, parse_order, runtime_factory
 from kestrel.models import OrderStatus, Side
 from kestrel.notify import commands as notify_commands
@@ -21,7 +22,6 @@ from kestrel.notify.commands import Caller, CommandContext, CommandError
 from kestrel.notify.render import Card, format_card
 from kestrel.runtime import Runtime, reset_runtimes
 from kestrel.settings import load_settings
-from kestrel.testing.telegram_server import FakeTelegramServer
 from tests.manual.conftest import advance
 from tests.manual.test_demo_orders import paper_account
 from tests.notify.helpers import OWNER_CHAT, make_settings

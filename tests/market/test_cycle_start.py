@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from emulator import BinanceEmulator
 from kestrel import cycle
-from kestrel.emulator import BinanceEmulator
 from kestrel.errors import ConfigError
 from kestrel.market import MarketDataUnavailable
 from kestrel.market.check import start_cycle
@@ -129,7 +129,7 @@ def test_live_data_going_down_later_stands_the_cycle_down(
 ) -> None:
     """The runtime was built while the feed was up (and is cached); the next cycle finds it
     down and stands down with the reason, instead of trading on anything else."""
-    from kestrel.emulator.faults import FaultRule
+    from emulator.faults import FaultRule
 
     settings = demo(tmp_data_dir, emulator.url, "BTC/USDT", market_data="live")
     assert start_cycle(settings).stood_down is None

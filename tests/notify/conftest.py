@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from fakes.telegram_server import FakeTelegramServer
 from kestrel.mode import TradingMode
 from kestrel.notify.settings import TelegramSettings
 from kestrel.store.sqlite import SQLiteStore
-from kestrel.testing.telegram_server import FakeTelegramServer
 
 from .helpers import make_settings
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from fakes.telegram_server import FakeTelegramServer
 from kestrel.mode import TradingMode
 from kestrel.models import Event, EventType
 from kestrel.notify.settings import TelegramSettings
 from kestrel.store.base import Store
-from kestrel.testing.telegram_server import FakeTelegramServer
 
 NOTIFY_CHAT = 424242
 OWNER_CHAT = 1001

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from fakes.telegram_server import FakeTelegramServer, SentMessage
 from kestrel.controls import emergency_stop_state, set_emergency_stop
 from kestrel.cycle import analyze_candles, assess_risk, make_decision
 from kestrel.demo import demo_settings
@@ -19,7 +20,6 @@ from kestrel.notify.settings import TelegramSettings
 from kestrel.runtime import build_runtime
 from kestrel.store import open_store
 from kestrel.store.base import Store
-from kestrel.testing.telegram_server import FakeTelegramServer, SentMessage
 
 from .helpers import OWNER_CHAT, STRANGER_CHAT
 

@@ -9,7 +9,7 @@ import threading
 import httpx
 from telegram import Bot
 
-from kestrel.testing.telegram_server import FakeTelegramServer
+from fakes.telegram_server import FakeTelegramServer
 
 
 def url(server: FakeTelegramServer, method: str, token: str | None = None) -> str:

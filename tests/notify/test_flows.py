@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from fakes.telegram_server import FakeTelegramServer
 from kestrel.mode import TradingMode
 from kestrel.models import EventType
 from kestrel.settings import load_settings
 from kestrel.store import open_store
-from kestrel.testing.telegram_server import FakeTelegramServer
 
 from .helpers import NOTIFY_CHAT, store_events
 

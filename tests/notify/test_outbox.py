@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from fakes.telegram_server import FakeTelegramServer
 from kestrel.models import utcnow
 from kestrel.notify.outbox import (
     DeliveryStatus,
@@ -18,7 +19,6 @@ from kestrel.notify.outbox import (
 )
 from kestrel.notify.settings import TelegramSettings
 from kestrel.store.sqlite import SQLiteStore
-from kestrel.testing.telegram_server import FakeTelegramServer
 
 from .helpers import NOTIFY_CHAT, make_settings, ref, store_events
 

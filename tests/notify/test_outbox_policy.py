@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, time, timedelta
 
+from fakes.telegram_server import FakeTelegramServer
 from kestrel.mode import TradingMode
 from kestrel.models import Event, EventType, utcnow
 from kestrel.notify.outbox import DeliveryStatus, drain_outbox, drain_with_bot, get_delivery
 from kestrel.store.sqlite import SQLiteStore
-from kestrel.testing.telegram_server import FakeTelegramServer
 
 from .helpers import fill_event, make_settings, ref
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from fakes.telegram_server import FakeTelegramServer, FaultKind
 from kestrel.models import utcnow
 from kestrel.notify.outbox import (
     Delivery,
@@ -20,7 +21,6 @@ from kestrel.notify.outbox import (
     get_delivery,
 )
 from kestrel.store.sqlite import SQLiteStore
-from kestrel.testing.telegram_server import FakeTelegramServer, FaultKind
 
 from . import _workers
 from .helpers import NOTIFY_CHAT, make_settings, ref, store_events

@@ -11,14 +11,14 @@ from hypothesis import strategies as st
 from telegram import Bot
 from telegram.error import BadRequest, InvalidToken
 
+from fakes.telegram_entities import EntityParseError, parse_entities
+from fakes.telegram_server import FakeTelegramServer
 from kestrel.mode import TradingMode
 from kestrel.models import Event, EventType
 from kestrel.notify.client import Failure, classify
 from kestrel.notify.render import Card, format_card
 from kestrel.notify.settings import ParseMode
 from kestrel.notify.templates import render_event
-from kestrel.testing.telegram_entities import EntityParseError, parse_entities
-from kestrel.testing.telegram_server import FakeTelegramServer
 
 from .helpers import fill_event
 

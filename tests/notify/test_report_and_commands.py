@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from fakes.telegram_server import FakeTelegramServer
 from kestrel.ledger import record_fill
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType, Fill, Order, OrderStatus, OrderType, Side
@@ -17,7 +18,6 @@ from kestrel.notify.outbox import drain_with_bot
 from kestrel.notify.render import Card, format_card
 from kestrel.notify.report import build_daily_summary, record_daily_summary
 from kestrel.store.sqlite import SQLiteStore
-from kestrel.testing.telegram_server import FakeTelegramServer
 
 from .helpers import OWNER_CHAT, make_settings
 

@@ -9,12 +9,12 @@ import threading
 
 import pytest
 
+from fakes.telegram_server import FakeTelegramServer
 from kestrel.notify.bot import run_bot
 from kestrel.notify.errors import DeliveryBlocked, NotifyError
 from kestrel.notify.outbox import CURSOR_KEY, delivery_key, drain_outbox
 from kestrel.notify.redact import REDACTED
 from kestrel.store.sqlite import SQLiteStore
-from kestrel.testing.telegram_server import FakeTelegramServer
 
 from .helpers import OWNER_CHAT, STRANGER_CHAT, make_settings, store_events
 from .test_bot import ask

@@ -19,12 +19,12 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from kestrel.emulator.api import BinanceApi
-from kestrel.emulator.config import AccountConfig, DuplicateRule, FillPolicy, MarketConfig
-from kestrel.emulator.faults import FaultPlan, FaultRule
-from kestrel.emulator.matching import MatchingEngine, VisibilityLag
-from kestrel.emulator.server import ADMIN_PREFIX, EmulatorHTTPServer
-from kestrel.testing.local_server import StartStop
+from emulator.api import BinanceApi
+from emulator.config import AccountConfig, DuplicateRule, FillPolicy, MarketConfig
+from emulator.faults import FaultPlan, FaultRule
+from emulator.local_server import StartStop
+from emulator.matching import MatchingEngine, VisibilityLag
+from emulator.server import ADMIN_PREFIX, EmulatorHTTPServer
 
 if TYPE_CHECKING:
     import ccxt
@@ -58,7 +58,7 @@ def ccxt_client_for(
     **config: Any,
 ) -> ccxt.binance:
     """A real `ccxt.binance` whose every API URL points at an emulator at `url` (also one
-    started with `python -m kestrel.emulator`), set up so load_markets only calls exchangeInfo:
+    started with `python -m emulator`), set up so load_markets only calls exchangeInfo:
     no currencies, margin or futures endpoints, no time sync, no client-side rate limiting."""
     import ccxt
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
-from kestrel.testing.local_server import LocalHTTPServer
+from emulator.local_server import LocalHTTPServer
 
 ReplyKind = Literal["content", "error", "raw", "drop", "stream"]
 DEFAULT_MODEL = "kestrel-test-model"

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-from kestrel.emulator.errors import (
+from emulator.errors import (
     ahead_of_server,
     bad_api_key_format,
     illegal_number,

@@ -1,4 +1,4 @@
-"""`python -m kestrel.emulator --port N --market BTC/USDT=path.csv`: the emulator as a process.
+"""`python -m emulator --port N --market BTC/USDT=path.csv`: the emulator as a process.
 
 Prints one JSON line (url, api key, secret) when ready, then serves until SIGINT/SIGTERM.
 Drive it over HTTP: POST /_emulator/advance {"candles": 1}, POST /_emulator/faults {...},
@@ -16,8 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 from types import FrameType
 
-from kestrel.emulator.config import AccountConfig, FillPolicy, MarketConfig
-from kestrel.emulator.emulator import DEFAULT_API_KEY, DEFAULT_SECRET, BinanceEmulator
+from emulator.config import AccountConfig, FillPolicy, MarketConfig
+from emulator.emulator import DEFAULT_API_KEY, DEFAULT_SECRET, BinanceEmulator
 
 
 def _pair(text: str, sep: str, what: str) -> tuple[str, str]:
@@ -28,7 +28,7 @@ def _pair(text: str, sep: str, what: str) -> tuple[str, str]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m kestrel.emulator", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
     p.add_argument(

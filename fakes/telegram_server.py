@@ -27,8 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from kestrel.testing.local_server import LocalHTTPServer
-from kestrel.testing.telegram_entities import EntityParseError, parse_entities
+from emulator.local_server import LocalHTTPServer
+from fakes.telegram_entities import EntityParseError, parse_entities
 
 DEFAULT_TOKEN = "123456789:AAFakeTokenForKestrelTests-0123456789ab"
 MAX_MESSAGE_LENGTH = 4096

@@ -21,10 +21,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from kestrel.emulator.api import BinanceApi, Request, Response
-from kestrel.emulator.errors import too_much_weight
-from kestrel.emulator.faults import FaultPlan, FaultRule
-from kestrel.testing.local_server import LocalHTTPServer
+from emulator.api import BinanceApi, Request, Response
+from emulator.errors import too_much_weight
+from emulator.faults import FaultPlan, FaultRule
+from emulator.local_server import LocalHTTPServer
 
 log = logging.getLogger(__name__)
 

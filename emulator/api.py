@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from kestrel.emulator import errors
-from kestrel.emulator.candles import INTERVAL_MS, Candle
-from kestrel.emulator.errors import BinanceError
-from kestrel.emulator.markets import Market
-from kestrel.emulator.matching import MatchingEngine, NewOrder
-from kestrel.emulator.orders import ORDER_TYPES, Order, fmt, q8
-from kestrel.emulator.signing import check_signed
+from emulator import errors
+from emulator.candles import INTERVAL_MS, Candle
+from emulator.errors import BinanceError
+from emulator.markets import Market
+from emulator.matching import MatchingEngine, NewOrder
+from emulator.orders import ORDER_TYPES, Order, fmt, q8
+from emulator.signing import check_signed
 
 DAY_MS = 86_400_000
 _NEEDS = {

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from kestrel.emulator.candles import INTERVAL_MS, CandleFeed
+from emulator.candles import INTERVAL_MS, CandleFeed
 
 _SYMBOL = re.compile(r"^([A-Z0-9]{2,15})/([A-Z0-9]{2,10})$")
 _USD_LIKE = {"USDT", "USDC", "BUSD", "FDUSD", "TUSD", "USD", "EUR"}
@@ -63,7 +63,7 @@ class MarketConfig(_Model):
     @field_validator("order_types")
     @classmethod
     def _known_types(cls, value: list[str] | None) -> list[str] | None:
-        from kestrel.emulator.orders import ORDER_TYPES
+        from emulator.orders import ORDER_TYPES
 
         if value is None:
             return None

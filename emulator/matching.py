@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from kestrel.emulator.accounts import Account
-from kestrel.emulator.candles import Candle
-from kestrel.emulator.config import AccountConfig, DuplicateRule, FillPolicy, MarketConfig
-from kestrel.emulator.errors import (
+from emulator.accounts import Account
+from emulator.candles import Candle
+from emulator.config import AccountConfig, DuplicateRule, FillPolicy, MarketConfig
+from emulator.errors import (
     BinanceError,
     duplicate_order,
     invalid_symbol,
@@ -33,8 +33,8 @@ from kestrel.emulator.errors import (
     unknown_order,
     would_match_and_take,
 )
-from kestrel.emulator.markets import Market
-from kestrel.emulator.orders import LIMIT_TYPES, ZERO, Order, Trade, q8
+from emulator.markets import Market
+from emulator.orders import LIMIT_TYPES, ZERO, Order, Trade, q8
 
 _CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _UP_TRIGGER = {("STOP_LOSS", "BUY"), ("STOP_LOSS_LIMIT", "BUY")}

@@ -10,10 +10,10 @@ from __future__ import annotations
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from kestrel.emulator.candles import CandleFeed
-from kestrel.emulator.config import MarketConfig, default_min_notional, default_tick
-from kestrel.emulator.errors import BinanceError, filter_failure
-from kestrel.emulator.orders import ORDER_TYPES, fmt
+from emulator.candles import CandleFeed
+from emulator.config import MarketConfig, default_min_notional, default_tick
+from emulator.errors import BinanceError, filter_failure
+from emulator.orders import ORDER_TYPES, fmt
 
 
 class Market:

@@ -4,7 +4,8 @@ the Binance emulator (which also runs standalone, so this module imports only th
 Why one piece: each binds 127.0.0.1 on a free port, serves from a daemon thread and must stop
 deterministically - wake what it holds on purpose, stop accepting, close the socket, join the
 thread - so a test never leaks a thread or a port and never waits for a hang to expire.
-Written once, the order of those steps cannot drift between the servers.
+Written once, the order of those steps cannot drift between the servers. It lives here, in the
+user-facing emulator, and the fakes import it from here, so the emulator never needs the fakes.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from kestrel.emulator.config import AccountConfig
-from kestrel.emulator.errors import insufficient_balance
+from emulator.config import AccountConfig
+from emulator.errors import insufficient_balance
 
 ZERO = Decimal("0")
 
