@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
+from fakes.telegram_server import FakeTelegramServer
 from kestrel.ledger import record_fill
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType, Fill, MarketSpec, Side
@@ -17,7 +18,6 @@ from kestrel.notify.outbox import drain_with_bot
 from kestrel.notify.render import format_card
 from kestrel.notify.report import build_daily_summary, record_daily_summary
 from kestrel.store.sqlite import SQLiteStore
-from kestrel.testing.telegram_server import FakeTelegramServer
 
 from .helpers import OWNER_CHAT, make_settings
 
