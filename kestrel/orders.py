@@ -117,6 +117,23 @@ def transition_events(before: Order, after: Order) -> list[Event]:
     return events
 
 
+def order_alert(
+    order: Order, suffix: str, reason: str, message: str, data: dict[str, Any]
+) -> Event:
+    """An alert about one order for the operator (ALERT_EMITTED); its id, `<cid>:<suffix>`,
+    makes it fire once however often the condition is seen."""
+    return Event(
+        event_id=f"{order.client_order_id}:{suffix}",
+        type=EventType.ALERT_EMITTED,
+        mode=order.mode,
+        symbol=order.symbol,
+        client_order_id=order.client_order_id,
+        reasons=[reason],
+        message=message,
+        data=data,
+    )
+
+
 def order_event(kind: EventType, order: Order, suffix: str) -> Event:
     reasons = [r for r in (order.reason, order.cancel_reason) if r]
     detail = f": {order.cancel_reason}" if order.cancel_reason else ""
@@ -374,18 +391,13 @@ def _own_report(
     )
     store.append_events(
         [
-            Event(
-                event_id=f"{order.client_order_id}:foreign:{foreign.get('id')}",
-                type=EventType.ALERT_EMITTED,
-                mode=order.mode,
-                symbol=order.symbol,
-                client_order_id=order.client_order_id,
-                reasons=["FOREIGN_REPLY"],
-                message=(
-                    f"the exchange's reply for order {order.client_order_id} describes {named}; "
-                    "not linked. The order is looked up by its own client order id instead."
-                ),
-                data={"exchange_order_id": str(foreign.get("id"))},
+            order_alert(
+                order,
+                f"foreign:{foreign.get('id')}",
+                "FOREIGN_REPLY",
+                f"the exchange's reply for order {order.client_order_id} describes {named}; "
+                "not linked. The order is looked up by its own client order id instead.",
+                {"exchange_order_id": str(foreign.get("id"))},
             )
         ]
     )

@@ -37,8 +37,6 @@ from kestrel.exchange.errors import OrderOutcomeUnknown, classify
 from kestrel.lease import current_holder, symbol_key
 from kestrel.models import (
     LIVE_STATUSES,
-    Event,
-    EventType,
     Order,
     OrderRole,
     OrderStatus,
@@ -51,6 +49,7 @@ from kestrel.orders import (
     crash_point,
     find_remote,
     mark,
+    order_alert,
     trades_for_order,
 )
 from kestrel.store.base import Store
@@ -184,19 +183,14 @@ def _quarantine(store: Store, order: Order, problem: Exception, report: SyncRepo
     digest = hashlib.sha256(why.encode()).hexdigest()[:12]
     store.append_events(
         [
-            Event(
-                event_id=f"{order.client_order_id}:quarantined:{digest}",
-                type=EventType.ALERT_EMITTED,
-                mode=order.mode,
-                symbol=order.symbol,
-                client_order_id=order.client_order_id,
-                reasons=["QUARANTINED"],
-                message=(
-                    f"order {order.client_order_id} ({order.symbol}, {order.status}) was not "
-                    f"updated: the exchange's report of it cannot be applied ({why}). The other "
-                    "orders were synced; this one is looked at again on every pass."
-                ),
-                data={"status": order.status.value, "problem": why},
+            order_alert(
+                order,
+                f"quarantined:{digest}",
+                "QUARANTINED",
+                f"order {order.client_order_id} ({order.symbol}, {order.status}) was not "
+                f"updated: the exchange's report of it cannot be applied ({why}). The other "
+                "orders were synced; this one is looked at again on every pass.",
+                {"status": order.status.value, "problem": why},
             )
         ]
     )
