@@ -19,13 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kestrel.prefect_env import configure_prefect_env
+from kestrel.config.prefect_env import configure_prefect_env
 
 SYMBOLS = ["BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "DOGE", "LTC", "DOT", "LINK", "AVAX", "TRX"]
 
 
 def settings_for(data_dir: Path, symbols: int) -> dict[str, object]:
-    from kestrel.settings import load_settings
+    from kestrel.config.settings import load_settings
 
     watchlist = [{"symbol": f"{s}/USDT", "timeframe": "1h"} for s in SYMBOLS[:symbols]]
     return load_settings(
@@ -38,10 +38,10 @@ def settings_for(data_dir: Path, symbols: int) -> dict[str, object]:
 
 
 def direct_cycle(config: dict[str, object]) -> None:
-    from kestrel import cycle
+    from kestrel.config.settings import load_settings
     from kestrel.mode import trading_mode
     from kestrel.runtime import get_runtime
-    from kestrel.settings import load_settings
+    from kestrel.trading import cycle
 
     settings = load_settings(**config)
     with trading_mode(settings.mode):
@@ -55,9 +55,9 @@ def direct_cycle(config: dict[str, object]) -> None:
 
 
 def advance(config: dict[str, object]) -> None:
+    from kestrel.config.settings import load_settings
     from kestrel.mode import trading_mode
     from kestrel.runtime import get_runtime
-    from kestrel.settings import load_settings
 
     settings = load_settings(**config)
     with trading_mode(settings.mode):

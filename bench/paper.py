@@ -28,12 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from kestrel.config.settings import PaperSettings  # noqa: E402
 from kestrel.exchange.paper import PaperExchange  # noqa: E402
 from kestrel.exchange.paper_markets import default_markets  # noqa: E402
 from kestrel.exchange.paper_state import STATE_KEY  # noqa: E402
 from kestrel.market import ReplayFeed  # noqa: E402
 from kestrel.mode import TradingMode  # noqa: E402
-from kestrel.settings import PaperSettings  # noqa: E402
 from kestrel.store.sqlite import SQLiteStore  # noqa: E402
 
 HOUR = 3_600_000

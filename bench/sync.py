@@ -28,14 +28,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from emulator import AccountConfig, BinanceEmulator, MarketConfig  # noqa: E402
+from kestrel.books.wallet import build_exchange  # noqa: E402
+from kestrel.config.settings import load_settings  # noqa: E402
+from kestrel.execution.orders import place  # noqa: E402
+from kestrel.execution.sync import poll, sync_orders  # noqa: E402
 from kestrel.ids import client_order_id  # noqa: E402
 from kestrel.mode import TradingMode, trading_mode  # noqa: E402
 from kestrel.models import Order, OrderRole, OrderStatus, OrderType, Side  # noqa: E402
-from kestrel.orders import place  # noqa: E402
-from kestrel.settings import load_settings  # noqa: E402
 from kestrel.store.sqlite import SQLiteStore  # noqa: E402
-from kestrel.sync import poll, sync_orders  # noqa: E402
-from kestrel.wallet import build_exchange  # noqa: E402
 
 HOUR = 3_600_000
 T0 = 1_699_999_200_000

@@ -131,7 +131,7 @@ def served_cycles(size: int, repeats: int) -> dict[str, float]:
 
 
 def cycle_settings(data_dir: Path, size: int) -> Any:
-    from kestrel.settings import load_settings
+    from kestrel.config.settings import load_settings
 
     return load_settings(
         mode="DEMO",
@@ -236,7 +236,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="kestrel-bench-") as tmp:
         root = Path(tmp)
-        from kestrel.prefect_env import configure_prefect_env
+        from kestrel.config.prefect_env import configure_prefect_env
 
         os.environ["PREFECT_HOME"] = str(root / "prefect-bench")
         configure_prefect_env(root)

@@ -13,8 +13,8 @@ from typing import ClassVar
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
+from kestrel.config.settings import KestrelSettings
 from kestrel.exchange.ccxt_exchange import ExchangeCredentials
-from kestrel.settings import KestrelSettings
 
 
 class ExchangeAccount(Block):
@@ -41,8 +41,8 @@ def use_exchange_account(settings: KestrelSettings) -> bool:
     """Load the settings' ExchangeAccount block and register its credentials, when the settings
     ask for a block. Returns whether one was registered. Raises if the block is missing or is
     for another exchange (never falls back silently to other credentials)."""
+    from kestrel.books.wallet import register_credentials
     from kestrel.errors import ConfigError
-    from kestrel.wallet import register_credentials
 
     access = settings.exchange_api
     if access.credentials != "block":

@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 from prefect.blocks.core import Block
 from pydantic import Field, field_validator
 
+from kestrel.config.settings import PaperSettings, RiskSettings, WatchlistItem
 from kestrel.mode import TradingMode
-from kestrel.settings import PaperSettings, RiskSettings, WatchlistItem
 
 
 class TradingConfig(Block):

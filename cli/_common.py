@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from kestrel.settings import KestrelSettings
+    from kestrel.config.settings import KestrelSettings
 
 app = typer.Typer(
     name="kestrel",
@@ -22,8 +22,8 @@ app = typer.Typer(
 
 def load_cli_settings() -> KestrelSettings:
     """Settings from env / kestrel.toml; an invalid one exits 2 with the field named."""
+    from kestrel.config.settings import load_settings
     from kestrel.errors import ConfigError
-    from kestrel.settings import load_settings
 
     try:
         return load_settings()
@@ -46,7 +46,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def prepare_prefect(data_dir: Path) -> None:
-    """Prefect environment defaults, set before prefect is imported (kestrel/prefect_env.py)."""
-    from kestrel.prefect_env import configure_prefect_env
+    """Prefect environment defaults, set before prefect is imported
+    (kestrel/config/prefect_env.py)."""
+    from kestrel.config.prefect_env import configure_prefect_env
 
     configure_prefect_env(data_dir)

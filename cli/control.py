@@ -22,8 +22,8 @@ def resume(reason: Annotated[str, typer.Option(help="why")] = "resumed from CLI"
 
 
 def _set_stop(*, active: bool, reason: str) -> None:
-    from kestrel.controls import set_emergency_stop
     from kestrel.mode import trading_mode
+    from kestrel.risk.controls import set_emergency_stop
     from kestrel.store.router import StoreRouter
 
     settings = load_cli_settings()
@@ -39,11 +39,11 @@ def _set_stop(*, active: bool, reason: str) -> None:
 @app.command()
 def status() -> None:
     """Mode, emergency stop, live orders and open positions from the store."""
-    from kestrel.controls import emergency_stop_state
+    from kestrel.execution.trailing import levels_text
     from kestrel.mode import trading_mode
     from kestrel.models import PositionStatus
+    from kestrel.risk.controls import emergency_stop_state
     from kestrel.store.router import StoreRouter
-    from kestrel.trailing import levels_text
 
     settings = load_cli_settings()
     with trading_mode(settings.mode):

@@ -11,7 +11,7 @@ import typer
 from cli._common import app, fail, prepare_prefect
 
 if TYPE_CHECKING:
-    from kestrel.summary import SessionSummary
+    from kestrel.books.summary import SessionSummary
 
 MarketChoice = Literal["auto", "replay", "simulated"]
 
@@ -34,7 +34,7 @@ def demo(
         raise fail(f"--market must be auto, replay or simulated, not {market!r}", 2)
     if replay_dir is not None and not replay_dir.is_dir():
         raise fail(f"--replay-dir {replay_dir} is not a folder", 2)
-    from kestrel.demo import demo_settings, fresh_run_dir
+    from kestrel.config.demo import demo_settings, fresh_run_dir
 
     choice: MarketChoice = market  # type: ignore[assignment]
     run_dir = fresh_run_dir(data_dir.resolve())
@@ -56,7 +56,7 @@ def print_summary(summary: SessionSummary) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from kestrel.summary import summary_rows
+    from kestrel.books.summary import summary_rows
 
     console = Console()
     console.print(

@@ -22,9 +22,9 @@ from cli._common import actor, app, fail, load_cli_settings
 from kestrel.mode import TradingMode
 
 if TYPE_CHECKING:
+    from kestrel.config.settings import KestrelSettings
     from kestrel.manual import ManualOutcome
     from kestrel.runtime import Runtime
-    from kestrel.settings import KestrelSettings
 
 order_app = typer.Typer(
     help="Manual trading: place, cancel, close, close-all, move-stop, confirm; reset (DEMO paper "
@@ -52,8 +52,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print the outcome as J
 @contextmanager
 def manual_runtime() -> Iterator[Runtime]:
     """The runtime of the configured mode with the live settings applied; closed after."""
+    from kestrel.config.live import resolve_settings
     from kestrel.errors import ConfigError, KestrelError
-    from kestrel.live_settings import resolve_settings
     from kestrel.mode import trading_mode
     from kestrel.runtime import build_runtime
 

@@ -45,11 +45,11 @@ def monitor(window: WindowOption = 60.0, poll: PollOption = 5.0) -> None:
 def live() -> None:
     """Live orders (with where their status came from), open positions with their
     protection, and today's PnL, from the store (no exchange request)."""
-    from kestrel.ledger import daily_pnl
+    from kestrel.books.ledger import daily_pnl
+    from kestrel.execution.trailing import levels_text
     from kestrel.mode import trading_mode
     from kestrel.models import LIVE_STATUSES, OrderRole, PositionStatus, utcnow
     from kestrel.store.router import StoreRouter
-    from kestrel.trailing import levels_text
 
     settings = load_cli_settings()
     with trading_mode(settings.mode):

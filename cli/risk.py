@@ -17,7 +17,7 @@ app.add_typer(breaker_app, name="breaker")
 
 
 def _describe(state: object) -> str:
-    from kestrel.controls import CircuitBreaker
+    from kestrel.risk.controls import CircuitBreaker
 
     assert isinstance(state, CircuitBreaker)
     if not state.active:
@@ -49,8 +49,8 @@ def breaker_reset(
     reason: Annotated[str, typer.Option(help="why it is safe to trade again")] = "reset from CLI",
 ) -> None:
     """Reset a tripped breaker now. Earlier failures and losses never count again."""
-    from kestrel.controls import reset_circuit_breaker
     from kestrel.mode import trading_mode
+    from kestrel.risk.controls import reset_circuit_breaker
     from kestrel.store.router import StoreRouter
 
     if not reason.strip():

@@ -21,7 +21,7 @@ import typer
 from cli._common import app, fail, load_cli_settings, prepare_prefect
 
 if TYPE_CHECKING:
-    from kestrel.settings import KestrelSettings
+    from kestrel.config.settings import KestrelSettings
 
 WORK_POOL = "kestrel-process"
 blocks_app = typer.Typer(help="Kestrel's Prefect block types.", no_args_is_help=True)

@@ -11,7 +11,7 @@ The trading cycle runs on the task runner the settings choose (threads, or Dask 
 cluster) and takes a per-watchlist Prefect lock, so two runs of one watchlist normally run
 one after the other. Correctness does not rest on it (`kestrel cycle`, a manual order or a
 second server never take it): each symbol is traded under its lease in the store
-(kestrel.lease), which decides, and names, who trades it when two runs meet.
+(kestrel.execution.lease), which decides, and names, who trades it when two runs meet.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ from flows.telegram_bot import telegram_bot as telegram_bot_flow
 from flows.trading_cycle import trading_cycle as trading_cycle_flow
 from flows.upkeep import order_sync as order_sync_flow
 from flows.upkeep import position_monitor as position_monitor_flow
+from kestrel.config.settings import KestrelSettings, WatchlistItem
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import Decision
-from kestrel.settings import KestrelSettings, WatchlistItem
 from kestrel.store import open_store
 
 DEFAULT_WATCHLIST = "default"

@@ -11,7 +11,7 @@ from typing import Any
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from kestrel.ops_settings import OpsSettings
+from kestrel.config.ops import OpsSettings
 
 
 def task_runner_for(ops: OpsSettings) -> TaskRunner[Any]:

@@ -1,5 +1,5 @@
 """Prefect flows. Importing this package first sets Kestrel's Prefect environment defaults."""
 
-from kestrel.prefect_env import configure_prefect_env
+from kestrel.config.prefect_env import configure_prefect_env
 
 configure_prefect_env()

@@ -1,6 +1,6 @@
 """The dashboards as Prefect artifacts: Open Orders, Executed Orders, Monitoring, Audit and
 Portfolio, one set per trading mode, refreshed at the end of every deployment run (and by
-the `kestrel-dashboards` flow on demand). Rows come from kestrel/dashboards.py.
+the `kestrel-dashboards` flow on demand). Rows come from kestrel/reporting/dashboards.py.
 
 Artifact keys are stable (`kestrel-<name>-<mode>`): the Prefect UI's Artifacts page shows the
 latest version of each and keeps the earlier ones as history.
@@ -15,7 +15,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from blocks.settings import BlockRefs, exported, resolve_settings
-from kestrel.dashboards import (
+from kestrel.config.settings import KestrelSettings
+from kestrel.market import MarketDataUnavailable
+from kestrel.mode import TradingMode, trading_mode
+from kestrel.reporting.dashboards import (
     Snapshot,
     audit_rows,
     executed_order_rows,
@@ -24,10 +27,7 @@ from kestrel.dashboards import (
     portfolio_rows,
     take_snapshot,
 )
-from kestrel.market import MarketDataUnavailable
-from kestrel.mode import TradingMode, trading_mode
 from kestrel.runtime import get_runtime
-from kestrel.settings import KestrelSettings
 from kestrel.store import open_store
 
 DASHBOARDS = ("open-orders", "executed-orders", "monitoring", "audit", "portfolio")

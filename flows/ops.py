@@ -2,7 +2,7 @@
 run and one parameter), alongside `kestrel stop` / `kestrel resume` and Telegram's /stop.
 
 The stop lives in the store of the chosen mode, so it blocks the next trading cycle wherever
-that runs; setting and clearing are audited events (kestrel/controls.py).
+that runs; setting and clearing are audited events (kestrel/risk/controls.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from prefect.runtime import flow_run
 
 from blocks.settings import BlockRefs, exported, resolve_settings
 from flows.dashboards import publish_dashboards
-from kestrel.controls import EmergencyStop, set_emergency_stop
 from kestrel.mode import TradingMode, trading_mode
+from kestrel.risk.controls import EmergencyStop, set_emergency_stop
 from kestrel.store import open_store
 
 

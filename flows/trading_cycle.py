@@ -8,7 +8,8 @@ past its retries) does not stop the others, and fails the run at the end. Each r
 a table artifact of its decisions with their reason codes.
 
 Risk -> decide -> execute of a symbol run while this run holds the symbol's lease in the
-store (kestrel.lease): whatever else trades the symbol at the same time (another cycle from
+store (kestrel.execution.lease): whatever else trades the symbol at the same time (another cycle
+from
 any deployment, machine or `kestrel cycle`, a manual order, the monitor's exits) waits or
 stands down, so what risk read is still true when the order goes out. If the lease stays
 taken past `ops.cycle_lock_timeout_s`, the symbol stands down with a SKIP_SYMBOL_BUSY
@@ -24,15 +25,15 @@ from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 
-from kestrel import cycle
-from kestrel.lease import LeaseBusy, symbol_lease
-from kestrel.live_settings import load_effective
+from kestrel.config.live import load_effective
+from kestrel.config.settings import KestrelSettings
+from kestrel.execution.lease import LeaseBusy, symbol_lease
 from kestrel.market.check import start_cycle
 from kestrel.mode import trading_mode
 from kestrel.models import AnalysisResult, Decision
 from kestrel.runtime import get_runtime
-from kestrel.settings import KestrelSettings
 from kestrel.strategy.resolve import SymbolPlan, resolve_plans
+from kestrel.trading import cycle
 from tasks.trading import (
     analyst_task,
     analyze_task,

@@ -13,11 +13,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from kestrel.config.settings import KestrelSettings
 from kestrel.exchange.base import ExchangeClient
 from kestrel.exchange.ccxt_exchange import market_spec
 from kestrel.mode import TradingMode, current_mode
 from kestrel.models import MarketSpec
-from kestrel.settings import KestrelSettings
 from kestrel.store.base import Store
 
 if TYPE_CHECKING:
@@ -75,8 +75,8 @@ _lock = threading.Lock()
 def build_runtime(settings: KestrelSettings) -> Runtime:
     """The runtime for `settings`. DEMO: the market feed is chosen and the watchlist checked
     against it first (MarketDataUnavailable, or ConfigError naming an unknown symbol)."""
+    from kestrel.books.wallet import build_exchange
     from kestrel.store.router import StoreRouter
-    from kestrel.wallet import build_exchange
 
     store = StoreRouter(settings)
     try:

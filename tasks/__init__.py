@@ -1,5 +1,5 @@
 """Prefect tasks: thin wrappers over kestrel's domain functions, adding retries and logging."""
 
-from kestrel.prefect_env import configure_prefect_env
+from kestrel.config.prefect_env import configure_prefect_env
 
 configure_prefect_env()

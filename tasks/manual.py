@@ -1,5 +1,5 @@
 """Manual actions as Prefect tasks. Each sets the trading mode from the settings and applies
-the live settings before acting (kestrel.live_settings), then delegates to kestrel.manual.
+the live settings before acting (kestrel.config.live), then delegates to kestrel.manual.
 
 No automatic retries: a manual action is an operator's, placement is idempotent by request
 id, and a REAL confirmation token works once, so a failed run is re-run by hand (same
@@ -14,7 +14,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from kestrel.live_settings import (
+from kestrel.config.live import (
     SettingsChange,
     exchange_markets,
     reset_setting,
@@ -23,6 +23,7 @@ from kestrel.live_settings import (
     watch_add,
     watch_remove,
 )
+from kestrel.config.settings import KestrelSettings
 from kestrel.manual import (
     CancelOutcome,
     ManualOutcome,
@@ -36,7 +37,6 @@ from kestrel.manual import (
 from kestrel.mode import trading_mode
 from kestrel.money import to_decimal
 from kestrel.runtime import Runtime, get_runtime
-from kestrel.settings import KestrelSettings
 from kestrel.store import open_store
 
 

@@ -17,6 +17,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
+from kestrel.config.settings import KestrelSettings
 from kestrel.errors import ConfigError
 from kestrel.mode import trading_mode
 from kestrel.models import Event, utcnow
@@ -26,7 +27,6 @@ from kestrel.notify.outbox import DrainReport, drain_outbox
 from kestrel.notify.redact import register_token
 from kestrel.notify.report import build_daily_summary, previous_day, record_daily_summary
 from kestrel.notify.settings import TelegramSettings
-from kestrel.settings import KestrelSettings
 from kestrel.store import open_store
 
 

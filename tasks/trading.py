@@ -1,5 +1,5 @@
 """The trading-cycle steps as Prefect tasks. Each one sets the trading mode from the settings
-(task threads do not share the flow's context reliably) and delegates to kestrel.cycle.
+(task threads do not share the flow's context reliably) and delegates to kestrel.trading.cycle.
 
 Analysis is one task in SOLO mode; in SWARM mode it is prepare -> one task per analyst
 (concurrent on the flow's task runner) -> conclude. Analyst tasks never retry: a slow or
@@ -11,14 +11,14 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from kestrel import cycle
 from kestrel.analysis.base import AnalystInput, Vote
+from kestrel.config.settings import KestrelSettings, WatchlistItem
 from kestrel.mode import trading_mode
 from kestrel.models import AnalysisResult, CandleSeries, Decision, Order, RiskVerdict
 from kestrel.runtime import get_runtime
-from kestrel.settings import KestrelSettings, WatchlistItem
 from kestrel.strategy.resolve import SymbolPlan
 from kestrel.strategy.settings import AnalystSpec
+from kestrel.trading import cycle
 from tasks.retry import RETRY_OPTIONS
 
 

@@ -16,12 +16,12 @@ from contextlib import contextmanager
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from kestrel.config.settings import KestrelSettings
+from kestrel.execution.monitor import MonitorReport, monitor_positions
+from kestrel.execution.protection import ProtectionPolicy, protect_positions
+from kestrel.execution.sync import SyncReport, sync_orders
 from kestrel.mode import current_mode, trading_mode
-from kestrel.monitor import MonitorReport, monitor_positions
-from kestrel.protection import ProtectionPolicy, protect_positions
 from kestrel.runtime import get_runtime
-from kestrel.settings import KestrelSettings
-from kestrel.sync import SyncReport, sync_orders
 from tasks.retry import RETRY_OPTIONS
 
 log = logging.getLogger(__name__)

@@ -31,12 +31,13 @@ def shared_data_dir() -> Path:
 def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """One temporary Prefect API server for the whole session (starting one costs ~10-20 s).
 
-    Kestrel's Prefect defaults are applied first (kestrel/prefect_env.py), with PREFECT_HOME in a
+    Kestrel's Prefect defaults are applied first (kestrel/config/prefect_env.py), with PREFECT_HOME
+    in a
     temporary folder so tests never touch the user's Prefect home."""
     import os
 
     os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
-    from kestrel.prefect_env import configure_prefect_env
+    from kestrel.config.prefect_env import configure_prefect_env
 
     configure_prefect_env()
     from prefect.testing.utilities import prefect_test_harness

@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
+from kestrel.config.settings import PaperSettings
 from kestrel.errors import InvalidMarketData
 from kestrel.exchange.base import CcxtDict, OHLCVRow
 from kestrel.exchange.paper_ccxt import (
@@ -61,7 +62,6 @@ from kestrel.exchange.paper_state import PaperAccount, PaperBook, PaperOrder, tr
 from kestrel.market.base import DEFAULT_LIMIT, MarketFeed
 from kestrel.models import Candle, MarketSpec, timeframe_ms
 from kestrel.money import Rounding, to_decimal
-from kestrel.settings import PaperSettings
 from kestrel.store.base import Store
 
 HOUR_MS = 3_600_000

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from kestrel.config.settings import KestrelSettings
 from kestrel.exchange.paper import PaperExchange
 from kestrel.exchange.paper_markets import default_markets, derive_market
 from kestrel.market.base import MarketFeed
 from kestrel.models import MarketSpec
 from kestrel.money import to_decimal
-from kestrel.settings import KestrelSettings
 from kestrel.store.base import Store
 
 

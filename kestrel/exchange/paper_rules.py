@@ -15,10 +15,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kestrel.config.settings import PaperSettings
 from kestrel.exchange.settings import FeeMode, LimitFill
 from kestrel.models import Candle
 from kestrel.money import to_decimal
-from kestrel.settings import PaperSettings
 
 BPS = Decimal("10000")
 BNB = "BNB"

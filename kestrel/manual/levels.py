@@ -1,7 +1,7 @@
 """Moving an open position's stop-loss, take-profit and trailing stop by hand.
 
 The levels live on the position (kestrel.models.Position); the position monitor watches them
-and protection (kestrel.protection) keeps a native stop-loss order in line with them. So a
+and protection (kestrel.execution.protection) keeps a native stop-loss order in line with them. So a
 move is: check the new levels against the last price, save them on the position
 (compare-and-set, with an SLTP_CREATED event naming who moved what), then run protection for
 that position at once: a stop order resting on the exchange is replaced there (cancel, its
@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from kestrel.execution.protection import ProtectionPolicy, ProtectionReport, ensure_protection
+from kestrel.execution.trailing import trailing_level
 from kestrel.manual.models import ManualError, MoveLevelsRequest, canonical_decimal
 from kestrel.mode import current_mode
 from kestrel.models import Event, EventType, Order, OrderRole, Position, PositionStatus, utcnow
 from kestrel.money import to_decimal
-from kestrel.protection import ProtectionPolicy, ProtectionReport, ensure_protection
 from kestrel.runtime import Runtime
 from kestrel.store.cas import retry_on_conflict
-from kestrel.trailing import trailing_level
 
 LEVEL_FIELDS = ("stop_loss", "take_profit", "trailing_stop_pct", "trailing_activation_pct")
 

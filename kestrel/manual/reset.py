@@ -26,8 +26,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from kestrel.books.wallet import SecurityError
+from kestrel.config.settings import KestrelSettings
 from kestrel.exchange.paper_state import STATE_KEY as PAPER_ACCOUNT_KEY
 from kestrel.exchange.paper_state import PaperAccount, write_rows
+from kestrel.execution.orders import mark
 from kestrel.manual.models import ManualError, ResetOutcome
 from kestrel.mode import TradingMode, current_mode
 from kestrel.models import (
@@ -40,11 +43,8 @@ from kestrel.models import (
     utcnow,
 )
 from kestrel.money import to_decimal
-from kestrel.orders import mark
-from kestrel.settings import KestrelSettings
 from kestrel.store.base import Store
 from kestrel.store.cas import retry_on_conflict
-from kestrel.wallet import SecurityError
 
 log = logging.getLogger(__name__)
 

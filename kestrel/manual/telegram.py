@@ -7,7 +7,7 @@ adds them with
 Authorisation happens before any of these run (the bot's gatekeeper), and `ctx.caller.tag`
 is the audited actor. In REAL mode /buy, /sell, /close, /closeall and /move answer with a
 preview and a token, and so do /set, /unset and /watch add when they loosen a risk limit
-(kestrel.settings_risk); `/confirm TOKEN` acts (the token's own stored action: nothing else
+(kestrel.config.risk_changes); `/confirm TOKEN` acts (the token's own stored action: nothing else
 can be confirmed with it).
 
     /buy BTC/USDT 0.01                  market buy of 0.01 BTC
@@ -30,8 +30,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kestrel.errors import ConfigError, KestrelError
-from kestrel.live_settings import (
+from kestrel.books.wallet import SecurityError
+from kestrel.config.live import (
     SettingsChange,
     SettingsError,
     confirm_change,
@@ -42,6 +42,8 @@ from kestrel.live_settings import (
     watch_add,
     watch_remove,
 )
+from kestrel.config.settings import KestrelSettings
+from kestrel.errors import ConfigError, KestrelError
 from kestrel.manual.models import (
     CloseAllRequest,
     ClosePositionRequest,
@@ -60,8 +62,6 @@ from kestrel.money import to_decimal
 from kestrel.notify.commands import CommandContext, CommandError, CommandSpec
 from kestrel.notify.render import Card
 from kestrel.runtime import Runtime
-from kestrel.settings import KestrelSettings
-from kestrel.wallet import SecurityError
 
 RuntimeFactory = Callable[[], Runtime]
 SettingsFactory = Callable[[], KestrelSettings]
@@ -225,7 +225,7 @@ def runtime_factory(
     ExchangeAccount block loader; kestrel itself never imports Prefect)."""
 
     def build() -> Runtime:
-        from kestrel.live_settings import resolve_settings
+        from kestrel.config.live import resolve_settings
         from kestrel.runtime import get_runtime
 
         with trading_mode(base.mode):

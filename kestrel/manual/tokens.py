@@ -42,7 +42,7 @@ Clock = Callable[[], datetime]
 
 class Confirmable(Protocol):
     """What a token can be bound to: a manual request, or a REAL settings change
-    (kestrel.settings_risk.SettingsRequest)."""
+    (kestrel.config.risk_changes.SettingsRequest)."""
 
     def fingerprint(self) -> str: ...
 

@@ -49,11 +49,11 @@ from typing import Any
 from pydantic import BaseModel, Field, TypeAdapter
 
 from kestrel.analysis.engine import prepare
-from kestrel.cycle import decision_event, fetch_candles, risk_context
-from kestrel.decision import decide
+from kestrel.config.settings import WatchlistItem
 from kestrel.exchange.errors import OrderOutcomeUnknown
+from kestrel.execution.lease import OPERATOR_WAIT_S, symbol_lease
+from kestrel.execution.orders import cancel, intent_from_decision, live_protection, place
 from kestrel.ids import installation_id
-from kestrel.lease import OPERATOR_WAIT_S, symbol_lease
 from kestrel.manual.levels import MovePlan, apply_move, plan_move
 from kestrel.manual.models import (
     AnyRequest,
@@ -98,16 +98,16 @@ from kestrel.models import (
     utcnow,
 )
 from kestrel.money import ZERO, Rounding, to_decimal
-from kestrel.orders import cancel, intent_from_decision, live_protection, place
 from kestrel.risk import RiskContext
 from kestrel.risk.gates import SAFETY_GATES
 from kestrel.risk.levels import Levels, protective_levels
 from kestrel.risk.rules import ENTRY_RULES, check_size, has_price
 from kestrel.risk.sizing import caps
 from kestrel.runtime import Runtime
-from kestrel.settings import WatchlistItem
 from kestrel.store.cas import StateChange, update_state
 from kestrel.strategy.resolve import SymbolPlan, resolve_plan
+from kestrel.trading.cycle import decision_event, fetch_candles, risk_context
+from kestrel.trading.decision import decide
 
 log = logging.getLogger(__name__)
 

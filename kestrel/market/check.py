@@ -19,6 +19,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from kestrel.config.settings import KestrelSettings
 from kestrel.errors import ConfigError, TransientExchangeError
 from kestrel.market.base import MarketDataUnavailable, MarketFeed
 from kestrel.market.choose import probe
@@ -27,7 +28,6 @@ from kestrel.market.replay import ReplayFeed
 from kestrel.mode import trading_mode
 from kestrel.models import Event, EventType, ReasonCode, utcnow
 from kestrel.runtime import Runtime, get_runtime
-from kestrel.settings import KestrelSettings
 
 
 @dataclass(frozen=True)

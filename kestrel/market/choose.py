@@ -15,6 +15,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kestrel.config.settings import KestrelSettings, PaperSettings
 from kestrel.errors import ConfigError
 from kestrel.market.base import MarketDataUnavailable, MarketFeed
 from kestrel.market.csvfile import replay_files
@@ -22,7 +23,6 @@ from kestrel.market.live import CcxtLiveFeed, make_exchange
 from kestrel.market.replay import DEFAULT_WARMUP, ReplayFeed
 from kestrel.market.simulated import SimulatedFeed
 from kestrel.models import timeframe_ms
-from kestrel.settings import KestrelSettings, PaperSettings
 from kestrel.store.base import Store
 
 log = logging.getLogger(__name__)

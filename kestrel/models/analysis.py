@@ -39,7 +39,9 @@ class ReasonCode(StrEnum):
     SKIP_NO_POSITION = "SKIP_NO_POSITION"
     SKIP_POSITION_OPEN = "SKIP_POSITION_OPEN"
     SKIP_EXIT_PENDING = "SKIP_EXIT_PENDING"
-    SKIP_SYMBOL_BUSY = "SKIP_SYMBOL_BUSY"  # another run holds the symbol's lease (kestrel.lease)
+    SKIP_SYMBOL_BUSY = (
+        "SKIP_SYMBOL_BUSY"  # another run holds the symbol's lease (kestrel.execution.lease)
+    )
     SKIP_INSUFFICIENT_DATA = "SKIP_INSUFFICIENT_DATA"
     SKIP_NO_CONSENSUS = "SKIP_NO_CONSENSUS"
     SKIP_DISABLED_ALERT = "SKIP_DISABLED_ALERT"

@@ -18,7 +18,7 @@ class PositionStatus(StrEnum):
 
 class Position(KestrelModel):
     """A long spot position: a pure function of the fills in `fills`, applied in that order
-    (kestrel.ledger). `amount` is the coins held (a buy fee taken in the base asset is not
+    (kestrel.books.ledger). `amount` is the coins held (a buy fee taken in the base asset is not
     held), `entry_cost` the quote paid for them (so that fee is in it), `avg_entry_price` the
     cost per coin held. PnL is gross of fees. `fees` lists every fee as charged, per currency;
     `fees_paid` counts each fee not already in the entry cost once, valued in quote at fill

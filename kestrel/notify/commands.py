@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from kestrel.controls import EmergencyStop, emergency_stop_state, set_emergency_stop
 from kestrel.exchange.paper_state import STATE_KEY as PAPER_ACCOUNT_KEY
 from kestrel.exchange.paper_state import PaperAccount
 from kestrel.mode import trading_mode
@@ -27,6 +26,7 @@ from kestrel.notify.templates import (
     unvalued_fees_rows,
     win_rate_text,
 )
+from kestrel.risk.controls import EmergencyStop, emergency_stop_state, set_emergency_stop
 from kestrel.store.base import Store
 
 CIRCUIT_BREAKER_KEY = "circuit_breaker"

@@ -1,10 +1,10 @@
 """Trading results over a period, from the store alone: the daily report and /pnl.
 
 Realized PnL is what the ledger booked for each fill: a position lists the PnL each of its
-fills realized (`Position.fills`, written by `kestrel.ledger.apply_fill`), so a sell is
+fills realized (`Position.fills`, written by `kestrel.books.ledger.apply_fill`), so a sell is
 credited to the day it happened even when its position opened days before, days are market
 time (fill timestamps, which also holds in replays), and the report agrees exactly with the
-positions. Fees are each fill's fees as the ledger counts them (`kestrel.ledger.fee_values`):
+positions. Fees are each fill's fees as the ledger counts them (`kestrel.books.ledger.fee_values`):
 valued in quote at fill time, a buy's fee in the base asset not again (it is in the entry
 cost), a fee with no rate listed apart as not valued (never silently zero). PnL is gross,
 fees are listed separately, as in the ledger. A closed position is a win when its realized
@@ -23,11 +23,11 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
-from kestrel.ledger import fee_values
+from kestrel.books.ledger import fee_values
+from kestrel.execution.trailing import levels_text
 from kestrel.mode import TradingMode
 from kestrel.models import Event, EventType, Fill, Money, Position, PositionStatus, Side
 from kestrel.store.base import Store
-from kestrel.trailing import levels_text
 
 ZERO = Decimal("0")
 

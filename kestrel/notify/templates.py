@@ -1,6 +1,7 @@
 """One message template per event type.
 
-Events carry their facts in `data` (written by kestrel.orders, kestrel.ledger, ...); a
+Events carry their facts in `data` (written by kestrel.execution.orders, kestrel.books.ledger,
+...); a
 template picks the ones a human acts on (symbol, side, price, quantity, order role, status
 source, PnL) and always shows the mode, so a DEMO fill is never mistaken for a REAL one.
 The footer carries `#<seq>`: the same event always has the same reference, which is how a

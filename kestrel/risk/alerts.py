@@ -14,10 +14,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from kestrel.config.settings import WatchlistItem
 from kestrel.mode import current_mode
 from kestrel.models import Action, AnalysisResult, Event, EventType, Reason, ReasonCode
 from kestrel.models.analysis import AlertVerdict
-from kestrel.settings import WatchlistItem
 from kestrel.store.base import Store
 from kestrel.store.cas import StateChange, update_state
 from kestrel.strategy.settings import AlertSettings

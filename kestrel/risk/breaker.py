@@ -6,7 +6,7 @@ PnL net of fees is negative; a winner ends the streak). A tripped breaker blocks
 order until its cool-off is over (wall clock), or until `kestrel breaker reset`; outcomes
 before a reset never count again, so a reset is not undone by the same old streak.
 
-The orders and positions are owned by the order lifecycle (kestrel.orders / ledger); this
+The orders and positions are owned by the order lifecycle (kestrel.execution.orders / ledger); this
 module only reads what it wrote: order events and closed positions.
 """
 
@@ -17,13 +17,13 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
-from kestrel.controls import (
+from kestrel.models import Event, EventType, Position, PositionStatus, utcnow
+from kestrel.risk.controls import (
     CircuitBreaker,
     circuit_breaker_state,
     reset_circuit_breaker,
     trip_circuit_breaker,
 )
-from kestrel.models import Event, EventType, Position, PositionStatus, utcnow
 from kestrel.store.base import Store
 from kestrel.strategy.settings import GateSettings
 

@@ -8,10 +8,10 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kestrel.controls import CircuitBreaker
+from kestrel.config.settings import RiskSettings, WatchlistItem
 from kestrel.mode import TradingMode
 from kestrel.models import AnalysisResult, MarketSpec, Position
-from kestrel.settings import RiskSettings, WatchlistItem
+from kestrel.risk.controls import CircuitBreaker
 from kestrel.strategy.profiles import BUILTIN_PROFILES, FALLBACK_PROFILE, StrategyProfile
 from kestrel.strategy.settings import TradingSettings
 
@@ -58,7 +58,7 @@ class RiskContext(BaseModel):
     protected_base: Decimal = Field(
         default=Decimal("0"),
         description="base held by this symbol's live protective orders: an exit cancels them "
-        "first (kestrel.orders), so it may sell these too; at most what the wallet holds",
+        "first (kestrel.execution.orders), so it may sell these too; at most what the wallet holds",
     )
     quote_to_usd: Decimal | None
     stake_to_quote: Decimal | None = Field(

@@ -2,7 +2,8 @@
 positions, the kill switch, the circuit breaker (refreshed here), today's PnL, exposure.
 
 Read-only towards the order lifecycle's records (orders, fills, positions belong to
-kestrel.orders / kestrel.ledger); it writes only its own state documents (circuit breaker,
+kestrel.execution.orders / kestrel.books.ledger); it writes only its own state documents (circuit
+breaker,
 daily snapshot). Two clocks: market time (`rt.now_ms`, the replay clock in DEMO replays) for
 everything measured in candles - staleness, cooldowns - and the wall clock for the UTC day
 and the breaker's cool-off.
@@ -14,7 +15,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from kestrel.controls import emergency_stop_state
 from kestrel.models import (
     AnalysisResult,
     Order,
@@ -28,6 +28,7 @@ from kestrel.models import (
 from kestrel.money import to_decimal
 from kestrel.risk.breaker import refresh_circuit_breaker
 from kestrel.risk.context import Exposure, RiskContext
+from kestrel.risk.controls import emergency_stop_state
 from kestrel.risk.daily import daily_pnl, ensure_day_start, start_of_day
 from kestrel.risk.portfolio import PriceBook, equity_usd, exposure_usd
 from kestrel.runtime import Runtime
@@ -71,7 +72,8 @@ def gather_context(
     }
     book = PriceBook(rt.exchange, positions, known={symbol: analysis.price})
     stop = emergency_stop_state(store)
-    # An exit first cancels the position's protective orders (kestrel.orders), so the coins
+    # An exit first cancels the position's protective orders (kestrel.execution.orders), so the
+    # coins
     # they hold reserved count as available to it - never more than the wallet holds.
     protected = sum(
         (o.remaining for o in own_live if o.side is Side.SELL and o.role in PROTECTIVE),

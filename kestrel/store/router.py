@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kestrel.config.settings import KestrelSettings
 from kestrel.errors import ConfigError
 from kestrel.mode import TradingMode, current_mode
 from kestrel.models import (
@@ -26,7 +27,6 @@ from kestrel.models import (
     Position,
     PositionStatus,
 )
-from kestrel.settings import KestrelSettings
 from kestrel.store.base import Store
 from kestrel.store.sqlite import SQLiteStore
 

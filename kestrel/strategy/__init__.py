@@ -1,5 +1,6 @@
 """Strategy profiles and the `[trading]` settings section.
 
-Deliberately empty of imports: kestrel.settings imports kestrel.strategy.settings, and
-kestrel.strategy.resolve imports kestrel.settings; importing either from here would be a cycle.
+Deliberately empty of imports: kestrel.config.settings imports kestrel.strategy.settings, and
+kestrel.strategy.resolve imports kestrel.config.settings; importing either from here would be a
+cycle.
 """

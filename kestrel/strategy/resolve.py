@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from kestrel.config.settings import KestrelSettings, WatchlistItem
 from kestrel.errors import ConfigError
-from kestrel.settings import KestrelSettings, WatchlistItem
 from kestrel.strategy.profiles import (
     BUILTIN_PROFILES,
     FALLBACK_PROFILE,

@@ -3,7 +3,8 @@ LLM endpoint, sentiment), safety gates, position sizing, exposure limits, alert 
 
 Nested in KestrelSettings as `trading`, so environment variables read
 KESTREL_TRADING__GATES__COOL_OFF_S=600 and the TOML file has `[trading.gates]`.
-Kept apart from kestrel.settings (and free of kestrel.settings imports) so that settings can
+Kept apart from kestrel.config.settings (and free of kestrel.config.settings imports) so that
+settings can
 import it without a cycle.
 """
 

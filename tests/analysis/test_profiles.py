@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from kestrel.config.settings import load_settings
 from kestrel.errors import ConfigError
 from kestrel.models import AnalysisResult, MarketSpec, Signal
 from kestrel.models.analysis import Action
 from kestrel.risk.levels import protective_levels
-from kestrel.settings import load_settings
 from kestrel.strategy.profiles import (
     BUILTIN_PROFILES,
     STRATEGY_PRESETS,

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from fakes.openai_server import DEFAULT_MODEL, FakeChatServer, Reply
+from kestrel.config.settings import KestrelSettings, load_settings
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType
 from kestrel.runtime import reset_runtimes
-from kestrel.settings import KestrelSettings, load_settings
 from kestrel.store.router import StoreRouter
 
 pytestmark = pytest.mark.prefect

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kestrel.ledger import daily_pnl, fill_day, record_fill
+from kestrel.books.ledger import daily_pnl, fill_day, record_fill
 from kestrel.mode import TradingMode
 from kestrel.models import EventType, Fill, PositionStatus, Side
 from kestrel.store.sqlite import SQLiteStore
@@ -79,7 +79,7 @@ def test_a_buy_fee_in_base_is_counted_once(store: SQLiteStore) -> None:
     assert closed.realized_pnl - closed.fees_paid == Decimal("-0.1")
     day = daily_pnl(store, fill_day(buy))
     assert day is not None and Decimal(day["currencies"]["USDT"]["net"]) == Decimal("-0.1")
-    from kestrel.summary import books_from_positions
+    from kestrel.books.summary import books_from_positions
 
     books = books_from_positions(store.list_positions(), {"USDT": Decimal("1000")})
     assert books["USDT"].expected_cash == Decimal("999.9")

@@ -19,10 +19,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kestrel.exchange.ccxt_exchange import CcxtExchange, market_spec
+from kestrel.execution.orders import prepare_intent
 from kestrel.mode import TradingMode
 from kestrel.models import MarketSpec, Order, OrderRole, OrderType, Side, SizeProblemCode
 from kestrel.money import PrecisionMode, Rounding
-from kestrel.orders import prepare_intent
 
 D = Decimal
 

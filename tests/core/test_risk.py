@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from kestrel.config.settings import WatchlistItem
 from kestrel.models import Action, ReasonCode
 from kestrel.risk import assess
-from kestrel.settings import WatchlistItem
 from tests.risk.helpers import CANDLE_TS, HOUR, context, position
 
 

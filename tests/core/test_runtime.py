@@ -7,7 +7,7 @@ from pathlib import Path
 
 def test_runtimes_are_bounded_and_evicted_stores_reopen(tmp_data_dir: Path) -> None:
     from kestrel import runtime
-    from kestrel.settings import load_settings
+    from kestrel.config.settings import load_settings
 
     runtime.reset_runtimes()
     built = [

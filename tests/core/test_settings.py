@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from kestrel.config.settings import load_settings
 from kestrel.errors import ConfigError
 from kestrel.mode import TradingMode, current_mode, trading_mode
-from kestrel.settings import load_settings
 
 
 def test_defaults_are_demo() -> None:

@@ -25,11 +25,11 @@ from blocks.settings import (
     resolve_settings,
     subflow_config,
 )
-from kestrel.controls import emergency_stop_state
+from kestrel.config.run import installation_env
+from kestrel.config.settings import PaperSettings, WatchlistItem, load_settings
 from kestrel.mode import TradingMode
 from kestrel.models import Decision
-from kestrel.run_settings import installation_env
-from kestrel.settings import PaperSettings, WatchlistItem, load_settings
+from kestrel.risk.controls import emergency_stop_state
 from kestrel.store import open_store
 
 pytestmark = pytest.mark.prefect

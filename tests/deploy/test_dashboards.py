@@ -8,20 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from kestrel.controls import set_emergency_stop
-from kestrel.dashboards import (
-    Snapshot,
-    audit_rows,
-    equity,
-    executed_order_rows,
-    last_event_seq,
-    monitoring_markdown,
-    open_order_rows,
-    portfolio_rows,
-    signal_rows,
-    take_snapshot,
-    unpriced_assets,
-)
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import (
     Event,
@@ -35,6 +21,20 @@ from kestrel.models import (
     Side,
     StatusSource,
 )
+from kestrel.reporting.dashboards import (
+    Snapshot,
+    audit_rows,
+    equity,
+    executed_order_rows,
+    last_event_seq,
+    monitoring_markdown,
+    open_order_rows,
+    portfolio_rows,
+    signal_rows,
+    take_snapshot,
+    unpriced_assets,
+)
+from kestrel.risk.controls import set_emergency_stop
 from kestrel.store import SQLiteStore, Store
 
 D = Decimal
@@ -245,8 +245,8 @@ def test_last_event_seq_and_row_limits(store: Store) -> None:
 
 
 def test_markdown_cells_stay_in_their_table() -> None:
-    from kestrel.controls import EmergencyStop
     from kestrel.models import utcnow
+    from kestrel.risk.controls import EmergencyStop
 
     snapshot = Snapshot(
         mode=TradingMode.DEMO,

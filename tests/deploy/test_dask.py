@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from deployments.runners import task_runner_for
+from kestrel.config.ops import OpsSettings
+from kestrel.config.settings import WatchlistItem, load_settings
 from kestrel.mode import TradingMode
-from kestrel.ops_settings import OpsSettings
-from kestrel.settings import WatchlistItem, load_settings
 from kestrel.store import open_store
 
 pytestmark = [pytest.mark.prefect, pytest.mark.timeout(300)]

@@ -23,9 +23,9 @@ import pytest
 
 from deployments.server import LocalPrefectServer
 from emulator import AccountConfig, BinanceEmulator
+from kestrel.config.settings import load_settings
 from kestrel.mode import TradingMode
 from kestrel.models import Candle, CandleSeries, OrderRole, OrderStatus, StatusSource
-from kestrel.settings import load_settings
 from kestrel.store import open_store
 
 from .helpers import (

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from deployments.entrypoints import lock_name, trading_cycle, watchlist_lock
+from kestrel.config.settings import WatchlistItem, load_settings
+from kestrel.execution.lease import LeaseHolder, acquire, release, symbol_key
 from kestrel.ids import installation_id
-from kestrel.lease import LeaseHolder, acquire, release, symbol_key
 from kestrel.mode import TradingMode
 from kestrel.models import Decision, EventType, ReasonCode
-from kestrel.settings import WatchlistItem, load_settings
 from kestrel.store import open_store
 
 pytestmark = pytest.mark.prefect

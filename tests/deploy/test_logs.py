@@ -17,7 +17,9 @@ CID_DEMO = "kds-abcdefabcdefabcdefabcdefab"
 
 
 def record(message: str, *args: object, **extra: object) -> logging.LogRecord:
-    made = logging.LogRecord("kestrel.sync", logging.INFO, __file__, 1, message, args, None)
+    made = logging.LogRecord(
+        "kestrel.execution.sync", logging.INFO, __file__, 1, message, args, None
+    )
     for key, value in extra.items():
         setattr(made, key, value)
     return made
@@ -96,13 +98,15 @@ def test_kestrel_lines_reach_the_run_logs(prefect_api: str) -> None:
 
     @task
     def inside_a_task() -> None:
-        logging.getLogger("kestrel.orders").warning("order %s rejected: min notional", CID_REAL)
+        logging.getLogger("kestrel.execution.orders").warning(
+            "order %s rejected: min notional", CID_REAL
+        )
 
     @flow
     def order_lines() -> str:
         flt.set_lookup(lambda cid: "BTC/USDT")
         try:
-            logging.getLogger("kestrel.sync").info("order %s not confirmed yet", CID_REAL)
+            logging.getLogger("kestrel.execution.sync").info("order %s not confirmed yet", CID_REAL)
             get_run_logger().info("order %s is now FILLED", CID_REAL)
             logging.getLogger("kestrel.market").info("no order here")
             inside_a_task()

@@ -18,9 +18,9 @@ from pydantic import SecretStr
 
 from blocks.settings import BlockRefs
 from fakes.telegram_server import FakeTelegramServer
+from kestrel.config.settings import load_settings
 from kestrel.mode import TradingMode
 from kestrel.models import Event, EventType
-from kestrel.settings import load_settings
 from kestrel.store import open_store
 
 pytestmark = pytest.mark.prefect

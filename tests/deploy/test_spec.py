@@ -12,7 +12,7 @@ import yaml
 
 from deployments.spec import ConcurrencySpec, DeploymentSpec, load_specs, runner_deployment
 from deployments.steps import enter_project, project_root
-from kestrel.settings import WatchlistItem
+from kestrel.config.settings import WatchlistItem
 
 from .helpers import REPO
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from kestrel.config.settings import PaperSettings
 from kestrel.exchange.paper import PaperExchange
 from kestrel.exchange.paper_markets import default_markets
 from kestrel.market import ReplayFeed
 from kestrel.mode import TradingMode
-from kestrel.settings import PaperSettings
 from kestrel.store.base import Store
 from kestrel.store.sqlite import SQLiteStore
 

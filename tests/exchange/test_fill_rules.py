@@ -7,6 +7,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kestrel.config.settings import PaperSettings
 from kestrel.exchange.paper_rules import (
     Bar,
     FeeRule,
@@ -16,7 +17,6 @@ from kestrel.exchange.paper_rules import (
     SlippageModel,
     TriggerRule,
 )
-from kestrel.settings import PaperSettings
 
 TICK, STEP = Decimal("0.01"), Decimal("0.00001")
 prices = st.decimals(min_value=Decimal("100"), max_value=Decimal("50000"), places=2)

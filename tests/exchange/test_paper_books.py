@@ -12,12 +12,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kestrel.config.settings import PaperSettings
 from kestrel.exchange.paper import PaperExchange
 from kestrel.exchange.paper_errors import PaperInsufficientFunds, PaperOrderRejected
 from kestrel.exchange.paper_markets import default_markets
 from kestrel.market import SimulatedFeed
 from kestrel.mode import TradingMode
-from kestrel.settings import PaperSettings
 from kestrel.store.sqlite import SQLiteStore
 
 START = {"USDT": Decimal("5000"), "ETH": Decimal("2"), "BNB": Decimal("0.05")}

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from kestrel.config.settings import KestrelSettings, PaperSettings, WatchlistItem
 from kestrel.exchange.paper_factory import build_paper_exchange
 from kestrel.exchange.paper_markets import default_markets
 from kestrel.market import SimulatedFeed
-from kestrel.settings import KestrelSettings, PaperSettings, WatchlistItem
 from kestrel.store.sqlite import SQLiteStore
 
 

@@ -234,7 +234,7 @@ def test_stop_buy_triggers_on_the_way_up(paper: PaperExchange, feed: ReplayFeed)
 def test_stop_loss_limit_rests_then_fills_no_worse_than_its_limit(
     rich: PaperExchange, feed: ReplayFeed
 ) -> None:
-    params = {"stopLossPrice": 19850, "stopPrice": 19850}  # what kestrel.orders sends
+    params = {"stopLossPrice": 19850, "stopPrice": 19850}  # what kestrel.execution.orders sends
     near = rich.create_order("BTC/USDT", "limit", "sell", 0.2, 19840, params)
     gapped = rich.create_order(
         "BTC/USDT", "stop_loss_limit", "sell", 0.2, 19550, {"stopPrice": 19600}

@@ -15,10 +15,10 @@ from kestrel.exchange.paper_markets import (
     derive_market,
     markets_for,
 )
+from kestrel.execution.protection import ProtectionPolicy
 from kestrel.market import ReplayFeed
 from kestrel.models import MarketSpec
 from kestrel.money import PrecisionMode
-from kestrel.protection import ProtectionPolicy
 from tests.exchange.conftest import CANDLES, HOUR, T0
 
 

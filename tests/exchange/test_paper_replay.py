@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from kestrel.config.settings import PaperSettings
 from kestrel.exchange.paper import PaperExchange
 from kestrel.exchange.paper_markets import default_markets
 from kestrel.market import MarketFeed, ReplayFeed, SimulatedFeed
-from kestrel.settings import PaperSettings
 from kestrel.store.sqlite import SQLiteStore
 from tests.exchange.conftest import exact_balances
 

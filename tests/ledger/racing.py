@@ -16,7 +16,7 @@ from typing import Any
 
 import mongomock
 
-from kestrel.ledger import DAILY_PNL_PREFIX, record_unrealized
+from kestrel.books.ledger import DAILY_PNL_PREFIX, record_unrealized
 from kestrel.mode import TradingMode
 from kestrel.models import Event, Position
 from kestrel.store.base import Store

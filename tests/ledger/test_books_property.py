@@ -29,7 +29,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kestrel.ledger import (
+from kestrel.books.ledger import (
     Tradable,
     apply_fill,
     daily_pnl,
@@ -37,8 +37,8 @@ from kestrel.ledger import (
     record_fill,
     with_fee_rates,
 )
+from kestrel.books.summary import books_from_positions
 from kestrel.models import Fill, Position, PositionStatus, Side
-from kestrel.summary import books_from_positions
 from tests.ledger.racing import Crash, Racing, new_mongo_db, open_racing
 
 SYMBOL = "BTC/USDT"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kestrel.ledger import daily_pnl, fill_day, record_fill
+from kestrel.books.ledger import daily_pnl, fill_day, record_fill
 from kestrel.models import Fill, PositionStatus, Side
 from tests.ledger.racing import Racing, new_mongo_db, open_racing
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from emulator import BinanceEmulator
+from kestrel.books.wallet import build_exchange
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.store.sqlite import SQLiteStore
-from kestrel.wallet import build_exchange
 from tests.lifecycle.scenario import World, account, credentials, market, real_settings
 
 MakeWorld = Callable[..., World]

@@ -11,15 +11,15 @@ import json
 import sys
 from pathlib import Path
 
+from kestrel.books.wallet import build_exchange
+from kestrel.execution.monitor import monitor_positions
+from kestrel.execution.orders import place
+from kestrel.execution.protection import ProtectionPolicy, protect_positions
+from kestrel.execution.sync import sync_orders
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import OrderType
-from kestrel.monitor import monitor_positions
-from kestrel.orders import place
-from kestrel.protection import ProtectionPolicy, protect_positions
 from kestrel.runtime import Runtime
 from kestrel.store.sqlite import SQLiteStore
-from kestrel.sync import sync_orders
-from kestrel.wallet import build_exchange
 from tests.lifecycle.intents import intent
 from tests.lifecycle.scenario import credentials, real_settings
 

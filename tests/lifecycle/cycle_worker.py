@@ -14,13 +14,13 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
-from kestrel import cycle
 from kestrel.exchange.errors import is_transient
-from kestrel.lease import LeaseBusy, symbol_lease
+from kestrel.execution.lease import LeaseBusy, symbol_lease
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import Action, Decision, Order, Signal
 from kestrel.runtime import Runtime, build_runtime
 from kestrel.strategy.resolve import resolve_plan
+from kestrel.trading import cycle
 from tests.lifecycle.scenario import SYMBOL, real_settings
 
 EXECUTE_TRIES = 5  # the execute task's 1 + 4 retries

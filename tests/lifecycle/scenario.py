@@ -16,9 +16,9 @@ from typing import Any
 
 from emulator import AccountConfig, BinanceEmulator, MarketConfig
 from emulator.orders import Order as EmuOrder
+from kestrel.config.settings import KestrelSettings, load_settings
 from kestrel.exchange.ccxt_exchange import CcxtExchange, ExchangeCredentials
 from kestrel.mode import TradingMode
-from kestrel.settings import KestrelSettings, load_settings
 from kestrel.store.sqlite import SQLiteStore
 
 HOUR = 3_600_000

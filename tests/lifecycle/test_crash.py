@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from kestrel.lease import LeaseHolder, acquire, symbol_key
+from kestrel.execution.lease import LeaseHolder, acquire, symbol_key
+from kestrel.execution.orders import CRASH_ENV, CRASH_EXIT_CODE, place
+from kestrel.execution.protection import ProtectionPolicy, protect_positions
+from kestrel.execution.sync import UNSENT_EXIT_GRACE_S, sync_orders
 from kestrel.models import OrderRole, OrderStatus, PositionStatus, utcnow
-from kestrel.orders import CRASH_ENV, CRASH_EXIT_CODE, place
-from kestrel.protection import ProtectionPolicy, protect_positions
-from kestrel.sync import UNSENT_EXIT_GRACE_S, sync_orders
 from tests.lifecycle.intents import intent
 from tests.lifecycle.scenario import World
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from kestrel.execution.monitor import monitor_positions
+from kestrel.execution.orders import place
+from kestrel.execution.protection import ProtectionPolicy, protect_positions
+from kestrel.execution.trailing import levels_text
 from kestrel.models import EventType, OrderRole, OrderStatus, PositionStatus
-from kestrel.monitor import monitor_positions
-from kestrel.orders import place
-from kestrel.protection import ProtectionPolicy, protect_positions
 from kestrel.risk.breaker import streaks
 from kestrel.runtime import Runtime
-from kestrel.trailing import levels_text
 from tests.lifecycle.intents import intent
 from tests.lifecycle.scenario import KEY, SYMBOL, World
 

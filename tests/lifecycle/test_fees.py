@@ -7,8 +7,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from kestrel.execution.orders import absorb
 from kestrel.models import EventType, Order, StatusSource
-from kestrel.orders import absorb
 from tests.lifecycle.conftest import MakeWorld
 from tests.lifecycle.intents import intent
 from tests.lifecycle.scenario import SYMBOL, World, market

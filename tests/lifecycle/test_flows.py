@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 from flows.upkeep import order_sync, position_monitor
+from kestrel.books.wallet import build_exchange, forget_credentials
+from kestrel.execution.orders import place
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import OrderRole, OrderStatus, OrderType, PositionStatus
-from kestrel.orders import place
 from kestrel.runtime import reset_runtimes
 from kestrel.store.router import sqlite_path
 from kestrel.store.sqlite import SQLiteStore
-from kestrel.wallet import build_exchange, forget_credentials
 from tests.lifecycle.conftest import MakeWorld
 from tests.lifecycle.intents import intent
 from tests.lifecycle.scenario import KEY, SECRET, World, credentials

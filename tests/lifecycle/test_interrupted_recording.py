@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from kestrel.ledger import daily_pnl, fill_day
+from kestrel.books.ledger import daily_pnl, fill_day
+from kestrel.execution.orders import absorb
 from kestrel.mode import TradingMode
 from kestrel.models import OrderStatus, StatusSource
-from kestrel.orders import absorb
 from tests.ledger.racing import Crash, new_mongo_db, open_racing
 from tests.lifecycle.intents import intent
 from tests.lifecycle.scenario import SYMBOL, World

@@ -8,15 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from kestrel import cycle
+from kestrel.execution.lease import LeaseBusy, LeaseHolder, acquire, release, symbol_key
+from kestrel.execution.monitor import monitor_positions
+from kestrel.execution.orders import place
+from kestrel.execution.protection import ProtectionPolicy, protect_positions
 from kestrel.ids import installation_id
-from kestrel.lease import LeaseBusy, LeaseHolder, acquire, release, symbol_key
 from kestrel.models import Action, EventType, OrderRole, OrderStatus, ReasonCode
-from kestrel.monitor import monitor_positions
-from kestrel.orders import place
-from kestrel.protection import ProtectionPolicy, protect_positions
 from kestrel.runtime import Runtime
 from kestrel.strategy.resolve import resolve_plan
+from kestrel.trading import cycle
 from tests.lifecycle.intents import intent
 from tests.lifecycle.scenario import SYMBOL, World
 

@@ -8,7 +8,11 @@ from decimal import Decimal
 import pytest
 
 from emulator import FillPolicy
-from kestrel.ledger import daily_pnl, fill_day
+from kestrel.books.ledger import daily_pnl, fill_day
+from kestrel.execution.monitor import monitor_positions
+from kestrel.execution.orders import place
+from kestrel.execution.protection import ProtectionPolicy, protect_positions
+from kestrel.execution.sync import sync_orders
 from kestrel.models import (
     EventType,
     Order,
@@ -19,11 +23,7 @@ from kestrel.models import (
     Side,
     StatusSource,
 )
-from kestrel.monitor import monitor_positions
-from kestrel.orders import place
-from kestrel.protection import ProtectionPolicy, protect_positions
 from kestrel.runtime import Runtime
-from kestrel.sync import sync_orders
 from tests.lifecycle.conftest import MakeWorld
 from tests.lifecycle.intents import intent
 from tests.lifecycle.scenario import SYMBOL, World, market

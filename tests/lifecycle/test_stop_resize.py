@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from kestrel.execution.orders import place
+from kestrel.execution.protection import ProtectionPolicy, protect_positions
 from kestrel.models import EventType, Order, OrderRole, OrderStatus, PositionStatus
-from kestrel.orders import place
-from kestrel.protection import ProtectionPolicy, protect_positions
 from tests.lifecycle.intents import intent
 from tests.lifecycle.scenario import SYMBOL, World
 

@@ -13,12 +13,12 @@ import ccxt
 import pytest
 
 from emulator import FillPolicy
+from kestrel.books.wallet import build_exchange
+from kestrel.execution.orders import cancel, place
+from kestrel.execution.sync import sync_orders
 from kestrel.mode import TradingMode
 from kestrel.models import EventType, Order, OrderStatus, OrderType, StatusSource, utcnow
-from kestrel.orders import cancel, place
 from kestrel.store.sqlite import SQLiteStore
-from kestrel.sync import sync_orders
-from kestrel.wallet import build_exchange
 from tests.lifecycle.conftest import MakeWorld
 from tests.lifecycle.intents import intent
 from tests.lifecycle.scenario import SYMBOL, World, account, credentials, market, real_settings

@@ -10,17 +10,17 @@ from typing import Any
 
 import pytest
 
+from kestrel.config.live import effective_settings, set_setting
+from kestrel.config.settings import load_settings
 from kestrel.errors import ConfigError
-from kestrel.live_settings import effective_settings, set_setting
+from kestrel.execution.monitor import monitor_positions
+from kestrel.execution.orders import place
+from kestrel.execution.protection import ProtectionPolicy, protect_positions
+from kestrel.execution.sync import sync_orders
 from kestrel.models import EventType, Order, OrderRole, OrderStatus, PositionStatus
-from kestrel.monitor import monitor_positions
-from kestrel.orders import place
-from kestrel.protection import ProtectionPolicy, protect_positions
 from kestrel.runtime import Runtime
-from kestrel.settings import load_settings
 from kestrel.strategy.profiles import Trailing
 from kestrel.strategy.resolve import trailing_for
-from kestrel.sync import sync_orders
 from tests.lifecycle.conftest import MakeWorld
 from tests.lifecycle.intents import intent
 from tests.lifecycle.scenario import SYMBOL, World

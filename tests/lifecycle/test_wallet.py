@@ -10,23 +10,23 @@ from pathlib import Path
 import ccxt
 import pytest
 
-from kestrel.errors import ConfigError
-from kestrel.exchange.ccxt_exchange import CcxtExchange, ExchangeCredentials
-from kestrel.exchange.paper import PaperExchange
-from kestrel.mode import TradingMode, trading_mode
-from kestrel.models import EventType, OrderType, Side
-from kestrel.orders import place
-from kestrel.protection import ProtectionPolicy, protect_positions
-from kestrel.settings import load_settings
-from kestrel.store.sqlite import SQLiteStore
-from kestrel.sync import sync_orders
-from kestrel.wallet import (
+from kestrel.books.wallet import (
     SecurityError,
     build_exchange,
     forget_credentials,
     register_credentials,
     wallet_mode,
 )
+from kestrel.config.settings import load_settings
+from kestrel.errors import ConfigError
+from kestrel.exchange.ccxt_exchange import CcxtExchange, ExchangeCredentials
+from kestrel.exchange.paper import PaperExchange
+from kestrel.execution.orders import place
+from kestrel.execution.protection import ProtectionPolicy, protect_positions
+from kestrel.execution.sync import sync_orders
+from kestrel.mode import TradingMode, trading_mode
+from kestrel.models import EventType, OrderType, Side
+from kestrel.store.sqlite import SQLiteStore
 from tests.lifecycle.intents import intent
 from tests.lifecycle.scenario import KEY, SECRET, World, credentials, real_settings
 

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from emulator import AccountConfig, BinanceEmulator, MarketConfig
+from kestrel.config.settings import KestrelSettings, load_settings
 from kestrel.exchange.paper import PaperExchange
 from kestrel.exchange.paper_markets import default_markets
 from kestrel.market import ReplayFeed
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.runtime import Runtime, build_runtime
-from kestrel.settings import KestrelSettings, load_settings
 from kestrel.store.sqlite import SQLiteStore
 
 HOUR = 3_600_000
@@ -107,7 +107,7 @@ def demo_rt(demo_store: SQLiteStore, tmp_path: Path, tmp_data_dir: Path) -> Iter
 
 def advance(rt: Runtime, steps: int = 1) -> None:
     """Close the next candle(s) and bring the store to the exchange's truth."""
-    from kestrel.sync import sync_orders
+    from kestrel.execution.sync import sync_orders
 
     assert rt.feed is not None
     rt.feed.advance(steps)

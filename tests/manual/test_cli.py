@@ -12,9 +12,9 @@ from typer.testing import CliRunner, Result
 
 from cli import app
 from emulator import BinanceEmulator
+from kestrel.config.settings import load_settings
 from kestrel.mode import TradingMode
 from kestrel.models import EventType, OrderStatus
-from kestrel.settings import load_settings
 from kestrel.store import open_store
 from tests.manual.conftest import KEY, SECRET
 

@@ -10,10 +10,9 @@ from decimal import Decimal
 
 import pytest
 
-from kestrel.controls import set_emergency_stop
+from kestrel.config.live import effective_settings, set_setting
 from kestrel.exchange.paper_state import PaperAccount
 from kestrel.ids import client_order_id, installation_id
-from kestrel.live_settings import effective_settings, set_setting
 from kestrel.manual import (
     CloseAllRequest,
     ClosePositionRequest,
@@ -36,6 +35,7 @@ from kestrel.models import (
     Side,
     StatusSource,
 )
+from kestrel.risk.controls import set_emergency_stop
 from kestrel.runtime import Runtime
 from tests.manual.conftest import advance
 

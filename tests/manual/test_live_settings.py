@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kestrel.cycle import assess_risk, fetch_candles
-from kestrel.errors import ConfigError
-from kestrel.live_settings import (
+from kestrel.config.live import (
     LIVE_SETTINGS_KEY,
     SettingsError,
     describe,
@@ -24,12 +22,14 @@ from kestrel.live_settings import (
     watch_add,
     watch_remove,
 )
+from kestrel.config.settings import KestrelSettings
+from kestrel.errors import ConfigError
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import Action, AnalysisResult, EventType, Position, ReasonCode, Signal
 from kestrel.runtime import Runtime
-from kestrel.settings import KestrelSettings
 from kestrel.store import open_store
 from kestrel.store.sqlite import SQLiteStore
+from kestrel.trading.cycle import assess_risk, fetch_candles
 from tests.manual.conftest import demo_settings
 
 BY = "cli:tester"

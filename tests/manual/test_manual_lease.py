@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from kestrel.execution.lease import LeaseHolder, acquire, release, symbol_key
 from kestrel.ids import installation_id
-from kestrel.lease import LeaseHolder, acquire, release, symbol_key
 from kestrel.manual import PlaceOrderRequest, submit
 from kestrel.models import OrderStatus
 from kestrel.runtime import Runtime

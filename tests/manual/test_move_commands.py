@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from emulator import BinanceEmulator
+from kestrel.config.settings import load_settings
 from kestrel.manual.telegram import parse_move
 from kestrel.mode import TradingMode
 from kestrel.notify.commands import Caller, CommandContext, CommandError, positions_card
 from kestrel.runtime import Runtime
-from kestrel.settings import load_settings
 from kestrel.store import open_store
 from tests.manual.conftest import KEY, SECRET, advance
 from tests.manual.test_cli import REAL_TOML, Kestrel, token_in

@@ -9,6 +9,8 @@ from decimal import Decimal
 import pytest
 
 from emulator import BinanceEmulator
+from kestrel.execution.monitor import monitor_positions
+from kestrel.execution.protection import ProtectionPolicy, protect_positions
 from kestrel.manual import (
     ConfirmationRefused,
     ManualError,
@@ -20,8 +22,6 @@ from kestrel.manual import (
     submit,
 )
 from kestrel.models import EventType, Order, OrderRole, OrderStatus
-from kestrel.monitor import monitor_positions
-from kestrel.protection import ProtectionPolicy, protect_positions
 from kestrel.runtime import Runtime
 from tests.manual.conftest import advance
 

@@ -13,6 +13,8 @@ from decimal import Decimal
 import pytest
 
 from emulator import BinanceEmulator, FaultRule
+from kestrel.books.wallet import SecurityError
+from kestrel.execution.sync import sync_orders
 from kestrel.manual import (
     CloseAllRequest,
     ClosePositionRequest,
@@ -30,8 +32,6 @@ from kestrel.manual.tokens import CONFIRMATIONS_KEY, token_hash
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType, OrderStatus, OrderType, PositionStatus, Side
 from kestrel.runtime import Runtime
-from kestrel.sync import sync_orders
-from kestrel.wallet import SecurityError
 from tests.manual.conftest import Clock
 
 ACTOR = "pytest"

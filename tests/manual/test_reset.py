@@ -102,7 +102,7 @@ def test_reset_archives_books_closes_out_and_restarts(demo_rt: Runtime) -> None:
         if "PAPER_ACCOUNT_RESET" in e.reasons
     ]
     assert closed[0].data["written_off"] == "0.00495504"
-    # valued at the last price 20200, from the position's own cost basis (kestrel.ledger's)
+    # valued at the last price 20200, from the position's own cost basis (kestrel.books.ledger's)
     held = doc["open_positions"][0]
     # (the exact quote paid, `entry_cost`, not the rounded average entry price times the amount)
     assert Decimal(closed[0].data["unrealized_pnl_at_reset"]) == Decimal("20200") * Decimal(

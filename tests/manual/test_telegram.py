@@ -14,6 +14,7 @@ import pytest
 
 from emulator import BinanceEmulator
 from fakes.telegram_server import FakeTelegramServer
+from kestrel.config.settings import load_settings
 from kestrel.manual.telegram import manual_commands, parse_close, parse_order, runtime_factory
 from kestrel.models import OrderStatus, Side
 from kestrel.notify import commands as notify_commands
@@ -21,7 +22,6 @@ from kestrel.notify.bot import run_bot
 from kestrel.notify.commands import Caller, CommandContext, CommandError
 from kestrel.notify.render import Card, format_card
 from kestrel.runtime import Runtime, reset_runtimes
-from kestrel.settings import load_settings
 from tests.manual.conftest import advance
 from tests.manual.test_demo_orders import paper_account
 from tests.notify.helpers import OWNER_CHAT, make_settings
@@ -177,7 +177,7 @@ def test_runtime_factory_applies_live_settings(tmp_data_dir: Path) -> None:
 def test_real_riskier_setting_needs_confirm(real_rt: Runtime) -> None:
     """REAL: /set that loosens a limit answers with a token and changes nothing; /confirm
     applies exactly that change; a tightening /set applies at once."""
-    from kestrel.live_settings import effective_settings
+    from kestrel.config.live import effective_settings
 
     preview = text_of(run(real_rt, "/set trading.gates.cool_off_s 0"))
     assert "NEEDS_CONFIRMATION" in preview and "cool_off_s: 3600 -> 0.0 (lowered)" in preview
@@ -195,7 +195,7 @@ def test_real_riskier_setting_needs_confirm(real_rt: Runtime) -> None:
 def test_an_order_confirmation_does_not_burn_a_settings_token(real_rt: Runtime) -> None:
     """`kestrel order confirm` / the manual-confirm flow given a settings token: a clear
     refusal, and the token still confirms its change afterwards."""
-    from kestrel.live_settings import confirm_change, set_setting
+    from kestrel.config.live import confirm_change, set_setting
     from kestrel.manual import ManualError
     from kestrel.manual.trading import confirm_token
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from kestrel.config.settings import KestrelSettings, PaperSettings, WatchlistItem
 from kestrel.errors import ConfigError
 from kestrel.market import (
     CcxtLiveFeed,
@@ -20,7 +21,6 @@ from kestrel.market import (
     choose_feed,
     probe,
 )
-from kestrel.settings import KestrelSettings, PaperSettings, WatchlistItem
 from kestrel.store.sqlite import SQLiteStore
 from tests.market.conftest import ramp, write_csv
 from tests.market.fake_binance import FakeBinance, binance_at, closed_port, serve, silent_listener

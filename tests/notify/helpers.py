@@ -33,7 +33,7 @@ def make_settings(server: FakeTelegramServer, **overrides: Any) -> TelegramSetti
 
 
 def fill_event(n: int, symbol: str = "BTC/USDT", **data: Any) -> Event:
-    """An ORDER_EXECUTED event shaped like kestrel.orders writes them."""
+    """An ORDER_EXECUTED event shaped like kestrel.execution.orders writes them."""
     payload: dict[str, Any] = {
         "side": "buy",
         "role": "PRIMARY",

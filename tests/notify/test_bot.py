@@ -10,16 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from fakes.telegram_server import FakeTelegramServer, SentMessage
-from kestrel.controls import emergency_stop_state, set_emergency_stop
-from kestrel.cycle import analyze_candles, assess_risk, make_decision
-from kestrel.demo import demo_settings
+from kestrel.config.demo import demo_settings
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import Action, Candle, CandleSeries, EventType, ReasonCode
 from kestrel.notify.bot import BotRunReport, run_bot
 from kestrel.notify.settings import TelegramSettings
+from kestrel.risk.controls import emergency_stop_state, set_emergency_stop
 from kestrel.runtime import build_runtime
 from kestrel.store import open_store
 from kestrel.store.base import Store
+from kestrel.trading.cycle import analyze_candles, assess_risk, make_decision
 
 from .helpers import OWNER_CHAT, STRANGER_CHAT
 

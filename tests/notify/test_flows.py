@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from fakes.telegram_server import FakeTelegramServer
+from kestrel.config.settings import load_settings
 from kestrel.mode import TradingMode
 from kestrel.models import EventType
-from kestrel.settings import load_settings
 from kestrel.store import open_store
 
 from .helpers import NOTIFY_CHAT, store_events

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from fakes.telegram_server import FakeTelegramServer
-from kestrel.ledger import record_fill
+from kestrel.books.ledger import record_fill
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType, Fill, Order, OrderStatus, OrderType, Side
 from kestrel.notify.commands import Caller, CommandContext, run_command

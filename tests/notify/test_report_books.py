@@ -10,7 +10,7 @@ from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
 from fakes.telegram_server import FakeTelegramServer
-from kestrel.ledger import record_fill
+from kestrel.books.ledger import record_fill
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType, Fill, MarketSpec, Side
 from kestrel.notify.commands import Caller, CommandContext, run_command

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from kestrel.controls import set_emergency_stop
+from kestrel.config.settings import KestrelSettings, load_settings
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType, ReasonCode
+from kestrel.risk.controls import set_emergency_stop
 from kestrel.runtime import get_runtime, reset_runtimes
-from kestrel.settings import KestrelSettings, load_settings
 from kestrel.store.router import StoreRouter
 from tests.deploy.helpers import latest_artifact, table_rows
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from kestrel.config.settings import RiskSettings, WatchlistItem
 from kestrel.mode import TradingMode
 from kestrel.models import Action, AnalysisResult, MarketSpec, Position, Signal
 from kestrel.risk import RiskContext
-from kestrel.settings import RiskSettings, WatchlistItem
 from kestrel.strategy.settings import TradingSettings
 
 HOUR = 3_600_000

@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from kestrel.controls import circuit_breaker_state, reset_circuit_breaker
 from kestrel.mode import TradingMode
 from kestrel.models import Event, EventType, Position, PositionStatus, utcnow
 from kestrel.risk.breaker import refresh_circuit_breaker
+from kestrel.risk.controls import circuit_breaker_state, reset_circuit_breaker
 from kestrel.store.base import Store
 from kestrel.strategy.settings import GateSettings
 

@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kestrel.controls import circuit_breaker_state
 from kestrel.mode import TradingMode
 from kestrel.models import Event, EventType
 from kestrel.risk.breaker import refresh_circuit_breaker
+from kestrel.risk.controls import circuit_breaker_state
 from kestrel.store.router import sqlite_path
 from kestrel.store.sqlite import SQLiteStore
 from kestrel.strategy.settings import GateSettings

@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from kestrel import cycle
-from kestrel.controls import set_emergency_stop
+from kestrel.config.settings import KestrelSettings, load_settings
+from kestrel.execution.sync import sync_orders
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import Action, AnalysisResult, Event, EventType, ReasonCode, Signal
+from kestrel.risk.controls import set_emergency_stop
 from kestrel.risk.gather import gather_context
 from kestrel.runtime import Runtime, build_runtime
-from kestrel.settings import KestrelSettings, load_settings
 from kestrel.strategy.resolve import resolve_plan
-from kestrel.sync import sync_orders
+from kestrel.trading import cycle
 
 
 def settings_for(data_dir: Path, **trading: Any) -> KestrelSettings:

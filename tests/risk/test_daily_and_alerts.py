@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from kestrel.config.settings import WatchlistItem
 from kestrel.models import Action, EventType, Position, PositionStatus, ReasonCode
 from kestrel.risk.alerts import LastAlert, alert_for, evaluate_alert
 from kestrel.risk.daily import daily_pnl, ensure_day_start
-from kestrel.settings import WatchlistItem
 from kestrel.store.base import Store
 from kestrel.strategy.settings import AlertSettings
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from kestrel.controls import CircuitBreaker
 from kestrel.mode import TradingMode
 from kestrel.models import Action, ReasonCode, utcnow
 from kestrel.risk import DailyPnl, assess
+from kestrel.risk.controls import CircuitBreaker
 
 from .helpers import HOUR, NOW, context, trading
 

@@ -10,16 +10,16 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from kestrel.controls import CircuitBreaker
-from kestrel.decision import decide
+from kestrel.config.settings import RiskSettings, WatchlistItem
 from kestrel.mode import TradingMode
 from kestrel.models import Action, AnalysisResult, MarketSpec, Position, Signal, utcnow
 from kestrel.risk import DailyPnl, Exposure, RiskContext, assess
+from kestrel.risk.controls import CircuitBreaker
 from kestrel.risk.gates import BLOCKING_GATE_CODES, gate_on
 from kestrel.risk.sizing import caps
-from kestrel.settings import RiskSettings, WatchlistItem
 from kestrel.strategy.profiles import BUILTIN_PROFILES
 from kestrel.strategy.settings import TradingSettings
+from kestrel.trading.decision import decide
 
 HOUR = 3_600_000
 CANDLE_TS = 1_000 * HOUR

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from kestrel.config.settings import RiskSettings, WatchlistItem
 from kestrel.models import Action, MarketSpec, ReasonCode
 from kestrel.risk import assess
-from kestrel.settings import RiskSettings, WatchlistItem
 from kestrel.strategy.profiles import BUILTIN_PROFILES
 
 from .helpers import CANDLE_TS, HOUR, MARKET, NOW, analysis, context, position, trading

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from kestrel.decision import decide
+from kestrel.config.settings import WatchlistItem
 from kestrel.mode import TradingMode
 from kestrel.models import Action, ReasonCode
 from kestrel.risk import Exposure, assess
 from kestrel.risk.levels import protective_levels
-from kestrel.settings import WatchlistItem
 from kestrel.strategy.profiles import BUILTIN_PROFILES, build_profiles
+from kestrel.trading.decision import decide
 
 from .helpers import MARKET, PRICE, analysis, context, trading
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from kestrel import cycle
+from kestrel.config.settings import PaperSettings, WatchlistItem, load_settings
 from kestrel.exchange.paper import PaperExchange
 from kestrel.exchange.paper_markets import derive_market
 from kestrel.market import ReplayFeed
@@ -23,9 +23,9 @@ from kestrel.risk import assess
 from kestrel.risk.gather import gather_context
 from kestrel.risk.portfolio import PriceBook
 from kestrel.runtime import Runtime, build_runtime
-from kestrel.settings import PaperSettings, WatchlistItem, load_settings
 from kestrel.store.sqlite import SQLiteStore
 from kestrel.strategy.resolve import resolve_plan
+from kestrel.trading import cycle
 
 from .helpers import MARKET, context, trading
 

@@ -69,7 +69,7 @@ def insert_same_order(
 
 def take_lease(path: Path, key: str, barrier: Barrier, results: Queue[object]) -> None:
     """Try once to take `key` (never released): exactly one process may win."""
-    from kestrel.lease import LeaseBusy, LeaseHolder, acquire
+    from kestrel.execution.lease import LeaseBusy, LeaseHolder, acquire
 
     try:
         barrier.wait()
@@ -89,7 +89,7 @@ def take_lease_and_die(path: Path, key: str) -> None:
     """Take `key` and end without releasing it (as a crash or a kill would)."""
     import os
 
-    from kestrel.lease import LeaseHolder, acquire
+    from kestrel.execution.lease import LeaseHolder, acquire
 
     store = SQLiteStore(path, TradingMode.DEMO)
     acquire(store, key, LeaseHolder.here("test0001", "crashing cycle"), ttl_s=600)

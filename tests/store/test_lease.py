@@ -1,4 +1,4 @@
-"""The symbol lease (kestrel.lease) on every backend: one holder at a time, named when it
+"""The symbol lease (kestrel.execution.lease) on every backend: one holder at a time, named when it
 refuses; renewal pushes the expiry out; an expired lease can be taken over, and its old
 holder then finds out instead of renewing someone else's lease. Time is a controlled clock."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kestrel.lease import (
+from kestrel.execution.lease import (
     Lease,
     LeaseBusy,
     LeaseHolder,

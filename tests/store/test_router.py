@@ -10,9 +10,9 @@ from pathlib import Path
 import mongomock
 import pytest
 
+from kestrel.config.settings import KestrelSettings
 from kestrel.errors import ConfigError, StoreError
 from kestrel.mode import TradingMode, current_mode, trading_mode
-from kestrel.settings import KestrelSettings
 from kestrel.store import MongoStore, SQLiteStore, StoreRouter, open_store
 
 from .factories import make_event, make_order

@@ -33,12 +33,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from kestrel.config.risk_changes import SettingsRequest, risk_increases
+from kestrel.config.settings import KestrelSettings, WatchlistItem
 from kestrel.errors import ConfigError, KestrelError
 from kestrel.manual.tokens import consume_token, issue_token, peek_token
 from kestrel.mode import TradingMode
 from kestrel.models import Event, EventType, PositionStatus, utcnow
-from kestrel.settings import KestrelSettings, WatchlistItem
-from kestrel.settings_risk import SettingsRequest, risk_increases
 from kestrel.store.base import Store
 from kestrel.store.cas import retry_on_conflict
 
@@ -387,7 +387,7 @@ def set_setting(
 
     Returns one SettingsChange per symbol touched (one for a global field). Nothing is
     written when the value is invalid (SettingsError) or unchanged. In REAL, a change that
-    raises risk (kestrel.settings_risk) is written only with a `confirm` token: without one,
+    raises risk (kestrel.config.risk_changes) is written only with a `confirm` token: without one,
     a single SettingsChange with needs_confirmation and the token to confirm with."""
     approval = _Approval(
         SettingsRequest(action="set", key=key, value=_jsonable(value), symbol=symbol), confirm
@@ -750,7 +750,7 @@ def exchange_markets(settings: KestrelSettings, store: Store) -> tuple[set[str],
     from kestrel.mode import TradingMode
 
     if settings.mode is TradingMode.REAL:
-        from kestrel.wallet import build_exchange
+        from kestrel.books.wallet import build_exchange
 
         exchange = build_exchange(settings, store)
         markets = exchange.load_markets()
@@ -877,7 +877,7 @@ def _pending(
     new: Any,
 ) -> SettingsChange | None:
     """None if going from `overlay` to `updated` may be written now: DEMO, no risk raised
-    (kestrel.settings_risk), or confirmed (a token given is used here, and refused with a
+    (kestrel.config.risk_changes), or confirmed (a token given is used here, and refused with a
     SECURITY event if it is not for exactly this change). Otherwise nothing is written and
     the SettingsChange carries a new one-time token, as a REAL order's preview does."""
     if approval.confirmed or store.mode is not TradingMode.REAL:
@@ -968,8 +968,8 @@ def load_effective(
     config: dict[str, Any] | None = None, *, add_symbols: bool = True, run: str = "flow run"
 ) -> KestrelSettings:
     """What a flow run trades with: env / config file / `config` overrides (which may not
-    widen the mode or the REAL whitelist: kestrel.run_settings), then the live changes stored
+    widen the mode or the REAL whitelist: kestrel.config.run), then the live changes stored
     for that mode (so a change takes effect at the next run, no restart)."""
-    from kestrel.run_settings import settings_for_run
+    from kestrel.config.run import settings_for_run
 
     return resolve_settings(settings_for_run(config, run=run), add_symbols=add_symbols)

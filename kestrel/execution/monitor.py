@@ -5,9 +5,10 @@ Trailing stops: a position without one takes its symbol's (`trading.trailing`, a
 setting, else the strategy profile's `trailing`) when first marked. Once the high since entry
 reaches the entry plus the activation offset, each pass raises the stop-loss to the distance
 below the high, never lowers it (one SLTP_CREATED event when it activates); a native stop
-order is then replaced by protection (kestrel.protection) at the next sync pass.
+order is then replaced by protection (kestrel.execution.protection) at the next sync pass.
 
-Exits are market orders through `kestrel.orders.place`, whose client order id is derived from
+Exits are market orders through `kestrel.execution.orders.place`, whose client order id is derived
+from
 the position and an attempt number (a refused or canceled exit can be retried, a live one is
 never duplicated). Placing an exit first cancels the position's protective orders (OCO).
 A stop-loss hit is left to the exchange when a native stop-loss order is live for the
@@ -33,10 +34,13 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
+from kestrel.books.ledger import record_unrealized
+from kestrel.books.wallet import check_wallet_mode
 from kestrel.errors import ConcurrentUpdate, ConfigError
+from kestrel.execution.lease import LeaseBusy, symbol_lease
+from kestrel.execution.orders import PROTECTIVE_ROLES, place
+from kestrel.execution.trailing import activation_event, ratchet, trailing_level
 from kestrel.ids import client_order_id, installation_id
-from kestrel.lease import LeaseBusy, symbol_lease
-from kestrel.ledger import record_unrealized
 from kestrel.mode import current_mode
 from kestrel.models import (
     LIVE_STATUSES,
@@ -54,11 +58,8 @@ from kestrel.models import (
     utcnow,
 )
 from kestrel.money import to_decimal
-from kestrel.orders import PROTECTIVE_ROLES, place
 from kestrel.runtime import Runtime
 from kestrel.strategy.resolve import trailing_for
-from kestrel.trailing import activation_event, ratchet, trailing_level
-from kestrel.wallet import check_wallet_mode
 
 log = logging.getLogger(__name__)
 

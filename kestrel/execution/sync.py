@@ -30,20 +30,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from kestrel.books.wallet import check_wallet_mode
 from kestrel.errors import ConcurrentUpdate, InvalidTransition
 from kestrel.exchange.adapter import InvalidExchangePayload, trades_of
 from kestrel.exchange.base import ExchangeClient
 from kestrel.exchange.errors import OrderOutcomeUnknown, classify
-from kestrel.lease import current_holder, symbol_key
-from kestrel.models import (
-    LIVE_STATUSES,
-    Order,
-    OrderRole,
-    OrderStatus,
-    StatusSource,
-    utcnow,
-)
-from kestrel.orders import (
+from kestrel.execution.lease import current_holder, symbol_key
+from kestrel.execution.orders import (
     absorb,
     attribute_recent_trades,
     crash_point,
@@ -52,8 +45,15 @@ from kestrel.orders import (
     order_alert,
     trades_for_order,
 )
+from kestrel.models import (
+    LIVE_STATUSES,
+    Order,
+    OrderRole,
+    OrderStatus,
+    StatusSource,
+    utcnow,
+)
 from kestrel.store.base import Store
-from kestrel.wallet import check_wallet_mode
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,8 @@ def _unsent_intent(
     write) for the grace. An exit's grace is short: its placement cancels the position's
     stop-loss before sending, so while it waits the position is naked and the protection pass
     (which waits for live exits) cannot put the stop back. Every placement runs under its
-    symbol's lease (kestrel.lease), so when nobody holds that lease the exit's placement is
+    symbol's lease (kestrel.execution.lease), so when nobody holds that lease the exit's placement
+    is
     over (it crashed, or gave up before sending) and it is failed at once: the protection pass
     that follows this sync puts the stop back. While a live holder has the lease, the placement
     may still be cancelling stops, and `UNSENT_EXIT_GRACE_S` bounds the wait (a holder that

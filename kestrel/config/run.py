@@ -20,8 +20,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from kestrel.config.settings import KestrelSettings, load_settings
 from kestrel.mode import TradingMode, trading_mode
-from kestrel.settings import KestrelSettings, load_settings
 
 # The settings only the installation may widen (and that a subflow gets from the environment).
 INSTALLATION_ONLY: tuple[str, ...] = ("mode", "real_exchange_whitelist")
@@ -52,8 +52,8 @@ def guard_run_config(installed: KestrelSettings, asked: KestrelSettings, *, run:
     widened = widened_fields(installed, asked)
     if not widened:
         return
+    from kestrel.books.wallet import refuse
     from kestrel.store.router import open_store
-    from kestrel.wallet import refuse
 
     changes = "; ".join(f"{field} {old!r} -> {new!r}" for field, (old, new) in widened.items())
     asked_for = {field: {"installed": old, "asked": new} for field, (old, new) in widened.items()}

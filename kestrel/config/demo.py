@@ -8,8 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
+from kestrel.config.settings import KestrelSettings, load_settings
 from kestrel.mode import TradingMode
-from kestrel.settings import KestrelSettings, load_settings
 
 REPLAY_WATCHLIST = [
     {"symbol": "BTC/USDT", "timeframe": "1h", "trade_amount_usd": "1000"},
@@ -24,7 +24,7 @@ SIMULATED_WATCHLIST = [
 
 def default_replay_dir() -> Path | None:
     """../shared/data/ohlcv next to the checkout, if present."""
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]
     candidate = (here / ".." / "shared" / "data" / "ohlcv").resolve()
     return candidate if candidate.is_dir() else None
 

@@ -24,12 +24,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from kestrel.config.ops import OpsSettings
 from kestrel.errors import ConfigError
 from kestrel.exchange.settings import ExchangeSettings, PaperFillSettings
 from kestrel.mode import TradingMode
 from kestrel.models.market import TIMEFRAME_SECONDS
 from kestrel.notify.settings import TelegramSettings
-from kestrel.ops_settings import OpsSettings
 from kestrel.strategy.settings import TradingSettings
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,10}$")

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from kestrel.controls import EmergencyStop, emergency_stop_state
 from kestrel.mode import TradingMode
 from kestrel.models import (
     Event,
@@ -28,6 +27,7 @@ from kestrel.models import (
     utcnow,
 )
 from kestrel.money import to_decimal
+from kestrel.risk.controls import EmergencyStop, emergency_stop_state
 from kestrel.store.base import Store
 
 CIRCUIT_BREAKER_KEY = "circuit_breaker"

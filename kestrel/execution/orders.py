@@ -25,12 +25,13 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from kestrel.books.ledger import Tradable, record_fill, total_fees, with_fee_rates
+from kestrel.books.wallet import check_wallet_mode, refuse
 from kestrel.errors import ConcurrentUpdate, DuplicateClientOrderId
 from kestrel.exchange.adapter import apply_remote, fill_from_trade, trades_of
 from kestrel.exchange.base import ExchangeClient
 from kestrel.exchange.ccxt_exchange import market_spec
 from kestrel.exchange.errors import FailureKind, OrderOutcomeUnknown, classify
-from kestrel.ledger import Tradable, record_fill, total_fees, with_fee_rates
 from kestrel.mode import current_mode
 from kestrel.models import (
     Decision,
@@ -49,7 +50,6 @@ from kestrel.models import (
 )
 from kestrel.money import to_decimal
 from kestrel.store.base import Store
-from kestrel.wallet import check_wallet_mode, refuse
 
 log = logging.getLogger(__name__)
 
@@ -608,7 +608,8 @@ def _clear_way_for_exit(store: Store, exchange: ExchangeClient, order: Order) ->
     never sent (this one supersedes them; the version check stops their placement from sending
     if it still runs). If a protective order filled meanwhile and closed the position, the exit
     is no longer wanted. The intent's `updated_at` then says when the way was cleared: order
-    sync gives an exit that is not sent soon after it back its protection (kestrel.sync)."""
+    sync gives an exit that is not sent soon after it back its protection
+    (kestrel.execution.sync)."""
     _supersede_unsent_exits(store, order)
     release_protection(store, exchange, order.symbol, f"superseded by exit {order.client_order_id}")
     position = store.open_position(order.symbol)

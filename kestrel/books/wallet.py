@@ -8,7 +8,7 @@ layer loads and registers here (kestrel never imports prefect).
 
 A wallet knows its mode (`wallet_mode`). Settings whose mode differs from the current mode,
 and a wallet used under another mode, are refused with a SECURITY event
-(`check_wallet_mode`, which `kestrel.orders.place` calls before every order).
+(`check_wallet_mode`, which `kestrel.execution.orders.place` calls before every order).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
+from kestrel.config.settings import KestrelSettings
 from kestrel.errors import ConfigError, KestrelError
 from kestrel.exchange.base import ExchangeClient
 from kestrel.exchange.ccxt_exchange import CcxtExchange, ExchangeCredentials
 from kestrel.mode import TradingMode, current_mode
 from kestrel.models import Event, EventType, utcnow
-from kestrel.settings import KestrelSettings
 from kestrel.store.base import Store
 
 if TYPE_CHECKING:

@@ -15,11 +15,11 @@ from typing import Any
 
 from kestrel.analysis.base import AnalystInput, Vote, consult
 from kestrel.analysis.engine import analyze, build_analyst, conclude, prepare
-from kestrel.controls import circuit_breaker_state
-from kestrel.decision import decide
+from kestrel.config.settings import KestrelSettings, WatchlistItem
 from kestrel.errors import InvalidMarketData
+from kestrel.execution.lease import LeaseBusy
+from kestrel.execution.orders import intent_from_decision, place
 from kestrel.ids import cycle_id, installation_id
-from kestrel.lease import LeaseBusy
 from kestrel.mode import current_mode
 from kestrel.models import (
     Action,
@@ -35,15 +35,15 @@ from kestrel.models import (
     RiskVerdict,
     timeframe_ms,
 )
-from kestrel.orders import intent_from_decision, place
 from kestrel.risk import RiskContext, assess
 from kestrel.risk.alerts import alert_for
+from kestrel.risk.controls import circuit_breaker_state
 from kestrel.risk.gather import gather_context
 from kestrel.runtime import Runtime
-from kestrel.settings import KestrelSettings, WatchlistItem
 from kestrel.strategy.profiles import StrategyProfile
 from kestrel.strategy.resolve import SymbolPlan, resolve_plan
 from kestrel.strategy.settings import AnalysisSettings, AnalystSpec
+from kestrel.trading.decision import decide
 
 CANDLE_LIMIT = 200
 
@@ -227,7 +227,7 @@ def decision_event(
 def stand_down(
     rt: Runtime, item: WatchlistItem | SymbolPlan, analysis: AnalysisResult, busy: LeaseBusy
 ) -> Decision:
-    """Another run holds the symbol's lease (kestrel.lease): no trade from this run, and a
+    """Another run holds the symbol's lease (kestrel.execution.lease): no trade from this run, and a
     TRADE_HELD decision whose reason names that run and until when it holds the symbol."""
     plan = plan_for(rt.settings, item)
     lease = busy.lease
@@ -253,7 +253,7 @@ def stand_down(
 
 def execute(rt: Runtime, decision: Decision) -> Order | None:
     """Place the decision's order. The caller holds the symbol's lease from the risk check on
-    (kestrel.lease.symbol_lease; the trading-cycle flow does), so that what risk read is
+    (kestrel.execution.lease.symbol_lease; the trading-cycle flow does), so that what risk read is
     still true when the order goes out."""
     if decision.action is Action.HOLD:
         return None

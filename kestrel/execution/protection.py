@@ -12,7 +12,7 @@ and live on the position. What protects them:
   them (Binance's OCO order lists). ccxt has no unified OCO for Binance spot (only the raw
   orderList endpoints), and an order list would need its own sync path; so Kestrel does the
   OCO itself: when the take-profit (or trailing stop, or a strategy exit) fires, the exit
-  first cancels the stop-loss, confirmed by the exchange, then sells (kestrel.orders
+  first cancels the stop-loss, confirmed by the exchange, then sells (kestrel.execution.orders
   `_clear_way_for_exit`); when the stop-loss executes, the position closes and the
   take-profit watch ends with it; a protective order whose position is closed is canceled.
 - monitor (exchanges without stop orders, or protection=monitor):
@@ -26,7 +26,8 @@ old stop may have executed just before its cancel: its confirmed final state and
 recorded first, and the new stop is sized from the position they leave (none when they
 closed it). While an exit is live, protection waits: the exit has canceled it on purpose.
 Each stop-loss order's client order id is deterministic (position + generation), and
-placement goes through `kestrel.orders.place`, so a crash or a retry never makes a second one.
+placement goes through `kestrel.execution.orders.place`, so a crash or a retry never makes a second
+one.
 
 Events: SLTP_CREATED when protection is in place (native order accepted, or monitor watch
 armed); SLTP_FAILED when the exchange refuses the stop-loss (then the monitor watches it), and
@@ -41,11 +42,13 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
+from kestrel.books.wallet import check_wallet_mode
 from kestrel.exchange.base import ExchangeClient
 from kestrel.exchange.ccxt_exchange import StopKind, market_spec, native_stop_kind
 from kestrel.exchange.settings import ExchangeSettings, ProtectionMode
+from kestrel.execution.lease import symbol_lease
+from kestrel.execution.orders import PROTECTIVE_ROLES, cancel, place
 from kestrel.ids import client_order_id, installation_id
-from kestrel.lease import symbol_lease
 from kestrel.mode import current_mode
 from kestrel.models import (
     LIVE_STATUSES,
@@ -61,9 +64,7 @@ from kestrel.models import (
     Side,
 )
 from kestrel.money import Rounding
-from kestrel.orders import PROTECTIVE_ROLES, cancel, place
 from kestrel.store.base import Store
-from kestrel.wallet import check_wallet_mode
 
 log = logging.getLogger(__name__)
 

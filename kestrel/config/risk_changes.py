@@ -1,5 +1,5 @@
 """Which settings changes raise risk: the one rule every entry point (CLI, Telegram, flows)
-goes through, because they all change settings through kestrel.live_settings.
+goes through, because they all change settings through kestrel.config.live.
 
 In REAL mode a change that loosens a risk limit needs the same two-step confirmation as a REAL
 order (a one-time token, kestrel.manual.tokens); a change that tightens one applies at once.
@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from kestrel.settings import KestrelSettings
+from kestrel.config.settings import KestrelSettings
 from kestrel.strategy.profiles import Temperament
 from kestrel.strategy.resolve import resolve_plan
 
