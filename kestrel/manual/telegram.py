@@ -44,6 +44,7 @@ from kestrel.config.live import (
 )
 from kestrel.config.settings import KestrelSettings
 from kestrel.errors import ConfigError, KestrelError
+from kestrel.manual import cancel_order, confirm_token, submit
 from kestrel.manual.models import (
     CloseAllRequest,
     ClosePositionRequest,
@@ -56,7 +57,6 @@ from kestrel.manual.models import (
 from kestrel.manual.render import leg_lines, reset_lines
 from kestrel.manual.reset import reset_paper_account
 from kestrel.manual.tokens import peek_token
-from kestrel.manual.trading import cancel_order, confirm_token, submit
 from kestrel.mode import trading_mode
 from kestrel.money import to_decimal
 from kestrel.notify.commands import CommandContext, CommandError, CommandSpec

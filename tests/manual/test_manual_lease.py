@@ -28,7 +28,7 @@ def buy(request_id: str) -> PlaceOrderRequest:
 def test_a_manual_order_on_a_busy_symbol_is_refused_naming_the_holder(
     demo_rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("kestrel.manual.trading.OPERATOR_WAIT_S", 0.0)  # refuse at once
+    monkeypatch.setattr("kestrel.manual._record.OPERATOR_WAIT_S", 0.0)  # refuse at once
     holder = LeaseHolder.here(installation_id(demo_rt.store), "trading-cycle run brave-owl")
     lease = acquire(demo_rt.store, symbol_key(demo_rt.exchange.id, "BTC/USDT"), holder)
 

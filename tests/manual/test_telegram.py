@@ -196,8 +196,7 @@ def test_an_order_confirmation_does_not_burn_a_settings_token(real_rt: Runtime) 
     """`kestrel order confirm` / the manual-confirm flow given a settings token: a clear
     refusal, and the token still confirms its change afterwards."""
     from kestrel.config.live import confirm_change, set_setting
-    from kestrel.manual import ManualError
-    from kestrel.manual.trading import confirm_token
+    from kestrel.manual import ManualError, confirm_token
 
     [preview] = set_setting(real_rt.store, real_rt.settings, "risk.min_confidence", "0.1", by="t")
     assert preview.token is not None
