@@ -20,8 +20,8 @@ from typing import Any, cast
 from prefect.blocks.core import Block
 from pydantic import BaseModel, ConfigDict, Field
 
-from kestrel.config.run import INSTALLATION_ONLY, deep_merge, installation_env, settings_for_run
 from kestrel.config.settings import KestrelSettings
+from kestrel.operator.run import INSTALLATION_ONLY, deep_merge, installation_env, settings_for_run
 
 STORE_URI_ENV = "KESTREL_STORE_URI"
 TOKEN_ENV = "KESTREL_TELEGRAM__BOT_TOKEN"
@@ -87,7 +87,7 @@ def resolve_settings(
 ) -> Resolved:
     """Settings for one run; later `overrides` (the run's parameters) win, except that they
     may not widen the mode or the REAL whitelist the installation (environment, kestrel.toml,
-    blocks) sets: SecurityError and a SECURITY event (kestrel.config.run). Raises
+    blocks) sets: SecurityError and a SECURITY event (kestrel.operator.run). Raises
     ConfigError naming a bad field."""
     installed, secret_env, sources = block_overrides(refs) if refs else ({}, {}, [])
     asked: dict[str, Any] = {}

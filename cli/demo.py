@@ -11,7 +11,7 @@ import typer
 from cli._common import app, fail, prepare_prefect
 
 if TYPE_CHECKING:
-    from kestrel.books.summary import SessionSummary
+    from kestrel.reporting.summary import SessionSummary
 
 MarketChoice = Literal["auto", "replay", "simulated"]
 
@@ -56,7 +56,7 @@ def print_summary(summary: SessionSummary) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from kestrel.books.summary import summary_rows
+    from kestrel.reporting.summary import summary_rows
 
     console = Console()
     console.print(

@@ -52,9 +52,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print the outcome as J
 @contextmanager
 def manual_runtime() -> Iterator[Runtime]:
     """The runtime of the configured mode with the live settings applied; closed after."""
-    from kestrel.config.live import resolve_settings
     from kestrel.errors import ConfigError, KestrelError
     from kestrel.mode import trading_mode
+    from kestrel.operator.live import resolve_settings
     from kestrel.runtime import build_runtime
 
     settings = load_cli_settings()

@@ -1,6 +1,6 @@
 """`kestrel settings ...`: change trading settings live (no restart), with an audit trail.
 
-Changes are stored per mode in the store (kestrel.config.live) on top of kestrel.toml /
+Changes are stored per mode in the store (kestrel.operator.live) on top of kestrel.toml /
 the environment, validated before they are written, recorded as SETTINGS_CHANGED events, and
 used from the next trading cycle on. In REAL, a change that loosens a risk limit is not
 applied at once: it prints what it would loosen and a one-time token, and runs only when
@@ -21,8 +21,8 @@ import typer
 from cli._common import actor, app, fail, load_cli_settings
 
 if TYPE_CHECKING:
-    from kestrel.config.live import SettingsChange
     from kestrel.config.settings import KestrelSettings
+    from kestrel.operator.live import SettingsChange
     from kestrel.store.base import Store
 
 settings_app = typer.Typer(
@@ -88,8 +88,8 @@ def show_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
 ) -> None:
     """The settings in force (configured + live changes) and which ones were changed live."""
-    from kestrel.config.live import describe
     from kestrel.errors import ConfigError
+    from kestrel.operator.live import describe
 
     with settings_store() as (settings, store):
         try:
@@ -134,9 +134,9 @@ def set_cmd(
     confirm: ConfirmOption = None,
 ) -> None:
     """Change one setting; it is validated, audited and applied from the next cycle."""
-    from kestrel.config.live import SettingsError, set_setting
     from kestrel.errors import ConfigError
     from kestrel.manual import ConfirmationRefused
+    from kestrel.operator.live import SettingsError, set_setting
 
     with settings_store() as (settings, store):
         try:
@@ -159,9 +159,9 @@ def reset_cmd(
     confirm: ConfirmOption = None,
 ) -> None:
     """Return a setting (or, with --all, everything) to its configured value."""
-    from kestrel.config.live import SettingsError, reset_setting
     from kestrel.errors import ConfigError
     from kestrel.manual import ConfirmationRefused
+    from kestrel.operator.live import SettingsError, reset_setting
 
     if (key is None) == (not everything):
         raise fail("give a setting to reset, or --all", 2)
@@ -184,9 +184,9 @@ def watch_add_cmd(
     confirm: ConfirmOption = None,
 ) -> None:
     """Add a symbol to the watchlist (checked against the exchange's markets)."""
-    from kestrel.config.live import SettingsError, exchange_markets, watch_add
     from kestrel.errors import ConfigError, KestrelError
     from kestrel.manual import ConfirmationRefused
+    from kestrel.operator.live import SettingsError, exchange_markets, watch_add
 
     with settings_store() as (settings, store):
         try:
@@ -215,9 +215,9 @@ def confirm_cmd(
     token: Annotated[str, typer.Argument(help="the token a REAL riskier change printed")],
 ) -> None:
     """REAL: apply the settings change a token was issued for (that change, once)."""
-    from kestrel.config.live import SettingsError, confirm_change, exchange_markets
     from kestrel.errors import ConfigError, KestrelError
     from kestrel.manual import ConfirmationRefused
+    from kestrel.operator.live import SettingsError, confirm_change, exchange_markets
 
     with settings_store() as (settings, store):
         try:
@@ -244,8 +244,8 @@ def watch_remove_cmd(
     ] = False,
 ) -> None:
     """Remove a symbol from the watchlist."""
-    from kestrel.config.live import SettingsError, watch_remove
     from kestrel.errors import ConfigError
+    from kestrel.operator.live import SettingsError, watch_remove
 
     with settings_store() as (settings, store):
         try:

@@ -13,9 +13,9 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows.trading_cycle import run_cycle
-from kestrel.books.summary import SessionSummary, summarize, summary_rows
-from kestrel.config.run import settings_for_run
 from kestrel.mode import TradingMode, trading_mode
+from kestrel.operator.run import settings_for_run
+from kestrel.reporting.summary import SessionSummary, summarize, summary_rows
 from kestrel.runtime import get_runtime
 from tasks.upkeep import monitor_positions_task, sync_orders_task
 

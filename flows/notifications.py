@@ -12,10 +12,10 @@ from typing import Any
 
 from prefect import flow
 
-from kestrel.config.run import settings_for_run
 from kestrel.mode import trading_mode
 from kestrel.models import Event
 from kestrel.notify.outbox import DrainReport
+from kestrel.operator.run import settings_for_run
 from tasks.notify import drain_notifications_task, record_daily_report_task, telegram_settings
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from prefect import flow
 
-from kestrel.config.run import settings_for_run
 from kestrel.mode import trading_mode
 from kestrel.notify.bot import BotRunReport
+from kestrel.operator.run import settings_for_run
 from tasks.notify import poll_commands_task, telegram_settings
 
 

@@ -25,15 +25,15 @@ from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 
-from kestrel.config.live import load_effective
 from kestrel.config.settings import KestrelSettings
 from kestrel.execution.lease import LeaseBusy, symbol_lease
-from kestrel.market.check import start_cycle
 from kestrel.mode import trading_mode
 from kestrel.models import AnalysisResult, Decision
+from kestrel.operator.live import load_effective
 from kestrel.runtime import get_runtime
 from kestrel.strategy.resolve import SymbolPlan, resolve_plans
 from kestrel.trading import cycle
+from kestrel.trading.start import start_cycle
 from tasks.trading import (
     analyst_task,
     analyze_task,

@@ -17,11 +17,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
-from kestrel.config.live import load_effective
 from kestrel.config.settings import KestrelSettings
 from kestrel.execution.monitor import MonitorReport
 from kestrel.execution.sync import SyncReport, poll
 from kestrel.mode import trading_mode
+from kestrel.operator.live import load_effective
 from tasks.upkeep import monitor_pass, one_at_a_time, prepare_exchange_access, sync_pass
 
 

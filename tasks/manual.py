@@ -1,5 +1,5 @@
 """Manual actions as Prefect tasks. Each sets the trading mode from the settings and applies
-the live settings before acting (kestrel.config.live), then delegates to kestrel.manual.
+the live settings before acting (kestrel.operator.live), then delegates to kestrel.manual.
 
 No automatic retries: a manual action is an operator's, placement is idempotent by request
 id, and a REAL confirmation token works once, so a failed run is re-run by hand (same
@@ -14,15 +14,6 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from kestrel.config.live import (
-    SettingsChange,
-    exchange_markets,
-    reset_setting,
-    resolve_settings,
-    set_setting,
-    watch_add,
-    watch_remove,
-)
 from kestrel.config.settings import KestrelSettings
 from kestrel.manual import (
     CancelOutcome,
@@ -36,6 +27,15 @@ from kestrel.manual import (
 )
 from kestrel.mode import trading_mode
 from kestrel.money import to_decimal
+from kestrel.operator.live import (
+    SettingsChange,
+    exchange_markets,
+    reset_setting,
+    resolve_settings,
+    set_setting,
+    watch_add,
+    watch_remove,
+)
 from kestrel.runtime import Runtime, get_runtime
 from kestrel.store import open_store
 

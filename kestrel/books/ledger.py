@@ -18,7 +18,7 @@ counted once in the PnL:
   `fees_unvalued` and said so with a FEE_NOT_VALUED event: never silently zero.
 So net PnL = realized PnL - fees_paid is what the wallet gained, and for every quote currency,
 start balance + realized PnL - fees - cost of what is still held = cash (the summary's
-reconciliation, `kestrel.books.summary.books_from_positions`).
+reconciliation, `kestrel.reporting.summary.books_from_positions`).
 
 A sell that leaves less than the market can trade (below its minimum amount, step or
 notional; typically the slice of a buy fee taken in the base asset) closes the position and

@@ -4,7 +4,6 @@ variables, a TOML config file, then defaults. Invalid values fail at start, nami
 from __future__ import annotations
 
 import os
-import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -28,11 +27,10 @@ from kestrel.config.ops import OpsSettings
 from kestrel.errors import ConfigError
 from kestrel.exchange.settings import ExchangeSettings, PaperFillSettings
 from kestrel.mode import TradingMode
-from kestrel.models.market import TIMEFRAME_SECONDS
+from kestrel.models.market import SYMBOL_PATTERN, TIMEFRAME_SECONDS
 from kestrel.notify.settings import TelegramSettings
 from kestrel.strategy.settings import TradingSettings
 
-SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,10}$")
 CONFIG_ENV = "KESTREL_CONFIG"
 DEFAULT_CONFIG_FILE = "kestrel.toml"
 

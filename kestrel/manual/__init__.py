@@ -43,7 +43,8 @@ from kestrel.manual._cancel import cancel_order, find_live_order
 from kestrel.manual._confirm import confirm_token
 from kestrel.manual._plan import new_request_id, parse_request, plan
 from kestrel.manual._submit import submit
-from kestrel.manual.models import (
+from kestrel.manual.reset import list_archives, reset_paper_account
+from kestrel.models.manual import (
     CancelOutcome,
     CloseAllRequest,
     ClosePositionRequest,
@@ -57,7 +58,6 @@ from kestrel.manual.models import (
     RequestIdConflict,
     ResetOutcome,
 )
-from kestrel.manual.reset import list_archives, reset_paper_account
 
 __all__ = [
     "CancelOutcome",

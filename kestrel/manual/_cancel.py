@@ -5,14 +5,14 @@ from __future__ import annotations
 from kestrel.exchange.errors import OrderOutcomeUnknown
 from kestrel.execution.orders import cancel
 from kestrel.manual._plan import check_mode
-from kestrel.manual.models import (
-    CancelOutcome,
-    ManualError,
-)
 from kestrel.models import (
     LIVE_STATUSES,
     Order,
     OrderStatus,
+)
+from kestrel.models.manual import (
+    CancelOutcome,
+    ManualError,
 )
 from kestrel.runtime import Runtime
 

@@ -16,7 +16,11 @@ from kestrel.manual._plan import (
     plan_fingerprint,
 )
 from kestrel.manual._record import act, blocked_text, outcome_of, previous_run, record_blocked
-from kestrel.manual.models import (
+from kestrel.models import (
+    OrderType,
+    utcnow,
+)
+from kestrel.models.manual import (
     AnyRequest,
     ConfirmationRefused,
     ManualError,
@@ -25,15 +29,11 @@ from kestrel.manual.models import (
     OutcomeStatus,
     canonical_decimal,
 )
-from kestrel.manual.tokens import (
+from kestrel.operator.tokens import (
     TokenRecord,
     consume_token,
     peek_token,
     void_token,
-)
-from kestrel.models import (
-    OrderType,
-    utcnow,
 )
 from kestrel.runtime import Runtime
 

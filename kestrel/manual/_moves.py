@@ -6,21 +6,21 @@ import logging
 
 from kestrel.manual._plan import Clock, new_request_id
 from kestrel.manual.levels import MovePlan, apply_move, plan_move
-from kestrel.manual.models import (
+from kestrel.models import (
+    Order,
+)
+from kestrel.models.manual import (
     ConfirmationRefused,
     ManualError,
     ManualOutcome,
     MoveLevelsRequest,
     OutcomeStatus,
 )
-from kestrel.manual.tokens import (
+from kestrel.operator.tokens import (
     TokenRecord,
     consume_token,
     issue_token,
     void_token,
-)
-from kestrel.models import (
-    Order,
 )
 from kestrel.runtime import Runtime
 

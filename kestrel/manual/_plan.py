@@ -20,16 +20,6 @@ from kestrel.analysis.engine import prepare
 from kestrel.config.settings import WatchlistItem
 from kestrel.execution.orders import live_protection
 from kestrel.ids import installation_id
-from kestrel.manual.models import (
-    AnyRequest,
-    ClosePositionRequest,
-    LegPreview,
-    ManualError,
-    ManualRequest,
-    MoveLevelsRequest,
-    PlaceOrderRequest,
-    canonical_decimal,
-)
 from kestrel.mode import current_mode
 from kestrel.models import (
     Action,
@@ -45,6 +35,16 @@ from kestrel.models import (
     Side,
     Signal,
     utcnow,
+)
+from kestrel.models.manual import (
+    AnyRequest,
+    ClosePositionRequest,
+    LegPreview,
+    ManualError,
+    ManualRequest,
+    MoveLevelsRequest,
+    PlaceOrderRequest,
+    canonical_decimal,
 )
 from kestrel.money import ZERO, Rounding, to_decimal
 from kestrel.risk import RiskContext

@@ -13,16 +13,16 @@ from pydantic import BaseModel, Field
 from kestrel.execution.lease import OPERATOR_WAIT_S, symbol_lease
 from kestrel.execution.orders import intent_from_decision, place
 from kestrel.manual._plan import REQUEST_KEY_PREFIX, Leg, parse_request
-from kestrel.manual.models import (
-    AnyRequest,
-    ManualOutcome,
-    OutcomeStatus,
-    RequestIdConflict,
-)
 from kestrel.models import (
     Order,
     OrderStatus,
     utcnow,
+)
+from kestrel.models.manual import (
+    AnyRequest,
+    ManualOutcome,
+    OutcomeStatus,
+    RequestIdConflict,
 )
 from kestrel.runtime import Runtime
 from kestrel.store.cas import StateChange, update_state

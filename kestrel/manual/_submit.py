@@ -15,20 +15,20 @@ from kestrel.manual._plan import (
     plan_fingerprint,
 )
 from kestrel.manual._record import act, blocked_text, outcome_of, previous_run, record_blocked
-from kestrel.manual.models import (
+from kestrel.mode import TradingMode
+from kestrel.models import (
+    utcnow,
+)
+from kestrel.models.manual import (
     AnyRequest,
     ManualOutcome,
     MoveLevelsRequest,
     OutcomeStatus,
 )
-from kestrel.manual.tokens import (
+from kestrel.operator.tokens import (
     DEFAULT_TTL_S,
     consume_token,
     issue_token,
-)
-from kestrel.mode import TradingMode
-from kestrel.models import (
-    utcnow,
 )
 from kestrel.runtime import Runtime
 

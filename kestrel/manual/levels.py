@@ -8,7 +8,7 @@ that position at once: a stop order resting on the exchange is replaced there (c
 confirmed final state and fills recorded, a new stop for what is then held), exactly as when
 a partial fill resizes it. Where the monitor watches the levels, saving them is the move.
 
-Confirmation (REAL, or DEMO when asked) is kestrel.manual.trading's: the preview issues a
+Confirmation (REAL, or DEMO when asked) is kestrel.manual's: the preview issues a
 token bound to this request and to the position as it was previewed (`MovePlan.fingerprint`);
 confirming re-plans and refuses when the position changed meanwhile.
 """
@@ -23,9 +23,9 @@ from typing import Any
 
 from kestrel.execution.protection import ProtectionPolicy, ProtectionReport, ensure_protection
 from kestrel.execution.trailing import trailing_level
-from kestrel.manual.models import ManualError, MoveLevelsRequest, canonical_decimal
 from kestrel.mode import current_mode
 from kestrel.models import Event, EventType, Order, OrderRole, Position, PositionStatus, utcnow
+from kestrel.models.manual import ManualError, MoveLevelsRequest, canonical_decimal
 from kestrel.money import to_decimal
 from kestrel.runtime import Runtime
 from kestrel.store.cas import retry_on_conflict

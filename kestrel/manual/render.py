@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from kestrel.manual.models import (
+from kestrel.models.manual import (
     CancelOutcome,
     LegPreview,
     ManualOutcome,

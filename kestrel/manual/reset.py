@@ -31,7 +31,6 @@ from kestrel.config.settings import KestrelSettings
 from kestrel.exchange.paper_state import STATE_KEY as PAPER_ACCOUNT_KEY
 from kestrel.exchange.paper_state import PaperAccount, write_rows
 from kestrel.execution.orders import mark
-from kestrel.manual.models import ManualError, ResetOutcome
 from kestrel.mode import TradingMode, current_mode
 from kestrel.models import (
     Event,
@@ -42,6 +41,7 @@ from kestrel.models import (
     StatusSource,
     utcnow,
 )
+from kestrel.models.manual import ManualError, ResetOutcome
 from kestrel.money import to_decimal
 from kestrel.store.base import Store
 from kestrel.store.cas import retry_on_conflict

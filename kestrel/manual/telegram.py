@@ -7,7 +7,7 @@ adds them with
 Authorisation happens before any of these run (the bot's gatekeeper), and `ctx.caller.tag`
 is the audited actor. In REAL mode /buy, /sell, /close, /closeall and /move answer with a
 preview and a token, and so do /set, /unset and /watch add when they loosen a risk limit
-(kestrel.config.risk_changes); `/confirm TOKEN` acts (the token's own stored action: nothing else
+(kestrel.operator.risk_changes); `/confirm TOKEN` acts (the token's own stored action: nothing else
 can be confirmed with it).
 
     /buy BTC/USDT 0.01                  market buy of 0.01 BTC
@@ -31,7 +31,25 @@ from typing import Any
 from pydantic import ValidationError
 
 from kestrel.books.wallet import SecurityError
-from kestrel.config.live import (
+from kestrel.config.settings import KestrelSettings
+from kestrel.errors import ConfigError, KestrelError
+from kestrel.manual import cancel_order, confirm_token, submit
+from kestrel.manual.render import leg_lines, reset_lines
+from kestrel.manual.reset import reset_paper_account
+from kestrel.mode import trading_mode
+from kestrel.models.manual import (
+    CloseAllRequest,
+    ClosePositionRequest,
+    ManualError,
+    ManualOutcome,
+    MoveLevelsRequest,
+    OutcomeStatus,
+    PlaceOrderRequest,
+)
+from kestrel.money import to_decimal
+from kestrel.notify.commands import CommandContext, CommandError, CommandSpec
+from kestrel.notify.render import Card
+from kestrel.operator.live import (
     SettingsChange,
     SettingsError,
     confirm_change,
@@ -42,25 +60,7 @@ from kestrel.config.live import (
     watch_add,
     watch_remove,
 )
-from kestrel.config.settings import KestrelSettings
-from kestrel.errors import ConfigError, KestrelError
-from kestrel.manual import cancel_order, confirm_token, submit
-from kestrel.manual.models import (
-    CloseAllRequest,
-    ClosePositionRequest,
-    ManualError,
-    ManualOutcome,
-    MoveLevelsRequest,
-    OutcomeStatus,
-    PlaceOrderRequest,
-)
-from kestrel.manual.render import leg_lines, reset_lines
-from kestrel.manual.reset import reset_paper_account
-from kestrel.manual.tokens import peek_token
-from kestrel.mode import trading_mode
-from kestrel.money import to_decimal
-from kestrel.notify.commands import CommandContext, CommandError, CommandSpec
-from kestrel.notify.render import Card
+from kestrel.operator.tokens import peek_token
 from kestrel.runtime import Runtime
 
 RuntimeFactory = Callable[[], Runtime]
@@ -225,7 +225,7 @@ def runtime_factory(
     ExchangeAccount block loader; kestrel itself never imports Prefect)."""
 
     def build() -> Runtime:
-        from kestrel.config.live import resolve_settings
+        from kestrel.operator.live import resolve_settings
         from kestrel.runtime import get_runtime
 
         with trading_mode(base.mode):

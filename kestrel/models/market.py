@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal
 from enum import StrEnum
 
@@ -25,6 +26,9 @@ TIMEFRAME_SECONDS: dict[str, int] = {
     "12h": 43200,
     "1d": 86400,
 }
+
+# A unified ccxt spot symbol as Kestrel accepts it (BASE/QUOTE, upper case).
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,10}$")
 
 
 def timeframe_ms(timeframe: str) -> int:

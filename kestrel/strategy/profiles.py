@@ -272,7 +272,7 @@ _TEMPERAMENT_ALIASES = {
     "AGGRESSIVE": Temperament.AGGRESSIVE,
 }
 
-# Every name `canonical_name` accepts for a built-in profile; kestrel.config.live validates
+# Every name `canonical_name` accepts for a built-in profile; kestrel.operator.live validates
 # live strategy changes against this list.
 STRATEGY_PRESETS: tuple[str, ...] = (
     *BUILTIN_PROFILES,

@@ -79,7 +79,7 @@ def test_a_buy_fee_in_base_is_counted_once(store: SQLiteStore) -> None:
     assert closed.realized_pnl - closed.fees_paid == Decimal("-0.1")
     day = daily_pnl(store, fill_day(buy))
     assert day is not None and Decimal(day["currencies"]["USDT"]["net"]) == Decimal("-0.1")
-    from kestrel.books.summary import books_from_positions
+    from kestrel.reporting.summary import books_from_positions
 
     books = books_from_positions(store.list_positions(), {"USDT": Decimal("1000")})
     assert books["USDT"].expected_cash == Decimal("999.9")

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from kestrel.books.wallet import SecurityError
-from kestrel.config.run import URL_ENV, settings_for_run
 from kestrel.config.settings import load_settings
 from kestrel.mode import TradingMode
 from kestrel.models import EventType
+from kestrel.operator.run import URL_ENV, settings_for_run
 from kestrel.store import open_store
 
 
@@ -102,7 +102,7 @@ def test_deployment_parameters_and_subflows(installation: Path) -> None:
     """The Prefect layer: a deployment run's `config` is guarded; what a parent hands its
     subflow carries neither field, which reaches it through the exported environment."""
     from blocks.settings import exported, resolve_settings, subflow_config
-    from kestrel.config.run import installation_env
+    from kestrel.operator.run import installation_env
 
     with pytest.raises(SecurityError):
         resolve_settings(None, {"mode": "REAL"}, run="kestrel-order-sync")

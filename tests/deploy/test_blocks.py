@@ -25,10 +25,10 @@ from blocks.settings import (
     resolve_settings,
     subflow_config,
 )
-from kestrel.config.run import installation_env
 from kestrel.config.settings import PaperSettings, WatchlistItem, load_settings
 from kestrel.mode import TradingMode
 from kestrel.models import Decision
+from kestrel.operator.run import installation_env
 from kestrel.risk.controls import emergency_stop_state
 from kestrel.store import open_store
 

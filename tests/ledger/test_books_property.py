@@ -37,8 +37,8 @@ from kestrel.books.ledger import (
     record_fill,
     with_fee_rates,
 )
-from kestrel.books.summary import books_from_positions
 from kestrel.models import Fill, Position, PositionStatus, Side
+from kestrel.reporting.summary import books_from_positions
 from tests.ledger.racing import Crash, Racing, new_mongo_db, open_racing
 
 SYMBOL = "BTC/USDT"

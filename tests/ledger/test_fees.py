@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from kestrel.books.ledger import daily_pnl, fill_day, record_fill, with_fee_rates
-from kestrel.books.summary import books_from_positions
 from kestrel.exchange.adapter import fill_from_trade
 from kestrel.mode import TradingMode
 from kestrel.models import EventType, Fill, Order, OrderType, PositionStatus, Side
+from kestrel.reporting.summary import books_from_positions
 from kestrel.store.sqlite import SQLiteStore
 
 BNB_RATE = Decimal("600")  # USDT per BNB

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from kestrel.config.live import effective_settings, set_setting
 from kestrel.config.settings import load_settings
 from kestrel.errors import ConfigError
 from kestrel.execution.monitor import monitor_positions
@@ -18,6 +17,7 @@ from kestrel.execution.orders import place
 from kestrel.execution.protection import ProtectionPolicy, protect_positions
 from kestrel.execution.sync import sync_orders
 from kestrel.models import EventType, Order, OrderRole, OrderStatus, PositionStatus
+from kestrel.operator.live import effective_settings, set_setting
 from kestrel.runtime import Runtime
 from kestrel.strategy.profiles import Trailing
 from kestrel.strategy.resolve import trailing_for

@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import pytest
 
-from kestrel.config.live import effective_settings, set_setting
 from kestrel.exchange.paper_state import PaperAccount
 from kestrel.ids import client_order_id, installation_id
 from kestrel.manual import (
@@ -35,6 +34,7 @@ from kestrel.models import (
     Side,
     StatusSource,
 )
+from kestrel.operator.live import effective_settings, set_setting
 from kestrel.risk.controls import set_emergency_stop
 from kestrel.runtime import Runtime
 from tests.manual.conftest import advance

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from emulator import BinanceEmulator
-from kestrel.config.live import resolve_settings
 from kestrel.config.settings import load_settings
 from kestrel.manual import ManualError, OutcomeStatus
 from kestrel.mode import TradingMode, trading_mode
+from kestrel.operator.live import resolve_settings
 from kestrel.runtime import reset_runtimes
 from kestrel.store import open_store
 from tests.manual.conftest import KEY, SECRET

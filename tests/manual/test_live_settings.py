@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from kestrel.config.live import (
+from kestrel.config.settings import KestrelSettings
+from kestrel.errors import ConfigError
+from kestrel.mode import TradingMode, trading_mode
+from kestrel.models import Action, AnalysisResult, EventType, Position, ReasonCode, Signal
+from kestrel.operator.live import (
     LIVE_SETTINGS_KEY,
     SettingsError,
     describe,
@@ -22,10 +26,6 @@ from kestrel.config.live import (
     watch_add,
     watch_remove,
 )
-from kestrel.config.settings import KestrelSettings
-from kestrel.errors import ConfigError
-from kestrel.mode import TradingMode, trading_mode
-from kestrel.models import Action, AnalysisResult, EventType, Position, ReasonCode, Signal
 from kestrel.runtime import Runtime
 from kestrel.store import open_store
 from kestrel.store.sqlite import SQLiteStore

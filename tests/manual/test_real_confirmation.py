@@ -28,9 +28,9 @@ from kestrel.manual import (
     submit,
 )
 from kestrel.manual.reset import reset_paper_account
-from kestrel.manual.tokens import CONFIRMATIONS_KEY, token_hash
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType, OrderStatus, OrderType, PositionStatus, Side
+from kestrel.operator.tokens import CONFIRMATIONS_KEY, token_hash
 from kestrel.runtime import Runtime
 from tests.manual.conftest import Clock
 

@@ -1,6 +1,6 @@
 """REAL guardrails on live settings: loosening a risk limit needs the same two-step
 confirmation as a REAL order (preview -> one-time token -> confirm); tightening applies at
-once; DEMO is not asked. One rule (kestrel.config.risk_changes) for every entry point."""
+once; DEMO is not asked. One rule (kestrel.operator.risk_changes) for every entry point."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from kestrel.config.live import (
+from kestrel.config.settings import KestrelSettings
+from kestrel.manual import ConfirmationRefused
+from kestrel.mode import TradingMode, trading_mode
+from kestrel.models import EventType
+from kestrel.operator.live import (
     confirm_change,
     effective_settings,
     load_overlay,
@@ -18,11 +22,7 @@ from kestrel.config.live import (
     set_setting,
     watch_add,
 )
-from kestrel.config.risk_changes import risk_increases
-from kestrel.config.settings import KestrelSettings
-from kestrel.manual import ConfirmationRefused
-from kestrel.mode import TradingMode, trading_mode
-from kestrel.models import EventType
+from kestrel.operator.risk_changes import risk_increases
 from kestrel.store.sqlite import SQLiteStore
 from tests.manual.conftest import demo_settings
 

@@ -177,7 +177,7 @@ def test_runtime_factory_applies_live_settings(tmp_data_dir: Path) -> None:
 def test_real_riskier_setting_needs_confirm(real_rt: Runtime) -> None:
     """REAL: /set that loosens a limit answers with a token and changes nothing; /confirm
     applies exactly that change; a tightening /set applies at once."""
-    from kestrel.config.live import effective_settings
+    from kestrel.operator.live import effective_settings
 
     preview = text_of(run(real_rt, "/set trading.gates.cool_off_s 0"))
     assert "NEEDS_CONFIRMATION" in preview and "cool_off_s: 3600 -> 0.0 (lowered)" in preview
@@ -195,8 +195,8 @@ def test_real_riskier_setting_needs_confirm(real_rt: Runtime) -> None:
 def test_an_order_confirmation_does_not_burn_a_settings_token(real_rt: Runtime) -> None:
     """`kestrel order confirm` / the manual-confirm flow given a settings token: a clear
     refusal, and the token still confirms its change afterwards."""
-    from kestrel.config.live import confirm_change, set_setting
     from kestrel.manual import ManualError, confirm_token
+    from kestrel.operator.live import confirm_change, set_setting
 
     [preview] = set_setting(real_rt.store, real_rt.settings, "risk.min_confidence", "0.1", by="t")
     assert preview.token is not None

@@ -21,12 +21,12 @@ from emulator import BinanceEmulator
 from kestrel.config.settings import KestrelSettings, load_settings
 from kestrel.errors import ConfigError
 from kestrel.market import MarketDataUnavailable
-from kestrel.market.check import start_cycle
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType, ReasonCode
 from kestrel.runtime import get_runtime, reset_runtimes
 from kestrel.store import open_store
 from kestrel.trading import cycle
+from kestrel.trading.start import start_cycle
 from tests.manual.conftest import KEY, SECRET, emulator
 from tests.market.fake_binance import closed_port
 

@@ -17,10 +17,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from kestrel.config.settings import SYMBOL_PATTERN
 from kestrel.errors import KestrelError
 from kestrel.mode import TradingMode
 from kestrel.models import KestrelModel, Money, Order, OrderType, Reason, Side
+from kestrel.models.market import SYMBOL_PATTERN
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kestrel.config.live._overlay import (
+from kestrel.config.settings import KestrelSettings
+from kestrel.mode import TradingMode
+from kestrel.models import Event, EventType, utcnow
+from kestrel.operator.live._overlay import (
     ALL_SYMBOLS,
     CAS_ATTEMPTS,
     LIVE_SETTINGS_KEY,
@@ -25,18 +28,15 @@ from kestrel.config.live._overlay import (
     read_path,
     symbol_value,
 )
-from kestrel.config.live._validation import (
+from kestrel.operator.live._validation import (
     canonical_value,
     on_watchlist,
     require_positive,
     resolve_key,
     snapshot,
 )
-from kestrel.config.risk_changes import SettingsRequest, risk_increases
-from kestrel.config.settings import KestrelSettings
-from kestrel.manual.tokens import consume_token, issue_token
-from kestrel.mode import TradingMode
-from kestrel.models import Event, EventType, utcnow
+from kestrel.operator.risk_changes import SettingsRequest, risk_increases
+from kestrel.operator.tokens import consume_token, issue_token
 from kestrel.store.base import Store
 from kestrel.store.cas import retry_on_conflict
 
@@ -68,7 +68,7 @@ def set_setting(
 
     Returns one SettingsChange per symbol touched (one for a global field). Nothing is
     written when the value is invalid (SettingsError) or unchanged. In REAL, a change that
-    raises risk (kestrel.config.risk_changes) is written only with a `confirm` token: without one,
+    raises risk (kestrel.operator.risk_changes) is written only with a `confirm` token: without one,
     a single SettingsChange with needs_confirmation and the token to confirm with."""
     approval = Approval(
         SettingsRequest(action="set", key=key, value=jsonable(value), symbol=symbol), confirm
@@ -322,7 +322,7 @@ def _pending(
     new: Any,
 ) -> SettingsChange | None:
     """None if going from `overlay` to `updated` may be written now: DEMO, no risk raised
-    (kestrel.config.risk_changes), or confirmed (a token given is used here, and refused with a
+    (kestrel.operator.risk_changes), or confirmed (a token given is used here, and refused with a
     SECURITY event if it is not for exactly this change). Otherwise nothing is written and
     the SettingsChange carries a new one-time token, as a REAL order's preview does."""
     if approval.confirmed or store.mode is not TradingMode.REAL:

@@ -26,8 +26,8 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 
 from kestrel.errors import ConcurrentUpdate
-from kestrel.manual.models import AnyRequest, ConfirmationRefused
 from kestrel.models import Event, EventType, utcnow
+from kestrel.models.manual import AnyRequest, ConfirmationRefused
 from kestrel.store.base import Store
 from kestrel.store.cas import retry_on_conflict
 
@@ -42,7 +42,7 @@ Clock = Callable[[], datetime]
 
 class Confirmable(Protocol):
     """What a token can be bound to: a manual request, or a REAL settings change
-    (kestrel.config.risk_changes.SettingsRequest)."""
+    (kestrel.operator.risk_changes.SettingsRequest)."""
 
     def fingerprint(self) -> str: ...
 

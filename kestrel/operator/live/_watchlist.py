@@ -10,8 +10,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kestrel.config.live._commit import Approval, commit_change
-from kestrel.config.live._overlay import (
+from kestrel.config.settings import KestrelSettings, WatchlistItem
+from kestrel.models import PositionStatus, utcnow
+from kestrel.operator.live._commit import Approval, commit_change
+from kestrel.operator.live._overlay import (
     SettingsChange,
     SettingsError,
     SettingsOverlay,
@@ -19,10 +21,8 @@ from kestrel.config.live._overlay import (
     from_validation,
     watched_symbols,
 )
-from kestrel.config.live._validation import on_watchlist, require_positive
-from kestrel.config.risk_changes import SettingsRequest
-from kestrel.config.settings import KestrelSettings, WatchlistItem
-from kestrel.models import PositionStatus, utcnow
+from kestrel.operator.live._validation import on_watchlist, require_positive
+from kestrel.operator.risk_changes import SettingsRequest
 from kestrel.store.base import Store
 
 

@@ -25,8 +25,8 @@ second confirmation), `_watchlist` (symbols added or removed), `_requests` (one 
 for a request from any face).
 """
 
-from kestrel.config.live._commit import reset_setting, set_setting
-from kestrel.config.live._overlay import (
+from kestrel.operator.live._commit import reset_setting, set_setting
+from kestrel.operator.live._overlay import (
     ALL_SYMBOLS,
     CAS_ATTEMPTS,
     LIVE_SETTINGS_KEY,
@@ -42,8 +42,8 @@ from kestrel.config.live._overlay import (
     resolve_settings,
     strategy_names,
 )
-from kestrel.config.live._requests import apply_request, confirm_change
-from kestrel.config.live._validation import (
+from kestrel.operator.live._requests import apply_request, confirm_change
+from kestrel.operator.live._validation import (
     ALIASES,
     SETTABLE_FIELDS,
     SETTABLE_SECTIONS,
@@ -56,7 +56,7 @@ from kestrel.config.live._validation import (
     resolve_key,
     settable_keys,
 )
-from kestrel.config.live._watchlist import watch_add, watch_remove
+from kestrel.operator.live._watchlist import watch_add, watch_remove
 
 __all__ = [
     "ALIASES",

@@ -11,7 +11,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kestrel.config.live._overlay import (
+from kestrel.config.settings import KestrelSettings, WatchlistItem
+from kestrel.mode import TradingMode
+from kestrel.operator.live._overlay import (
     NONE_WORDS,
     SettingsError,
     assign,
@@ -21,8 +23,6 @@ from kestrel.config.live._overlay import (
     read_path,
     resolve_attr,
 )
-from kestrel.config.settings import KestrelSettings, WatchlistItem
-from kestrel.mode import TradingMode
 from kestrel.store.base import Store
 
 # Per-symbol fields an operator may change live, and the names people use for them.

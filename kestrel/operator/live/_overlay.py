@@ -233,8 +233,8 @@ def load_effective(
     config: dict[str, Any] | None = None, *, add_symbols: bool = True, run: str = "flow run"
 ) -> KestrelSettings:
     """What a flow run trades with: env / config file / `config` overrides (which may not
-    widen the mode or the REAL whitelist: kestrel.config.run), then the live changes stored
+    widen the mode or the REAL whitelist: kestrel.operator.run), then the live changes stored
     for that mode (so a change takes effect at the next run, no restart)."""
-    from kestrel.config.run import settings_for_run
+    from kestrel.operator.run import settings_for_run
 
     return resolve_settings(settings_for_run(config, run=run), add_symbols=add_symbols)

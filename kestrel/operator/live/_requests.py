@@ -7,14 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from kestrel.config.live._commit import reset_setting, set_setting
-from kestrel.config.live._overlay import SettingsChange, SettingsError
-from kestrel.config.live._validation import MarketsReader
-from kestrel.config.live._watchlist import watch_add, watch_remove
-from kestrel.config.risk_changes import SettingsRequest
 from kestrel.config.settings import KestrelSettings
-from kestrel.manual.tokens import consume_token, peek_token
 from kestrel.models import utcnow
+from kestrel.operator.live._commit import reset_setting, set_setting
+from kestrel.operator.live._overlay import SettingsChange, SettingsError
+from kestrel.operator.live._validation import MarketsReader
+from kestrel.operator.live._watchlist import watch_add, watch_remove
+from kestrel.operator.risk_changes import SettingsRequest
+from kestrel.operator.tokens import consume_token, peek_token
 from kestrel.store.base import Store
 
 

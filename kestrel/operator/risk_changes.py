@@ -1,8 +1,8 @@
 """Which settings changes raise risk: the one rule every entry point (CLI, Telegram, flows)
-goes through, because they all change settings through kestrel.config.live.
+goes through, because they all change settings through kestrel.operator.live.
 
 In REAL mode a change that loosens a risk limit needs the same two-step confirmation as a REAL
-order (a one-time token, kestrel.manual.tokens); a change that tightens one applies at once.
+order (a one-time token, kestrel.operator.tokens); a change that tightens one applies at once.
 Why compare whole settings rather than the field typed: a reset, a symbol added or a strategy
 that resolves to another profile can loosen a limit just as well as a `set` can, and the
 settings in force before and after are what the next cycle will actually trade with.
