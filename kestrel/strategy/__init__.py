@@ -4,3 +4,6 @@ Deliberately empty of imports: kestrel.config.settings imports kestrel.strategy.
 kestrel.strategy.resolve imports kestrel.config.settings; importing either from here would be a
 cycle.
 """
+
+# The package's public modules; import from them directly (the package imports nothing).
+__all__ = ["profiles", "resolve", "settings"]
