@@ -24,7 +24,7 @@ from kestrel.dashboards import (
     portfolio_rows,
     take_snapshot,
 )
-from kestrel.market import MarketDataUnavailable
+from kestrel.errors import MarketDataUnavailable
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.runtime import get_runtime
 from kestrel.settings import KestrelSettings

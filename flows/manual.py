@@ -16,6 +16,7 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from kestrel.errors import KestrelError
 from kestrel.live_settings import SettingsChange
 from kestrel.manual import CancelOutcome, ManualOutcome, OutcomeStatus, ResetOutcome
 from kestrel.manual.render import cancel_lines, outcome_lines, reset_lines
@@ -40,7 +41,7 @@ def _change_line(change: SettingsChange) -> str:
     )
 
 
-class ManualActionFailed(Exception):
+class ManualActionFailed(KestrelError):
     """The action ran but some of its orders failed (see the outcome's errors)."""
 
 

@@ -25,6 +25,7 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 
 from kestrel import cycle
+from kestrel.errors import KestrelError
 from kestrel.lease import LeaseBusy, symbol_lease
 from kestrel.live_settings import load_effective
 from kestrel.market.check import start_cycle
@@ -45,8 +46,8 @@ from tasks.trading import (
 )
 
 
-class CycleFailed(Exception):
-    pass
+class CycleFailed(KestrelError):
+    """Some symbols' cycles failed: the run must show as failed (the message lists them)."""
 
 
 def later[T](future: PrefectFuture[T]) -> T:

@@ -33,7 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from kestrel.errors import ConfigError, KestrelError
+from kestrel.errors import ConfigError, SettingsError
 from kestrel.manual.tokens import consume_token, issue_token, peek_token
 from kestrel.mode import TradingMode
 from kestrel.models import Event, EventType, PositionStatus, utcnow
@@ -86,14 +86,6 @@ SETTABLE_FIELDS: tuple[str, ...] = (
 )
 ALL_SYMBOLS = ("*", "ALL")
 _NONE_WORDS = frozenset({"", "none", "null", "default", "unset"})
-
-
-class SettingsError(KestrelError):
-    """A refused change; the message names the field, the value and what is allowed."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
 
 
 class SettingsOverlay(BaseModel):

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from kestrel.manual.models import ManualError, MoveLevelsRequest, canonical_decimal
+from kestrel.errors import ManualError
+from kestrel.manual.models import MoveLevelsRequest, canonical_decimal
 from kestrel.mode import current_mode
 from kestrel.models import Event, EventType, Order, OrderRole, Position, PositionStatus, utcnow
 from kestrel.money import to_decimal

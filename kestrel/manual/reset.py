@@ -26,9 +26,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from kestrel.errors import ManualError, SecurityError
 from kestrel.exchange.paper_state import STATE_KEY as PAPER_ACCOUNT_KEY
 from kestrel.exchange.paper_state import PaperAccount, write_rows
-from kestrel.manual.models import ManualError, ResetOutcome
+from kestrel.manual.models import ResetOutcome
 from kestrel.mode import TradingMode, current_mode
 from kestrel.models import (
     Event,
@@ -44,7 +45,6 @@ from kestrel.orders import mark
 from kestrel.settings import KestrelSettings
 from kestrel.store.base import Store
 from kestrel.store.cas import retry_on_conflict
-from kestrel.wallet import SecurityError
 
 log = logging.getLogger(__name__)
 

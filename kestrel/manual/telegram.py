@@ -30,10 +30,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kestrel.errors import ConfigError, KestrelError
+from kestrel.errors import (
+    CommandError,
+    ConfigError,
+    KestrelError,
+    ManualError,
+    SecurityError,
+    SettingsError,
+)
 from kestrel.live_settings import (
     SettingsChange,
-    SettingsError,
     confirm_change,
     describe,
     exchange_markets,
@@ -45,7 +51,6 @@ from kestrel.live_settings import (
 from kestrel.manual.models import (
     CloseAllRequest,
     ClosePositionRequest,
-    ManualError,
     ManualOutcome,
     MoveLevelsRequest,
     OutcomeStatus,
@@ -57,11 +62,10 @@ from kestrel.manual.tokens import peek_token
 from kestrel.manual.trading import cancel_order, confirm_token, submit
 from kestrel.mode import trading_mode
 from kestrel.money import to_decimal
-from kestrel.notify.commands import CommandContext, CommandError, CommandSpec
+from kestrel.notify.commands import CommandContext, CommandSpec
 from kestrel.notify.render import Card
 from kestrel.runtime import Runtime
 from kestrel.settings import KestrelSettings
-from kestrel.wallet import SecurityError
 
 RuntimeFactory = Callable[[], Runtime]
 SettingsFactory = Callable[[], KestrelSettings]

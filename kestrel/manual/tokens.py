@@ -25,8 +25,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from kestrel.errors import ConcurrentUpdate
-from kestrel.manual.models import AnyRequest, ConfirmationRefused
+from kestrel.errors import ConcurrentUpdate, ConfirmationRefused
+from kestrel.manual.models import AnyRequest
 from kestrel.models import Event, EventType, utcnow
 from kestrel.store.base import Store
 from kestrel.store.cas import retry_on_conflict

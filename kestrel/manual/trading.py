@@ -51,7 +51,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from kestrel.analysis.engine import prepare
 from kestrel.cycle import decision_event, fetch_candles, risk_context
 from kestrel.decision import decide
-from kestrel.exchange.errors import OrderOutcomeUnknown
+from kestrel.errors import ConfirmationRefused, ManualError, OrderOutcomeUnknown, RequestIdConflict
 from kestrel.ids import installation_id
 from kestrel.lease import OPERATOR_WAIT_S, symbol_lease
 from kestrel.manual.levels import MovePlan, apply_move, plan_move
@@ -59,15 +59,12 @@ from kestrel.manual.models import (
     AnyRequest,
     CancelOutcome,
     ClosePositionRequest,
-    ConfirmationRefused,
     LegPreview,
-    ManualError,
     ManualOutcome,
     ManualRequest,
     MoveLevelsRequest,
     OutcomeStatus,
     PlaceOrderRequest,
-    RequestIdConflict,
     canonical_decimal,
 )
 from kestrel.manual.tokens import (

@@ -19,8 +19,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from kestrel.errors import ConfigError, TransientExchangeError
-from kestrel.market.base import MarketDataUnavailable, MarketFeed
+from kestrel.errors import ConfigError, MarketDataUnavailable, TransientExchangeError
+from kestrel.market.base import MarketFeed
 from kestrel.market.choose import probe
 from kestrel.market.live import CcxtLiveFeed, translate
 from kestrel.market.replay import ReplayFeed

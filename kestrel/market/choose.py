@@ -15,8 +15,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kestrel.errors import ConfigError
-from kestrel.market.base import MarketDataUnavailable, MarketFeed
+from kestrel.errors import ConfigError, MarketDataUnavailable
+from kestrel.market.base import MarketFeed
 from kestrel.market.csvfile import replay_files
 from kestrel.market.live import CcxtLiveFeed, make_exchange
 from kestrel.market.replay import DEFAULT_WARMUP, ReplayFeed

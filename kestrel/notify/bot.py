@@ -29,6 +29,7 @@ from telegram.ext import (
     filters,
 )
 
+from kestrel.errors import DeliveryBlocked, TelegramUnavailable
 from kestrel.models import utcnow
 from kestrel.notify.client import Failure, classify, make_requests, retry_after_seconds
 from kestrel.notify.commands import (
@@ -39,7 +40,6 @@ from kestrel.notify.commands import (
     refusal_card,
     run_command,
 )
-from kestrel.notify.errors import DeliveryBlocked, TelegramUnavailable
 from kestrel.notify.redact import register_token, safe_error
 from kestrel.notify.render import Card, format_card
 from kestrel.notify.settings import ParseMode, TelegramSettings

@@ -44,10 +44,9 @@ from pydantic import BaseModel
 from telegram import Bot
 from telegram.error import RetryAfter, TelegramError
 
-from kestrel.errors import ConcurrentUpdate
+from kestrel.errors import ConcurrentUpdate, DeliveryBlocked, TelegramUnavailable
 from kestrel.models import Event, utcnow
 from kestrel.notify.client import Failure, classify, make_bot, retry_after_seconds
-from kestrel.notify.errors import DeliveryBlocked, TelegramUnavailable
 from kestrel.notify.redact import safe_error
 from kestrel.notify.render import format_card
 from kestrel.notify.settings import TelegramSettings

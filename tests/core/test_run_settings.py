@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from kestrel.errors import SecurityError
 from kestrel.mode import TradingMode
 from kestrel.models import EventType
 from kestrel.run_settings import URL_ENV, settings_for_run
 from kestrel.settings import load_settings
 from kestrel.store import open_store
-from kestrel.wallet import SecurityError
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ import ccxt
 import pytest
 
 from emulator import MarketConfig
-from kestrel.exchange.errors import OrderOutcomeUnknown, is_transient
+from kestrel.errors import OrderOutcomeUnknown, SecurityError
+from kestrel.exchange.errors import is_transient
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType, OrderStatus, OrderType, PositionStatus, StatusSource
 from kestrel.orders import RECENT_TRADES, place
-from kestrel.wallet import SecurityError
 from tests.lifecycle.conftest import MakeWorld
 from tests.lifecycle.intents import intent
 from tests.lifecycle.scenario import HOUR, SYMBOL, World, rows

@@ -10,7 +10,7 @@ from pathlib import Path
 import ccxt
 import pytest
 
-from kestrel.errors import ConfigError
+from kestrel.errors import ConfigError, SecurityError
 from kestrel.exchange.ccxt_exchange import CcxtExchange, ExchangeCredentials
 from kestrel.exchange.paper import PaperExchange
 from kestrel.mode import TradingMode, trading_mode
@@ -20,13 +20,7 @@ from kestrel.protection import ProtectionPolicy, protect_positions
 from kestrel.settings import load_settings
 from kestrel.store.sqlite import SQLiteStore
 from kestrel.sync import sync_orders
-from kestrel.wallet import (
-    SecurityError,
-    build_exchange,
-    forget_credentials,
-    register_credentials,
-    wallet_mode,
-)
+from kestrel.wallet import build_exchange, forget_credentials, register_credentials, wallet_mode
 from tests.lifecycle.intents import intent
 from tests.lifecycle.scenario import KEY, SECRET, World, credentials, real_settings
 

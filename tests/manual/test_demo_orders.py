@@ -11,16 +11,15 @@ from decimal import Decimal
 import pytest
 
 from kestrel.controls import set_emergency_stop
+from kestrel.errors import ManualError, RequestIdConflict
 from kestrel.exchange.paper_state import PaperAccount
 from kestrel.ids import client_order_id, installation_id
 from kestrel.live_settings import effective_settings, set_setting
 from kestrel.manual import (
     CloseAllRequest,
     ClosePositionRequest,
-    ManualError,
     OutcomeStatus,
     PlaceOrderRequest,
-    RequestIdConflict,
     cancel_order,
     submit,
 )

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from emulator import BinanceEmulator
+from kestrel.errors import ManualError
 from kestrel.live_settings import resolve_settings
-from kestrel.manual import ManualError, OutcomeStatus
+from kestrel.manual import OutcomeStatus
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.runtime import reset_runtimes
 from kestrel.settings import load_settings
@@ -149,10 +150,10 @@ def test_a_run_config_cannot_switch_to_real(
     """A custom run from the Prefect UI asking for REAL in a DEMO installation: refused
     before anything runs, with a SECURITY event in the installation's (DEMO) store."""
     from flows.manual import manual_order, settings_change
+    from kestrel.errors import SecurityError
     from kestrel.mode import TradingMode
     from kestrel.models import EventType
     from kestrel.store import open_store
-    from kestrel.wallet import SecurityError
 
     monkeypatch.delenv("KESTREL_MODE", raising=False)
     monkeypatch.setenv("KESTREL_DATA_DIR", str(tmp_data_dir))

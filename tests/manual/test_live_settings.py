@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from kestrel.cycle import assess_risk, fetch_candles
-from kestrel.errors import ConfigError
+from kestrel.errors import ConfigError, SettingsError
 from kestrel.live_settings import (
     LIVE_SETTINGS_KEY,
-    SettingsError,
     describe,
     effective_settings,
     exchange_markets,

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from emulator import BinanceEmulator
+from kestrel.errors import CommandError
 from kestrel.manual.telegram import parse_move
 from kestrel.mode import TradingMode
-from kestrel.notify.commands import Caller, CommandContext, CommandError, positions_card
+from kestrel.notify.commands import Caller, CommandContext, positions_card
 from kestrel.runtime import Runtime
 from kestrel.settings import load_settings
 from kestrel.store import open_store

@@ -9,9 +9,8 @@ from decimal import Decimal
 import pytest
 
 from emulator import BinanceEmulator
+from kestrel.errors import ConfirmationRefused, ManualError
 from kestrel.manual import (
-    ConfirmationRefused,
-    ManualError,
     ManualOutcome,
     MoveLevelsRequest,
     OutcomeStatus,

@@ -13,14 +13,13 @@ from decimal import Decimal
 import pytest
 
 from emulator import BinanceEmulator, FaultRule
+from kestrel.errors import ConfirmationRefused, RequestIdConflict, SecurityError
 from kestrel.manual import (
     CloseAllRequest,
     ClosePositionRequest,
-    ConfirmationRefused,
     ManualOutcome,
     OutcomeStatus,
     PlaceOrderRequest,
-    RequestIdConflict,
     cancel_order,
     confirm_token,
     submit,
@@ -31,7 +30,6 @@ from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType, OrderStatus, OrderType, PositionStatus, Side
 from kestrel.runtime import Runtime
 from kestrel.sync import sync_orders
-from kestrel.wallet import SecurityError
 from tests.manual.conftest import Clock
 
 ACTOR = "pytest"

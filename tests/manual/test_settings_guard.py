@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kestrel.errors import ConfirmationRefused
 from kestrel.live_settings import (
     confirm_change,
     effective_settings,
@@ -18,7 +19,6 @@ from kestrel.live_settings import (
     set_setting,
     watch_add,
 )
-from kestrel.manual import ConfirmationRefused
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType
 from kestrel.settings import KestrelSettings

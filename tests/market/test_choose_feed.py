@@ -11,15 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kestrel.errors import ConfigError
-from kestrel.market import (
-    CcxtLiveFeed,
-    MarketDataUnavailable,
-    ReplayFeed,
-    SimulatedFeed,
-    choose_feed,
-    probe,
-)
+from kestrel.errors import ConfigError, MarketDataUnavailable
+from kestrel.market import CcxtLiveFeed, ReplayFeed, SimulatedFeed, choose_feed, probe
 from kestrel.settings import KestrelSettings, PaperSettings, WatchlistItem
 from kestrel.store.sqlite import SQLiteStore
 from tests.market.conftest import ramp, write_csv

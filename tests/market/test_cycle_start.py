@@ -19,8 +19,7 @@ import pytest
 
 from emulator import BinanceEmulator
 from kestrel import cycle
-from kestrel.errors import ConfigError
-from kestrel.market import MarketDataUnavailable
+from kestrel.errors import ConfigError, MarketDataUnavailable
 from kestrel.market.check import start_cycle
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType, ReasonCode
