@@ -5,16 +5,14 @@ injected sleep that only records them, and the outbox reads a fixed clock."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from datetime import timedelta
 
 from fakes.telegram_server import FakeTelegramServer
 from kestrel.models import utcnow
-from kestrel.notify.bot import run_bot
 from kestrel.notify.outbox import DeliveryStatus, drain_with_bot, get_delivery
 from kestrel.store.sqlite import SQLiteStore
 
-from .helpers import OWNER_CHAT, make_settings, store_events
+from .helpers import OWNER_CHAT, make_settings, running_bot, store_events
 
 RETRY_AFTER = 20  # seconds: far longer than any test could afford to really wait
 
@@ -64,31 +62,16 @@ def test_a_429_on_the_last_attempt_makes_the_event_due_after_retry_after(
 
 
 def test_bot_reply_waits_what_the_429_asks(server: FakeTelegramServer, store: SQLiteStore) -> None:
-    settings = make_settings(server)
     waits: list[float] = []
-    stop = threading.Event()
-    outcome: dict[str, BaseException] = {}
 
     async def record_wait(seconds: float) -> None:
         waits.append(seconds)
 
-    def target() -> None:
-        try:
-            run_bot(settings, store, stop_after_s=120, stop_event=stop, sleep=record_wait)
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, name="kestrel-telegram-bot")
-    thread.start()
-    try:
-        server.wait_for_request("getUpdates", timeout=30)
+    with running_bot(server, make_settings(server), store, sleep=record_wait):
         server.fail_next(1, "429", retry_after=RETRY_AFTER)
         server.inject_message(OWNER_CHAT, "/help")
         server.wait_for_messages(1, timeout=30)
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-    assert not thread.is_alive() and "error" not in outcome
+
     [reply] = server.sent_messages(OWNER_CHAT)
     assert "/status" in reply.text
     assert waits == [float(RETRY_AFTER)]
