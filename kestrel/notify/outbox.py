@@ -134,12 +134,12 @@ class DrainReport:
 @dataclass
 class _Claim:
     """The delivery record this run holds and its store version, kept current as it is
-    rewritten; `note` changes it in memory only, to be written with the next write."""
+    rewritten; `amend` changes it in memory only, to be written with the next write."""
 
     record: Delivery
     version: int
 
-    def note(self, **changes: Any) -> None:
+    def amend(self, **changes: Any) -> None:
         self.record = self.record.model_copy(update=changes)
 
 
@@ -487,18 +487,18 @@ class Outbox:
         if failure is Failure.BAD_MARKUP:
             # Telegram refused the markup, so nothing was sent: resend as plain text at once.
             log.error("event %s: template markup refused by Telegram: %s", event.event_id, note)
-            claim.note(plain_text=True)
+            claim.amend(plain_text=True)
             return None
         if failure is Failure.RATE_LIMITED and isinstance(exc, RetryAfter):
             wait = retry_after_seconds(exc)
             if wait > self.settings.max_retry_after_s:
                 self._release(claim, note, delay_s=wait)
                 raise _Stop(f"rate limited for {wait:.0f}s: {note}", "transient")
-            claim.note(note=note)
+            claim.amend(note=note)
             return None
         # NOT_SENT: definite; UNKNOWN: may have arrived, so the next attempt is marked.
         repeat = claim.record.possible_repeat or failure is Failure.UNKNOWN
-        claim.note(note=note, possible_repeat=repeat)
+        claim.amend(note=note, possible_repeat=repeat)
         return None
 
     def _update(self, claim: _Claim, **changes: Any) -> None:
