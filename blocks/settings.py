@@ -20,11 +20,12 @@ from typing import Any, cast
 from prefect.blocks.core import Block
 from pydantic import BaseModel, ConfigDict, Field
 
+from blocks.secret_env import STORE_URI_ENV, TOKEN_ENV
+from blocks.store_connection import StoreConnection
+from blocks.telegram_bot import TelegramBot
+from blocks.trading_config import TradingConfig
 from kestrel.config.settings import KestrelSettings
 from kestrel.operator.run import INSTALLATION_ONLY, deep_merge, installation_env, settings_for_run
-
-STORE_URI_ENV = "KESTREL_STORE_URI"
-TOKEN_ENV = "KESTREL_TELEGRAM__BOT_TOKEN"
 
 # Fields that may carry secrets: kept out of every flow parameter.
 SECRET_FIELDS: dict[str, Any] = {"store_uri": True, "telegram": {"bot_token": True}}
@@ -58,10 +59,6 @@ def load_block[B: Block](block_class: type[B], name: str) -> B:
 
 def block_overrides(refs: BlockRefs) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """(settings overrides, secret environment, what was loaded) from the named blocks."""
-    from blocks.store_connection import StoreConnection
-    from blocks.telegram_bot import TelegramBot
-    from blocks.trading_config import TradingConfig
-
     overrides: dict[str, Any] = {}
     secret_env: dict[str, str] = {}
     sources: list[str] = []

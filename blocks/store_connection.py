@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, field_validator
 
-from blocks.settings import STORE_URI_ENV
+from blocks.secret_env import STORE_URI_ENV
 
 _SCHEMES = ("mongodb://", "mongodb+srv://", "sqlite:///")
 

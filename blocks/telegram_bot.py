@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from blocks.settings import TOKEN_ENV
+from blocks.secret_env import TOKEN_ENV
 
 
 class TelegramBot(Block):

@@ -121,8 +121,7 @@ def _request(kind: str, **fields: Any) -> Any:
 def _act[T](action: Callable[[Runtime], T], *refusals: type[Exception]) -> T:
     """Run `action` on the manual runtime (closed after). A ManualError, or one of
     `refusals`, exits 1 with its message; any other Kestrel error exits 1 naming its class."""
-    from kestrel.errors import KestrelError
-    from kestrel.manual import ManualError
+    from kestrel.errors import KestrelError, ManualError
 
     plain: tuple[type[Exception], ...] = (ManualError, *refusals)
     with manual_runtime() as rt:
@@ -327,8 +326,8 @@ def reset_cmd(
     yes: Annotated[bool, typer.Option("--yes", help="really reset (required)")] = False,
 ) -> None:
     """DEMO only: archive the paper books and restart the paper account from a balance."""
-    from kestrel.errors import KestrelError
-    from kestrel.manual import ManualError, reset_paper_account
+    from kestrel.errors import KestrelError, ManualError
+    from kestrel.manual import reset_paper_account
     from kestrel.manual.render import reset_lines
     from kestrel.money import to_decimal
 

@@ -78,7 +78,7 @@ def _echo_change(change: SettingsChange) -> None:
 
 def _refused(exc: Exception) -> typer.Exit:
     """Exit 1 for a refused confirmation token (as for orders), 2 for an invalid change."""
-    from kestrel.manual import ConfirmationRefused
+    from kestrel.errors import ConfirmationRefused
 
     return fail(f"refused: {exc}", 1 if isinstance(exc, ConfirmationRefused) else 2)
 
@@ -134,9 +134,8 @@ def set_cmd(
     confirm: ConfirmOption = None,
 ) -> None:
     """Change one setting; it is validated, audited and applied from the next cycle."""
-    from kestrel.errors import ConfigError
-    from kestrel.manual import ConfirmationRefused
-    from kestrel.operator.live import SettingsError, set_setting
+    from kestrel.errors import ConfigError, ConfirmationRefused, SettingsError
+    from kestrel.operator.live import set_setting
 
     with settings_store() as (settings, store):
         try:
@@ -159,9 +158,8 @@ def reset_cmd(
     confirm: ConfirmOption = None,
 ) -> None:
     """Return a setting (or, with --all, everything) to its configured value."""
-    from kestrel.errors import ConfigError
-    from kestrel.manual import ConfirmationRefused
-    from kestrel.operator.live import SettingsError, reset_setting
+    from kestrel.errors import ConfigError, ConfirmationRefused, SettingsError
+    from kestrel.operator.live import reset_setting
 
     if (key is None) == (not everything):
         raise fail("give a setting to reset, or --all", 2)
@@ -184,9 +182,8 @@ def watch_add_cmd(
     confirm: ConfirmOption = None,
 ) -> None:
     """Add a symbol to the watchlist (checked against the exchange's markets)."""
-    from kestrel.errors import ConfigError, KestrelError
-    from kestrel.manual import ConfirmationRefused
-    from kestrel.operator.live import SettingsError, exchange_markets, watch_add
+    from kestrel.errors import ConfigError, ConfirmationRefused, KestrelError, SettingsError
+    from kestrel.operator.live import exchange_markets, watch_add
 
     with settings_store() as (settings, store):
         try:
@@ -215,9 +212,8 @@ def confirm_cmd(
     token: Annotated[str, typer.Argument(help="the token a REAL riskier change printed")],
 ) -> None:
     """REAL: apply the settings change a token was issued for (that change, once)."""
-    from kestrel.errors import ConfigError, KestrelError
-    from kestrel.manual import ConfirmationRefused
-    from kestrel.operator.live import SettingsError, confirm_change, exchange_markets
+    from kestrel.errors import ConfigError, ConfirmationRefused, KestrelError, SettingsError
+    from kestrel.operator.live import confirm_change, exchange_markets
 
     with settings_store() as (settings, store):
         try:
@@ -244,8 +240,8 @@ def watch_remove_cmd(
     ] = False,
 ) -> None:
     """Remove a symbol from the watchlist."""
-    from kestrel.errors import ConfigError
-    from kestrel.operator.live import SettingsError, watch_remove
+    from kestrel.errors import ConfigError, SettingsError
+    from kestrel.operator.live import watch_remove
 
     with settings_store() as (settings, store):
         try:

@@ -18,10 +18,10 @@ def telegram(
     """Run the Telegram command bot: /status /positions /orders /balance /pnl /stop /resume,
     and manual trading (/buy /sell /close /confirm ...). Only configured chats may command."""
     from blocks.exchange_account import use_exchange_account
+    from kestrel.errors import DeliveryBlocked, TelegramUnavailable
     from kestrel.manual.telegram import register_manual_commands
     from kestrel.mode import trading_mode
     from kestrel.notify.bot import run_bot
-    from kestrel.notify.errors import DeliveryBlocked, TelegramUnavailable
     from kestrel.store.router import open_store
 
     settings = load_cli_settings()

@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks.settings import BlockRefs, exported, resolve_settings
 from kestrel.config.settings import KestrelSettings
-from kestrel.market import MarketDataUnavailable
+from kestrel.errors import MarketDataUnavailable
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.reporting.dashboards import (
     Snapshot,

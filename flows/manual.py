@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from kestrel.config.settings import KestrelSettings
+from kestrel.errors import KestrelError
 from kestrel.manual import CancelOutcome, ManualOutcome, OutcomeStatus, ResetOutcome
 from kestrel.manual.render import cancel_lines, outcome_lines, reset_lines
 from kestrel.operator.live import SettingsChange
@@ -40,7 +41,7 @@ def _change_line(change: SettingsChange) -> str:
     )
 
 
-class ManualActionFailed(Exception):
+class ManualActionFailed(KestrelError):
     """The action ran but some of its orders failed (see the outcome's errors)."""
 
 

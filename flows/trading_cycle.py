@@ -26,6 +26,7 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 
 from kestrel.config.settings import KestrelSettings
+from kestrel.errors import KestrelError
 from kestrel.execution.lease import LeaseBusy, symbol_lease
 from kestrel.mode import trading_mode
 from kestrel.models import AnalysisResult, Decision
@@ -46,8 +47,8 @@ from tasks.trading import (
 )
 
 
-class CycleFailed(Exception):
-    pass
+class CycleFailed(KestrelError):
+    """Some symbols' cycles failed: the run must show as failed (the message lists them)."""
 
 
 def later[T](future: PrefectFuture[T]) -> T:

@@ -18,11 +18,10 @@ from prefect.states import State
 from prefect.tasks import exponential_backoff
 
 from kestrel.config.settings import KestrelSettings
-from kestrel.errors import ConfigError
+from kestrel.errors import ConfigError, TelegramUnavailable
 from kestrel.mode import trading_mode
 from kestrel.models import Event, utcnow
 from kestrel.notify.bot import BotRunReport, run_bot
-from kestrel.notify.errors import TelegramUnavailable
 from kestrel.notify.outbox import DrainReport, drain_outbox
 from kestrel.notify.redact import register_token
 from kestrel.notify.report import build_daily_summary, previous_day, record_daily_summary

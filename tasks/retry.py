@@ -1,5 +1,7 @@
 """Retry policy shared by every task: transient exchange errors only, exponential backoff
-with jitter. A rejected or invalid order is final and never retried."""
+with jitter. A rejected or invalid order is final and never retried. What is transient is
+kestrel.exchange.errors.classify's word (ccxt's NetworkError family, Kestrel's
+TransientExchangeError, socket timeouts), decided by class."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from kestrel.errors import AnalystAbstained
 from kestrel.models import CandleSeries, Signal
 from kestrel.models.analysis import Abstention
 from kestrel.strategy.profiles import StrategyProfile
@@ -22,15 +23,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Vote = Signal | Abstention
-
-
-class AnalystAbstained(Exception):
-    """An analyst declines to vote; `kind` is machine-readable (timeout, http_error, ...)."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(f"{kind}: {detail}")
-        self.kind = kind
-        self.detail = detail
 
 
 class AnalystInput(BaseModel):

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from kestrel.analysis.base import AnalystAbstained
+from kestrel.errors import AnalystAbstained
 
 
 @dataclass(frozen=True)

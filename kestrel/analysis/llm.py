@@ -18,8 +18,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from kestrel.analysis.base import AnalystAbstained, AnalystInput
+from kestrel.analysis.base import AnalystInput
 from kestrel.analysis.http import bounded_request
+from kestrel.errors import AnalystAbstained
 from kestrel.models import Action, Signal
 from kestrel.money import to_decimal
 from kestrel.strategy.settings import LLMSettings

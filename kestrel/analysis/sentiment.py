@@ -12,8 +12,9 @@ import json
 import threading
 import time
 
-from kestrel.analysis.base import AnalystAbstained, AnalystInput
+from kestrel.analysis.base import AnalystInput
 from kestrel.analysis.http import bounded_request
+from kestrel.errors import AnalystAbstained
 from kestrel.models import Action, Signal
 from kestrel.strategy.settings import SentimentSettings
 

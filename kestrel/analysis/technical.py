@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from kestrel.analysis.base import AnalystAbstained, AnalystInput
+from kestrel.analysis.base import AnalystInput
+from kestrel.errors import AnalystAbstained
 from kestrel.models import Action, Signal
 from kestrel.strategy.profiles import StrategyProfile
 

@@ -18,7 +18,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from kestrel.config.settings import KestrelSettings
-from kestrel.errors import ConfigError, KestrelError
+from kestrel.errors import ConfigError, SecurityError
 from kestrel.exchange.base import ExchangeClient
 from kestrel.exchange.ccxt_exchange import CcxtExchange, ExchangeCredentials
 from kestrel.mode import TradingMode, current_mode
@@ -27,10 +27,6 @@ from kestrel.store.base import Store
 
 if TYPE_CHECKING:
     from kestrel.market import MarketFeed
-
-
-class SecurityError(KestrelError):
-    """Refused for safety: wrong mode, exchange not whitelisted, ..."""
 
 
 _registered: dict[str, ExchangeCredentials] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from kestrel.errors import ExchangeError
+from kestrel.errors import InvalidExchangePayload
 from kestrel.models import Fill, Order, OrderStatus, StatusSource, utcnow
 from kestrel.money import to_decimal
 
@@ -21,10 +21,6 @@ _CCXT_STATUS = {
     "expired": OrderStatus.CANCELED,
     "rejected": OrderStatus.REJECTED,
 }
-
-
-class InvalidExchangePayload(ExchangeError):
-    pass
 
 
 def _dec(payload: dict[str, Any], field: str, default: Decimal | None = None) -> Decimal | None:

@@ -4,6 +4,8 @@ Why a wrapper and not the bare ccxt object:
 - secrets never leave it: every exception ccxt raises is re-raised as the same ccxt class with
   the API key and secret scrubbed from its message (ccxt puts URLs, bodies and sometimes
   headers in messages, and those end up in Prefect logs, events and Telegram);
+- it teaches the client the exchange messages that ccxt maps to too broad a class (Binance's
+  "Duplicate order sent."), so failures are classified by class alone (kestrel.exchange.errors);
 - it knows its mode (always REAL), so a REAL wallet cannot be used by a DEMO run;
 - it answers exchange-agnostic questions from ccxt's unified market info: precision (whatever
   the exchange's precisionMode), limits, fees, and whether native stop orders exist.
@@ -27,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from kestrel.errors import ConfigError
 from kestrel.exchange.base import CcxtDict, OHLCVRow
+from kestrel.exchange.errors import teach_ccxt_client
 from kestrel.exchange.settings import ExchangeSettings
 from kestrel.mode import TradingMode
 from kestrel.models import MarketSpec
@@ -153,6 +156,7 @@ class CcxtExchange:
         self._secrets = [s for s in (secrets or []) if s]
         self.id: str = str(client.id)
         _install_filter(self._secrets)
+        teach_ccxt_client(client)
 
     @classmethod
     def connect(

@@ -1,6 +1,7 @@
-"""The paper exchange's errors: Kestrel's classes AND ccxt's, so code written against either
-(`except OrderRejected`, `except ccxt.InvalidOrder`, `classify(exc)`) treats paper exactly as
-it would treat Binance."""
+"""The paper exchange's errors: Kestrel's classes AND the ccxt classes Binance's answers
+become, so code written against either (`except OrderRejected`, `except ccxt.InvalidOrder`,
+`classify(exc)`) treats paper exactly as it would treat Binance. They are the leaves of the
+exchange branch of the tree drawn in kestrel.errors; they live here because they need ccxt."""
 
 from __future__ import annotations
 

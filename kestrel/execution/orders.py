@@ -27,11 +27,11 @@ from typing import Any
 
 from kestrel.books.ledger import Tradable, record_fill, total_fees, with_fee_rates
 from kestrel.books.wallet import check_wallet_mode, refuse
-from kestrel.errors import ConcurrentUpdate, DuplicateClientOrderId
+from kestrel.errors import ConcurrentUpdate, DuplicateClientOrderId, OrderOutcomeUnknown
 from kestrel.exchange.adapter import apply_remote, fill_from_trade, trades_of
 from kestrel.exchange.base import ExchangeClient
 from kestrel.exchange.ccxt_exchange import market_spec
-from kestrel.exchange.errors import FailureKind, OrderOutcomeUnknown, classify
+from kestrel.exchange.errors import FailureKind, classify
 from kestrel.mode import current_mode
 from kestrel.models import (
     Decision,

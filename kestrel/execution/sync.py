@@ -31,10 +31,15 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from kestrel.books.wallet import check_wallet_mode
-from kestrel.errors import ConcurrentUpdate, InvalidTransition
-from kestrel.exchange.adapter import InvalidExchangePayload, trades_of
+from kestrel.errors import (
+    ConcurrentUpdate,
+    InvalidExchangePayload,
+    InvalidTransition,
+    OrderOutcomeUnknown,
+)
+from kestrel.exchange.adapter import trades_of
 from kestrel.exchange.base import ExchangeClient
-from kestrel.exchange.errors import OrderOutcomeUnknown, classify
+from kestrel.exchange.errors import classify
 from kestrel.execution.lease import current_holder, symbol_key
 from kestrel.execution.orders import (
     absorb,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kestrel.exchange.errors import OrderOutcomeUnknown
+from kestrel.errors import ManualError, OrderOutcomeUnknown
 from kestrel.execution.orders import cancel
 from kestrel.manual._plan import check_mode
 from kestrel.models import (
@@ -10,10 +10,7 @@ from kestrel.models import (
     Order,
     OrderStatus,
 )
-from kestrel.models.manual import (
-    CancelOutcome,
-    ManualError,
-)
+from kestrel.models.manual import CancelOutcome
 from kestrel.runtime import Runtime
 
 

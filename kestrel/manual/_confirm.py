@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from kestrel.errors import ConfirmationRefused, ManualError
 from kestrel.manual._moves import confirmed_move
 from kestrel.manual._plan import (
     DEFAULT_MAX_PRICE_MOVE,
@@ -22,8 +23,6 @@ from kestrel.models import (
 )
 from kestrel.models.manual import (
     AnyRequest,
-    ConfirmationRefused,
-    ManualError,
     ManualOutcome,
     MoveLevelsRequest,
     OutcomeStatus,

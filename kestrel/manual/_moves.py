@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from kestrel.errors import ConfirmationRefused, ManualError
 from kestrel.manual._plan import Clock, new_request_id
 from kestrel.manual.levels import MovePlan, apply_move, plan_move
 from kestrel.models import (
     Order,
 )
-from kestrel.models.manual import (
-    ConfirmationRefused,
-    ManualError,
-    ManualOutcome,
-    MoveLevelsRequest,
-    OutcomeStatus,
-)
+from kestrel.models.manual import ManualOutcome, MoveLevelsRequest, OutcomeStatus
 from kestrel.operator.tokens import (
     TokenRecord,
     consume_token,

@@ -18,6 +18,7 @@ from pydantic import TypeAdapter
 
 from kestrel.analysis.engine import prepare
 from kestrel.config.settings import WatchlistItem
+from kestrel.errors import ManualError
 from kestrel.execution.orders import live_protection
 from kestrel.ids import installation_id
 from kestrel.mode import current_mode
@@ -40,7 +41,6 @@ from kestrel.models.manual import (
     AnyRequest,
     ClosePositionRequest,
     LegPreview,
-    ManualError,
     ManualRequest,
     MoveLevelsRequest,
     PlaceOrderRequest,

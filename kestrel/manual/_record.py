@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from kestrel.errors import RequestIdConflict
 from kestrel.execution.lease import OPERATOR_WAIT_S, symbol_lease
 from kestrel.execution.orders import intent_from_decision, place
 from kestrel.manual._plan import REQUEST_KEY_PREFIX, Leg, parse_request
@@ -18,12 +19,7 @@ from kestrel.models import (
     OrderStatus,
     utcnow,
 )
-from kestrel.models.manual import (
-    AnyRequest,
-    ManualOutcome,
-    OutcomeStatus,
-    RequestIdConflict,
-)
+from kestrel.models.manual import AnyRequest, ManualOutcome, OutcomeStatus
 from kestrel.runtime import Runtime
 from kestrel.store.cas import StateChange, update_state
 from kestrel.trading.cycle import decision_event

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from kestrel.errors import ManualError
 from kestrel.execution.protection import ProtectionPolicy, ProtectionReport, ensure_protection
 from kestrel.execution.trailing import trailing_level
 from kestrel.mode import current_mode
 from kestrel.models import Event, EventType, Order, OrderRole, Position, PositionStatus, utcnow
-from kestrel.models.manual import ManualError, MoveLevelsRequest, canonical_decimal
+from kestrel.models.manual import MoveLevelsRequest, canonical_decimal
 from kestrel.money import to_decimal
 from kestrel.runtime import Runtime
 from kestrel.store.cas import retry_on_conflict

@@ -26,8 +26,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kestrel.books.wallet import SecurityError
 from kestrel.config.settings import KestrelSettings
+from kestrel.errors import ManualError, SecurityError
 from kestrel.exchange.paper_state import STATE_KEY as PAPER_ACCOUNT_KEY
 from kestrel.exchange.paper_state import PaperAccount, write_rows
 from kestrel.execution.orders import mark
@@ -41,7 +41,7 @@ from kestrel.models import (
     StatusSource,
     utcnow,
 )
-from kestrel.models.manual import ManualError, ResetOutcome
+from kestrel.models.manual import ResetOutcome
 from kestrel.money import to_decimal
 from kestrel.store.base import Store
 from kestrel.store.cas import retry_on_conflict

@@ -30,9 +30,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kestrel.books.wallet import SecurityError
 from kestrel.config.settings import KestrelSettings
-from kestrel.errors import ConfigError, KestrelError
+from kestrel.errors import (
+    CommandError,
+    ConfigError,
+    KestrelError,
+    ManualError,
+    SecurityError,
+    SettingsError,
+)
 from kestrel.manual import cancel_order, confirm_token, submit
 from kestrel.manual.render import leg_lines, reset_lines
 from kestrel.manual.reset import reset_paper_account
@@ -40,18 +46,16 @@ from kestrel.mode import trading_mode
 from kestrel.models.manual import (
     CloseAllRequest,
     ClosePositionRequest,
-    ManualError,
     ManualOutcome,
     MoveLevelsRequest,
     OutcomeStatus,
     PlaceOrderRequest,
 )
 from kestrel.money import to_decimal
-from kestrel.notify.commands import CommandContext, CommandError, CommandSpec
+from kestrel.notify.commands import CommandContext, CommandSpec
 from kestrel.notify.render import Card
 from kestrel.operator.live import (
     SettingsChange,
-    SettingsError,
     confirm_change,
     describe,
     exchange_markets,

@@ -4,7 +4,7 @@
 feed for candles and for "now".
 """
 
-from kestrel.market.base import DEFAULT_LIMIT, FeedKind, MarketDataUnavailable, MarketFeed
+from kestrel.market.base import DEFAULT_LIMIT, FeedKind, MarketFeed
 from kestrel.market.choose import choose_feed, probe
 from kestrel.market.clock import STATE_KEY as CLOCK_STATE_KEY
 from kestrel.market.clock import MarketClock
@@ -19,7 +19,6 @@ __all__ = [
     "CcxtLiveFeed",
     "FeedKind",
     "MarketClock",
-    "MarketDataUnavailable",
     "MarketFeed",
     "ReplayFeed",
     "SimulatedFeed",

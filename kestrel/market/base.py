@@ -9,16 +9,10 @@ from __future__ import annotations
 
 from typing import Literal, Protocol, runtime_checkable
 
-from kestrel.errors import KestrelError
 from kestrel.models import Candle, CandleSeries
 
 FeedKind = Literal["live", "replay", "simulated"]
 DEFAULT_LIMIT = 500
-
-
-class MarketDataUnavailable(KestrelError):
-    """No trustworthy market data now (the live feed is down and there is no replay): a run
-    stands down with this reason rather than trade on prices nobody observed."""
 
 
 @runtime_checkable

@@ -8,8 +8,8 @@ from collections.abc import Collection
 from typing import Any
 
 from kestrel.config.settings import KestrelSettings
-from kestrel.errors import ConfigError, TransientExchangeError
-from kestrel.market.base import MarketDataUnavailable, MarketFeed
+from kestrel.errors import ConfigError, MarketDataUnavailable, TransientExchangeError
+from kestrel.market.base import MarketFeed
 from kestrel.market.live import CcxtLiveFeed, translate
 from kestrel.market.replay import ReplayFeed
 

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kestrel.config.settings import KestrelSettings, PaperSettings
-from kestrel.errors import ConfigError
-from kestrel.market.base import MarketDataUnavailable, MarketFeed
+from kestrel.errors import ConfigError, MarketDataUnavailable
+from kestrel.market.base import MarketFeed
 from kestrel.market.csvfile import replay_files
 from kestrel.market.live import CcxtLiveFeed, make_exchange
 from kestrel.market.replay import DEFAULT_WARMUP, ReplayFeed

@@ -17,29 +17,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from kestrel.errors import KestrelError
 from kestrel.mode import TradingMode
 from kestrel.models import KestrelModel, Money, Order, OrderType, Reason, Side
 from kestrel.models.market import SYMBOL_PATTERN
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-
-
-class ManualError(KestrelError):
-    """A manual action that cannot run as asked; the message says why and what to do."""
-
-
-class RequestIdConflict(ManualError):
-    """The request id was already used for a different action."""
-
-
-class ConfirmationRefused(ManualError):
-    """A REAL-mode confirmation token that is unknown, used, expired or for another action.
-    Nothing was placed."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 def canonical_decimal(value: Decimal | None) -> str | None:

@@ -28,9 +28,18 @@ from telegram.ext import (
     TypeHandler,
     filters,
 )
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
+from kestrel.errors import DeliveryBlocked, TelegramUnavailable
 from kestrel.models import utcnow
-from kestrel.notify.client import Failure, classify, make_requests, retry_after_seconds
+from kestrel.notify.client import (
+    Failure,
+    Sleep,
+    TelegramBackoff,
+    classify,
+    make_requests,
+    retry_after_seconds,
+)
 from kestrel.notify.commands import (
     COMMANDS,
     Caller,
@@ -39,7 +48,6 @@ from kestrel.notify.commands import (
     refusal_card,
     run_command,
 )
-from kestrel.notify.errors import DeliveryBlocked, TelegramUnavailable
 from kestrel.notify.redact import register_token, safe_error
 from kestrel.notify.render import Card, format_card
 from kestrel.notify.settings import ParseMode, TelegramSettings
@@ -65,9 +73,16 @@ class CommandBot:
     """The handlers of one bot run, bound to one store and its settings."""
 
     def __init__(
-        self, store: Store, settings: TelegramSettings, balances: Balances | None = None
+        self,
+        store: Store,
+        settings: TelegramSettings,
+        balances: Balances | None = None,
+        *,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
+        """`sleep` is injectable so tests can skip a retry's wait without waiting."""
         self.store, self.settings, self.balances = store, settings, balances
+        self.sleep = sleep
         self.allowed = frozenset(settings.command_chat_ids)
         self.report = BotRunReport()
 
@@ -127,30 +142,42 @@ class CommandBot:
 
     async def reply(self, update: Update, card: Card) -> None:
         """Answer in the chat; honours 429 retry_after and retries answers Telegram provably
-        did not take (a lost reply is retried by the user; a duplicate would confuse)."""
+        did not take (a lost reply is retried by the user; a duplicate would confuse). The
+        waits are tenacity's, through `self.sleep`."""
         message = update.effective_message
         if message is None:
             return
         mode: ParseMode | None = self.settings.parse_mode
-        for attempt in range(REPLY_ATTEMPTS):
+
+        async def send() -> None:
+            nonlocal mode
             try:
                 await message.reply_text(format_card(card, mode), parse_mode=mode)
-                return
             except TelegramError as exc:
-                failure = classify(exc)
-                last = attempt + 1 == REPLY_ATTEMPTS
-                if failure is Failure.BAD_MARKUP and mode is not None:
-                    log.error("reply markup refused (%s); sending plain text", safe_error(exc))
-                    mode = None
-                elif failure is Failure.RATE_LIMITED and isinstance(exc, RetryAfter) and not last:
-                    wait = retry_after_seconds(exc)
-                    if wait > self.settings.max_retry_after_s:
-                        raise
-                    await asyncio.sleep(wait)
-                elif failure is Failure.NOT_SENT and not last:
-                    await asyncio.sleep(self.settings.retry_backoff_s * (2**attempt))
-                else:
+                if mode is None or classify(exc) is not Failure.BAD_MARKUP:
                     raise
+                log.error("reply markup refused (%s); sending plain text", safe_error(exc))
+                mode = None
+                raise
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(REPLY_ATTEMPTS),
+            wait=TelegramBackoff(self.settings.retry_backoff_s),
+            retry=retry_if_exception(self._worth_another_reply),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        await retrying(send)
+
+    def _worth_another_reply(self, exc: BaseException) -> bool:
+        """Only what Telegram provably did not take: a 429 we may wait for, an error answer
+        or no connection, a refused markup (the next attempt is plain text)."""
+        if not isinstance(exc, TelegramError):
+            return False
+        failure = classify(exc)
+        if failure is Failure.RATE_LIMITED and isinstance(exc, RetryAfter):
+            return retry_after_seconds(exc) <= self.settings.max_retry_after_s
+        return failure in (Failure.NOT_SENT, Failure.BAD_MARKUP)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         error = context.error
@@ -165,7 +192,11 @@ def _caller(update: Update) -> Caller:
 
 
 def build_application(
-    settings: TelegramSettings, store: Store, *, token: str | None = None
+    settings: TelegramSettings,
+    store: Store,
+    *,
+    token: str | None = None,
+    sleep: Sleep = asyncio.sleep,
 ) -> tuple[Application, CommandBot]:
     secret = token or settings.token()
     register_token(secret)
@@ -178,7 +209,7 @@ def build_application(
         .get_updates_request(updates_request)
         .build()
     )
-    bot = CommandBot(store, settings)
+    bot = CommandBot(store, settings, sleep=sleep)
     bot.install(app)
     return app, bot
 
@@ -191,9 +222,11 @@ async def run_bot_async(
     stop_event: threading.Event | None = None,
     balances: Balances | None = None,
     token: str | None = None,
+    sleep: Sleep = asyncio.sleep,
 ) -> BotRunReport:
-    """Poll until `stop_after_s` passes, `stop_event` is set, or SIGINT/SIGTERM."""
-    app, handlers = build_application(settings, store, token=token)
+    """Poll until `stop_after_s` passes, `stop_event` is set, or SIGINT/SIGTERM. `sleep` is
+    how a reply waits before another attempt (injectable for tests)."""
+    app, handlers = build_application(settings, store, token=token, sleep=sleep)
     handlers.balances = balances
     try:
         async with app:
@@ -225,6 +258,7 @@ def run_bot(
     stop_event: threading.Event | None = None,
     balances: Balances | None = None,
     token: str | None = None,
+    sleep: Sleep = asyncio.sleep,
 ) -> BotRunReport:
     """Synchronous entry point for `kestrel telegram` and the bot deployment."""
     return asyncio.run(
@@ -235,6 +269,7 @@ def run_bot(
             stop_event=stop_event,
             balances=balances,
             token=token,
+            sleep=sleep,
         )
     )
 

@@ -3,13 +3,20 @@
 The one question the outbox must answer after a failed sendMessage is "could Telegram have
 delivered it?". PTB folds everything into a few exception classes; the httpx exception it
 chains (`__cause__`) tells whether the request ever reached the server.
+
+How long to wait before sending again is one tenacity wait (`TelegramBackoff`), shared by the
+outbox and the command bot: what a 429 asks for, nothing before a plain-text resend, else
+exponential backoff. (python-telegram-bot's AIORateLimiter would throttle ahead of time, but
+it needs the `aiolimiter` package, which is not installed.)
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 
 import httpx
 from telegram import Bot
@@ -24,6 +31,8 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
+from tenacity import RetryCallState
+from tenacity.wait import wait_base, wait_exponential
 
 from kestrel.notify.redact import register_token
 from kestrel.notify.settings import TelegramSettings
@@ -38,6 +47,9 @@ class Failure(StrEnum):
     CHAT_UNAVAILABLE = "chat_unavailable"  # blocked, kicked, chat not found: config problem
     BAD_TOKEN = "bad_token"  # 401/404: the token is wrong
 
+
+MAX_BACKOFF_S = 30.0
+type Sleep = Callable[[float], Awaitable[Any]]  # asyncio.sleep, or a test's stand-in
 
 # Failures of these httpx kinds happen before a complete request reached the server.
 _BEFORE_SERVER = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteTimeout)
@@ -74,6 +86,24 @@ def retry_after_seconds(exc: RetryAfter) -> float:
         warnings.simplefilter("ignore", PTBDeprecationWarning)
         value = exc.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class TelegramBackoff(wait_base):
+    """tenacity wait after a failed Telegram request: as long as a 429 asks (retry_after),
+    none before a resend as plain text (Telegram refused only the markup), else exponential
+    from `backoff_s` (1x, 2x, 4x, ...) capped at MAX_BACKOFF_S."""
+
+    def __init__(self, backoff_s: float) -> None:
+        self._exponential = wait_exponential(multiplier=backoff_s, max=MAX_BACKOFF_S)
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None and outcome.failed else None
+        if isinstance(exc, RetryAfter):
+            return retry_after_seconds(exc)
+        if isinstance(exc, TelegramError) and classify(exc) is Failure.BAD_MARKUP:
+            return 0.0
+        return float(self._exponential(retry_state))
 
 
 def make_requests(settings: TelegramSettings) -> tuple[HTTPXRequest, HTTPXRequest]:

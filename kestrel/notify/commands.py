@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from kestrel.errors import CommandError
 from kestrel.exchange.paper_state import STATE_KEY as PAPER_ACCOUNT_KEY
 from kestrel.exchange.paper_state import PaperAccount
 from kestrel.mode import trading_mode
@@ -53,10 +54,6 @@ class CommandContext:
     zone: ZoneInfo = UTC_ZONE
     balances: Callable[[], Mapping[str, Decimal]] | None = None  # e.g. from fetch_balance
     now: Callable[[], datetime] = utcnow
-
-
-class CommandError(ValueError):
-    """Bad arguments; the message is shown to the user."""
 
 
 def help_card(ctx: CommandContext, args: list[str]) -> Card:

@@ -34,7 +34,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -43,11 +43,18 @@ from typing import Any
 from pydantic import BaseModel
 from telegram import Bot
 from telegram.error import RetryAfter, TelegramError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from kestrel.errors import ConcurrentUpdate
+from kestrel.errors import ConcurrentUpdate, DeliveryBlocked, TelegramUnavailable
 from kestrel.models import Event, utcnow
-from kestrel.notify.client import Failure, classify, make_bot, retry_after_seconds
-from kestrel.notify.errors import DeliveryBlocked, TelegramUnavailable
+from kestrel.notify.client import (
+    Failure,
+    Sleep,
+    TelegramBackoff,
+    classify,
+    make_bot,
+    retry_after_seconds,
+)
 from kestrel.notify.redact import safe_error
 from kestrel.notify.render import format_card
 from kestrel.notify.settings import TelegramSettings
@@ -59,7 +66,6 @@ log = logging.getLogger(__name__)
 
 CURSOR_KEY = "notify_cursor"
 DELIVERY_PREFIX = "delivery:"
-MAX_BACKOFF_S = 30.0
 
 
 class DeliveryStatus(StrEnum):
@@ -125,6 +131,18 @@ class DrainReport:
         raise DeliveryBlocked(self.stopped)
 
 
+@dataclass
+class _Claim:
+    """The delivery record this run holds and its store version, kept current as it is
+    rewritten; `amend` changes it in memory only, to be written with the next write."""
+
+    record: Delivery
+    version: int
+
+    def amend(self, **changes: Any) -> None:
+        self.record = self.record.model_copy(update=changes)
+
+
 class _LostClaim(Exception):
     """Our CAS on a delivery record failed: another drain took the (expired) claim."""
 
@@ -168,7 +186,7 @@ class Outbox:
         *,
         owner: str | None = None,
         clock: Callable[[], datetime] = utcnow,
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         if settings.notify_chat_id is None:
             raise ValueError("TelegramSettings.notify_chat_id is not set: nowhere to send")
@@ -381,126 +399,119 @@ class Outbox:
         return self.clock() + timedelta(seconds=self.settings.lease_s + extra_s)
 
     async def _deliver(self, event: Event, record: Delivery, version: int) -> Outcome:
-        settings = self.settings
-        for attempt in range(settings.send_attempts_per_run):
-            record, version = self._write(
-                record,
-                version,
-                status=DeliveryStatus.SENDING,
-                attempts=record.attempts + 1,
-                lease_until=self._lease(),
-            )
-            parse_mode = None if record.plain_text else settings.parse_mode
-            card = render_event(
-                event,
-                possible_repeat=record.possible_repeat,
-                held=self._held(event, event.created_at),
-            )
-            try:
-                message = await self.bot.send_message(
-                    chat_id=self.chat_id, text=format_card(card, parse_mode), parse_mode=parse_mode
-                )
-            except TelegramError as exc:
-                failure = classify(exc)
-                note = safe_error(exc)
-                log.info("event %s attempt %d: %s (%s)", event.event_id, attempt + 1, note, failure)
-                record, version = await self._after_failure(
-                    event, record, version, exc, failure, note, attempt
-                )
-                if record.status is DeliveryStatus.FAILED:
-                    return Outcome.FAILED
-                continue
-            try:
-                self._write(
-                    record,
-                    version,
-                    status=DeliveryStatus.SENT,
-                    chat_id=message.chat_id,
-                    message_id=message.message_id,
-                    sent_at=self.clock(),
-                    lease_until=None,
-                    note="",
-                )
-            except _LostClaim:
-                log.error(
-                    "event %s was sent (message %s) but another drain took the claim first; "
-                    "it will resend it marked as a possible repeat (lease_s too short?)",
-                    event.event_id,
-                    message.message_id,
-                )
-                raise
-            return Outcome.SENT
-        self._write(
-            record,
-            version,
-            status=DeliveryStatus.PENDING,
-            lease_until=None,
-            not_before=self.clock() + timedelta(seconds=self._backoff(attempt)),
-        )
-        raise _Stop(f"event #{event.seq}: {record.note}", "transient")
+        """Send under our claim, retrying definite failures within this run's budget
+        (tenacity: how long to wait is TelegramBackoff's, a 429's retry_after included).
+        Before each wait the claim is renewed for as long as the wait; when the budget is
+        spent the event is released, due again after one more wait, and the run stops so
+        that no later event overtakes it."""
+        claim = _Claim(record, version)
+        backoff = TelegramBackoff(self.settings.retry_backoff_s)
 
-    async def _after_failure(
-        self,
-        event: Event,
-        record: Delivery,
-        version: int,
-        exc: TelegramError,
-        failure: Failure,
-        note: str,
-        attempt: int,
-    ) -> tuple[Delivery, int]:
-        """Record what the failure tells us, wait if needed, or stop the run."""
-        if failure is Failure.REFUSED:
-            return self._write(
-                record, version, status=DeliveryStatus.FAILED, lease_until=None, note=note
+        def hold(state: RetryCallState) -> None:
+            wait = state.next_action.sleep if state.next_action is not None else 0.0
+            self._update(claim, status=DeliveryStatus.CLAIMED, lease_until=self._lease(wait))
+
+        def give_up(state: RetryCallState) -> Outcome:
+            due = self.clock() + timedelta(seconds=backoff(state))
+            self._update(claim, status=DeliveryStatus.PENDING, lease_until=None, not_before=due)
+            raise _Stop(f"event #{event.seq}: {claim.record.note}", "transient")
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.send_attempts_per_run),
+            wait=backoff,
+            retry=retry_if_exception_type(TelegramError),
+            before_sleep=hold,
+            retry_error_callback=give_up,
+            sleep=self.sleep,
+        )
+        outcome: Outcome = await retrying(self._attempt, event, claim)
+        return outcome
+
+    async def _attempt(self, event: Event, claim: _Claim) -> Outcome:
+        """One sendMessage, marked `sending` under a fresh lease first. A failure worth
+        another attempt is re-raised (after noting what it tells us); others end here."""
+        self._update(
+            claim,
+            status=DeliveryStatus.SENDING,
+            attempts=claim.record.attempts + 1,
+            lease_until=self._lease(),
+        )
+        parse_mode = None if claim.record.plain_text else self.settings.parse_mode
+        card = render_event(
+            event,
+            possible_repeat=claim.record.possible_repeat,
+            held=self._held(event, event.created_at),
+        )
+        try:
+            message = await self.bot.send_message(
+                chat_id=self.chat_id, text=format_card(card, parse_mode), parse_mode=parse_mode
             )
+        except TelegramError as exc:
+            if self._after_failure(event, claim, exc) is Outcome.FAILED:
+                return Outcome.FAILED
+            raise
+        try:
+            self._update(
+                claim,
+                status=DeliveryStatus.SENT,
+                chat_id=message.chat_id,
+                message_id=message.message_id,
+                sent_at=self.clock(),
+                lease_until=None,
+                note="",
+            )
+        except _LostClaim:
+            log.error(
+                "event %s was sent (message %s) but another drain took the claim first; "
+                "it will resend it marked as a possible repeat (lease_s too short?)",
+                event.event_id,
+                message.message_id,
+            )
+            raise
+        return Outcome.SENT
+
+    def _after_failure(self, event: Event, claim: _Claim, exc: TelegramError) -> Outcome | None:
+        """FAILED when Telegram refused this message for good; None when another attempt
+        may follow (what it must know is noted on the claim, written before the wait);
+        _Stop when the run must end here."""
+        failure = classify(exc)
+        note = safe_error(exc)
+        attempt = claim.record.attempts
+        log.info("event %s attempt %d: %s (%s)", event.event_id, attempt, note, failure)
+        if failure is Failure.REFUSED:
+            self._update(claim, status=DeliveryStatus.FAILED, lease_until=None, note=note)
+            return Outcome.FAILED
         if failure in (Failure.BAD_TOKEN, Failure.CHAT_UNAVAILABLE):
-            self._release(record, version, note, delay_s=0.0)
+            self._release(claim, note, delay_s=0.0)
             raise _Stop(note, "blocked")
         if failure is Failure.BAD_MARKUP:
             # Telegram refused the markup, so nothing was sent: resend as plain text at once.
             log.error("event %s: template markup refused by Telegram: %s", event.event_id, note)
-            return self._write(record, version, status=DeliveryStatus.CLAIMED, plain_text=True)
+            claim.amend(plain_text=True)
+            return None
         if failure is Failure.RATE_LIMITED and isinstance(exc, RetryAfter):
             wait = retry_after_seconds(exc)
             if wait > self.settings.max_retry_after_s:
-                self._release(record, version, note, delay_s=wait)
+                self._release(claim, note, delay_s=wait)
                 raise _Stop(f"rate limited for {wait:.0f}s: {note}", "transient")
-            record, version = self._write(
-                record,
-                version,
-                status=DeliveryStatus.CLAIMED,
-                lease_until=self._lease(wait),
-                note=note,
-            )
-            await self.sleep(wait)
-            return record, version
+            claim.amend(note=note)
+            return None
         # NOT_SENT: definite; UNKNOWN: may have arrived, so the next attempt is marked.
-        repeat = record.possible_repeat or failure is Failure.UNKNOWN
-        record, version = self._write(
-            record,
-            version,
-            status=DeliveryStatus.CLAIMED,
-            possible_repeat=repeat,
-            lease_until=self._lease(self._backoff(attempt)),
-            note=note,
-        )
-        if attempt + 1 < self.settings.send_attempts_per_run:
-            await self.sleep(self._backoff(attempt))
-        return record, version
+        repeat = claim.record.possible_repeat or failure is Failure.UNKNOWN
+        claim.amend(note=note, possible_repeat=repeat)
+        return None
 
-    def _release(self, record: Delivery, version: int, note: str, *, delay_s: float) -> None:
-        self._write(
-            record,
-            version,
+    def _update(self, claim: _Claim, **changes: Any) -> None:
+        claim.record, claim.version = self._write(claim.record, claim.version, **changes)
+
+    def _release(self, claim: _Claim, note: str, *, delay_s: float) -> None:
+        self._update(
+            claim,
             status=DeliveryStatus.PENDING,
             lease_until=None,
             not_before=self.clock() + timedelta(seconds=delay_s),
             note=note,
         )
-
-    def _backoff(self, attempt: int) -> float:
-        return float(min(MAX_BACKOFF_S, self.settings.retry_backoff_s * (2**attempt)))
 
 
 async def drain_with_bot(
@@ -510,7 +521,7 @@ async def drain_with_bot(
     token: str | None = None,
     owner: str | None = None,
     clock: Callable[[], datetime] = utcnow,
-    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    sleep: Sleep = asyncio.sleep,
 ) -> DrainReport:
     """One drain run with its own PTB Bot (initialised with getMe, shut down after)."""
     bot = make_bot(settings, token)

@@ -25,9 +25,9 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from kestrel.errors import ConcurrentUpdate
+from kestrel.errors import ConcurrentUpdate, ConfirmationRefused
 from kestrel.models import Event, EventType, utcnow
-from kestrel.models.manual import AnyRequest, ConfirmationRefused
+from kestrel.models.manual import AnyRequest
 from kestrel.store.base import Store
 from kestrel.store.cas import retry_on_conflict
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kestrel.config.settings import KestrelSettings
-from kestrel.market.base import MarketDataUnavailable
+from kestrel.errors import MarketDataUnavailable
 from kestrel.market.check import check_watchlist, client_of
 from kestrel.market.choose import probe
 from kestrel.market.live import CcxtLiveFeed

@@ -64,3 +64,20 @@ def _imports_of(root: Path, packages: set[str]) -> list[str]:
                 if name.split(".")[0] in packages
             ]
     return found
+
+
+def test_blocks_import_no_circle() -> None:
+    """blocks.settings loads the block types; they must not import it back (issue 13)."""
+    import grimp
+
+    graph = grimp.build_graph("blocks", cache_dir=None)
+    modules = sorted(graph.modules)
+    circles = [
+        (a, b)
+        for a in modules
+        for b in modules
+        if a < b
+        and graph.chain_exists(importer=a, imported=b)
+        and graph.chain_exists(importer=b, imported=a)
+    ]
+    assert circles == []

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kestrel.books.wallet import SecurityError
 from kestrel.config.settings import load_settings
+from kestrel.errors import SecurityError
 from kestrel.mode import TradingMode
 from kestrel.models import EventType
 from kestrel.operator.run import URL_ENV, settings_for_run

@@ -16,9 +16,8 @@ import pytest
 from pydantic import SecretStr
 
 from blocks.registry import block_types, register_block_types
+from blocks.secret_env import STORE_URI_ENV, TOKEN_ENV
 from blocks.settings import (
-    STORE_URI_ENV,
-    TOKEN_ENV,
     BlockRefs,
     deep_merge,
     exported,

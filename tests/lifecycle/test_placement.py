@@ -10,8 +10,8 @@ import ccxt
 import pytest
 
 from emulator import MarketConfig
-from kestrel.books.wallet import SecurityError
-from kestrel.exchange.errors import OrderOutcomeUnknown, is_transient
+from kestrel.errors import OrderOutcomeUnknown, SecurityError
+from kestrel.exchange.errors import is_transient
 from kestrel.execution.orders import RECENT_TRADES, place
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType, OrderStatus, OrderType, PositionStatus, StatusSource

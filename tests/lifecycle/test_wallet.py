@@ -11,14 +11,13 @@ import ccxt
 import pytest
 
 from kestrel.books.wallet import (
-    SecurityError,
     build_exchange,
     forget_credentials,
     register_credentials,
     wallet_mode,
 )
 from kestrel.config.settings import load_settings
-from kestrel.errors import ConfigError
+from kestrel.errors import ConfigError, SecurityError
 from kestrel.exchange.ccxt_exchange import CcxtExchange, ExchangeCredentials
 from kestrel.exchange.paper import PaperExchange
 from kestrel.execution.orders import place

@@ -10,15 +10,14 @@ from decimal import Decimal
 
 import pytest
 
+from kestrel.errors import ManualError, RequestIdConflict
 from kestrel.exchange.paper_state import PaperAccount
 from kestrel.ids import client_order_id, installation_id
 from kestrel.manual import (
     CloseAllRequest,
     ClosePositionRequest,
-    ManualError,
     OutcomeStatus,
     PlaceOrderRequest,
-    RequestIdConflict,
     cancel_order,
     submit,
 )

@@ -12,7 +12,8 @@ import pytest
 
 from emulator import BinanceEmulator
 from kestrel.config.settings import load_settings
-from kestrel.manual import ManualError, OutcomeStatus
+from kestrel.errors import ManualError
+from kestrel.manual import OutcomeStatus
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.operator.live import resolve_settings
 from kestrel.runtime import reset_runtimes
@@ -149,7 +150,7 @@ def test_a_run_config_cannot_switch_to_real(
     """A custom run from the Prefect UI asking for REAL in a DEMO installation: refused
     before anything runs, with a SECURITY event in the installation's (DEMO) store."""
     from flows.manual import manual_order, settings_change
-    from kestrel.books.wallet import SecurityError
+    from kestrel.errors import SecurityError
     from kestrel.mode import TradingMode
     from kestrel.models import EventType
     from kestrel.store import open_store

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 
 from kestrel.config.settings import KestrelSettings
-from kestrel.errors import ConfigError
+from kestrel.errors import ConfigError, SettingsError
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import Action, AnalysisResult, EventType, Position, ReasonCode, Signal
 from kestrel.operator.live import (
     LIVE_SETTINGS_KEY,
-    SettingsError,
     describe,
     effective_settings,
     exchange_markets,

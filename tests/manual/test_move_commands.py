@@ -11,9 +11,10 @@ import pytest
 
 from emulator import BinanceEmulator
 from kestrel.config.settings import load_settings
+from kestrel.errors import CommandError
 from kestrel.manual.telegram import parse_move
 from kestrel.mode import TradingMode
-from kestrel.notify.commands import Caller, CommandContext, CommandError, positions_card
+from kestrel.notify.commands import Caller, CommandContext, positions_card
 from kestrel.runtime import Runtime
 from kestrel.store import open_store
 from tests.manual.conftest import KEY, SECRET, advance

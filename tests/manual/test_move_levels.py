@@ -9,11 +9,10 @@ from decimal import Decimal
 import pytest
 
 from emulator import BinanceEmulator
+from kestrel.errors import ConfirmationRefused, ManualError
 from kestrel.execution.monitor import monitor_positions
 from kestrel.execution.protection import ProtectionPolicy, protect_positions
 from kestrel.manual import (
-    ConfirmationRefused,
-    ManualError,
     ManualOutcome,
     MoveLevelsRequest,
     OutcomeStatus,

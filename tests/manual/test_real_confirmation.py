@@ -13,16 +13,14 @@ from decimal import Decimal
 import pytest
 
 from emulator import BinanceEmulator, FaultRule
-from kestrel.books.wallet import SecurityError
+from kestrel.errors import ConfirmationRefused, RequestIdConflict, SecurityError
 from kestrel.execution.sync import sync_orders
 from kestrel.manual import (
     CloseAllRequest,
     ClosePositionRequest,
-    ConfirmationRefused,
     ManualOutcome,
     OutcomeStatus,
     PlaceOrderRequest,
-    RequestIdConflict,
     cancel_order,
     confirm_token,
     submit,

@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
+from kestrel.errors import ManualError
 from kestrel.exchange.paper_state import PaperAccount, PaperBook
 from kestrel.manual import (
-    ManualError,
     OutcomeStatus,
     PlaceOrderRequest,
     list_archives,

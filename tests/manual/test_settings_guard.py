@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kestrel.config.settings import KestrelSettings
-from kestrel.manual import ConfirmationRefused
+from kestrel.errors import ConfirmationRefused
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType
 from kestrel.operator.live import (

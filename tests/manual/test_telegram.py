@@ -15,11 +15,12 @@ import pytest
 from emulator import BinanceEmulator
 from fakes.telegram_server import FakeTelegramServer
 from kestrel.config.settings import load_settings
+from kestrel.errors import CommandError
 from kestrel.manual.telegram import manual_commands, parse_close, parse_order, runtime_factory
 from kestrel.models import OrderStatus, Side
 from kestrel.notify import commands as notify_commands
 from kestrel.notify.bot import run_bot
-from kestrel.notify.commands import Caller, CommandContext, CommandError
+from kestrel.notify.commands import Caller, CommandContext
 from kestrel.notify.render import Card, format_card
 from kestrel.runtime import Runtime, reset_runtimes
 from tests.manual.conftest import advance
@@ -195,7 +196,8 @@ def test_real_riskier_setting_needs_confirm(real_rt: Runtime) -> None:
 def test_an_order_confirmation_does_not_burn_a_settings_token(real_rt: Runtime) -> None:
     """`kestrel order confirm` / the manual-confirm flow given a settings token: a clear
     refusal, and the token still confirms its change afterwards."""
-    from kestrel.manual import ManualError, confirm_token
+    from kestrel.errors import ManualError
+    from kestrel.manual import confirm_token
     from kestrel.operator.live import confirm_change, set_setting
 
     [preview] = set_setting(real_rt.store, real_rt.settings, "risk.min_confidence", "0.1", by="t")

@@ -12,15 +12,8 @@ from pathlib import Path
 import pytest
 
 from kestrel.config.settings import KestrelSettings, PaperSettings, WatchlistItem
-from kestrel.errors import ConfigError
-from kestrel.market import (
-    CcxtLiveFeed,
-    MarketDataUnavailable,
-    ReplayFeed,
-    SimulatedFeed,
-    choose_feed,
-    probe,
-)
+from kestrel.errors import ConfigError, MarketDataUnavailable
+from kestrel.market import CcxtLiveFeed, ReplayFeed, SimulatedFeed, choose_feed, probe
 from kestrel.store.sqlite import SQLiteStore
 from tests.market.conftest import ramp, write_csv
 from tests.market.fake_binance import FakeBinance, binance_at, closed_port, serve, silent_listener

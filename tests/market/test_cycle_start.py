@@ -19,8 +19,7 @@ import pytest
 
 from emulator import BinanceEmulator
 from kestrel.config.settings import KestrelSettings, load_settings
-from kestrel.errors import ConfigError
-from kestrel.market import MarketDataUnavailable
+from kestrel.errors import ConfigError, MarketDataUnavailable
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType, ReasonCode
 from kestrel.runtime import get_runtime, reset_runtimes

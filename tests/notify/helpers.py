@@ -3,12 +3,16 @@ the way the rest of Kestrel stores them."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
 from fakes.telegram_server import FakeTelegramServer
 from kestrel.mode import TradingMode
 from kestrel.models import Event, EventType
+from kestrel.notify.bot import run_bot
 from kestrel.notify.settings import TelegramSettings
 from kestrel.store.base import Store
 
@@ -63,3 +67,33 @@ def store_events(store: Store, count: int, start: int = 1) -> list[Event]:
 def ref(event: Event) -> str:
     """The reference every message about `event` carries in its footer."""
     return f"#{event.seq}"
+
+
+@contextmanager
+def running_bot(
+    server: FakeTelegramServer, settings: TelegramSettings, store: Store, **options: Any
+) -> Iterator[dict[str, Any]]:
+    """The bot in a thread (as `kestrel telegram` runs it), stopped and joined on exit;
+    `options` go to run_bot (e.g. `sleep`)."""
+    stop = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["report"] = run_bot(
+                settings, store, stop_after_s=120, stop_event=stop, **options
+            )
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="kestrel-telegram-bot")
+    thread.start()
+    try:
+        server.wait_for_request("getUpdates", timeout=30)
+        yield outcome
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not thread.is_alive(), "the bot did not stop"
+    if "error" in outcome:
+        raise outcome["error"]

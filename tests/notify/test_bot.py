@@ -3,9 +3,6 @@ types commands, and the store changes (or, for strangers, does not)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +10,7 @@ from fakes.telegram_server import FakeTelegramServer, SentMessage
 from kestrel.config.demo import demo_settings
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import Action, Candle, CandleSeries, EventType, ReasonCode
-from kestrel.notify.bot import BotRunReport, run_bot
+from kestrel.notify.bot import BotRunReport
 from kestrel.notify.settings import TelegramSettings
 from kestrel.risk.controls import emergency_stop_state, set_emergency_stop
 from kestrel.runtime import build_runtime
@@ -21,34 +18,7 @@ from kestrel.store import open_store
 from kestrel.store.base import Store
 from kestrel.trading.cycle import analyze_candles, assess_risk, make_decision
 
-from .helpers import OWNER_CHAT, STRANGER_CHAT
-
-
-@contextmanager
-def running_bot(
-    server: FakeTelegramServer, settings: TelegramSettings, store: Store
-) -> Iterator[dict[str, Any]]:
-    """The bot in a thread (as `kestrel telegram` runs it), stopped and joined on exit."""
-    stop = threading.Event()
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["report"] = run_bot(settings, store, stop_after_s=120, stop_event=stop)
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, name="kestrel-telegram-bot")
-    thread.start()
-    try:
-        server.wait_for_request("getUpdates", timeout=30)
-        yield outcome
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-    assert not thread.is_alive(), "the bot did not stop"
-    if "error" in outcome:
-        raise outcome["error"]
+from .helpers import OWNER_CHAT, STRANGER_CHAT, running_bot
 
 
 def ask(server: FakeTelegramServer, chat_id: int, text: str, **kwargs: Any) -> SentMessage:

@@ -169,7 +169,7 @@ def test_accepted_then_dropped_is_the_documented_marked_repeat(
 def test_blocked_chat_stops_the_run_and_keeps_the_events(
     server: FakeTelegramServer, store: SQLiteStore, settings: TelegramSettings
 ) -> None:
-    from kestrel.notify.errors import DeliveryBlocked
+    from kestrel.errors import DeliveryBlocked
 
     events = store_events(store, 2)
     server.forbid_chat(NOTIFY_CHAT)

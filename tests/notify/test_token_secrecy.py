@@ -10,8 +10,8 @@ import threading
 import pytest
 
 from fakes.telegram_server import FakeTelegramServer
+from kestrel.errors import DeliveryBlocked, NotifyError
 from kestrel.notify.bot import run_bot
-from kestrel.notify.errors import DeliveryBlocked, NotifyError
 from kestrel.notify.outbox import CURSOR_KEY, delivery_key, drain_outbox
 from kestrel.notify.redact import REDACTED
 from kestrel.store.sqlite import SQLiteStore
