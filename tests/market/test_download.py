@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from cli import app
 from emulator import BinanceEmulator, FaultRule, MarketConfig
 from kestrel.errors import ConfigError
-from kestrel.market.cache import cache_dir, cache_path, list_cache, read_cache
+from kestrel.market.cache import Span, cache_dir, cache_path, list_cache, read_cache
 from kestrel.market.download import Downloader, DownloadInterrupted, DownloadRequest
 from kestrel.market.replay import ReplayFeed
 from kestrel.store.sqlite import SQLiteStore
@@ -32,15 +32,20 @@ def hourly(count: int, missing: frozenset[int] = frozenset()) -> list[list[objec
     ]
 
 
-def start(rows: list[list[object]], symbol: str = "BTC/USDT") -> BinanceEmulator:
-    emu = BinanceEmulator([MarketConfig(symbol=symbol, candles=rows, timeframe="1h")]).start()
+def start(rows: list[list[object]], *others: str) -> BinanceEmulator:
+    """BTC/USDT over `rows` (and each of `others` over the same rows)."""
+    markets = [
+        MarketConfig(symbol=symbol, candles=rows, timeframe="1h")
+        for symbol in ("BTC/USDT", *others)
+    ]
+    emu = BinanceEmulator(markets).start()
     emu.advance(len(rows))  # every candle closed: the "present" is the end of the feed
     return emu
 
 
 @pytest.fixture
 def emu() -> Iterator[BinanceEmulator]:
-    server = start(hourly(250))
+    server = start(hourly(250), "ETH/BTC")
     yield server
     errors = server.internal_errors
     server.stop()
@@ -95,6 +100,17 @@ def test_resume_fetches_only_the_missing_part(emu: BinanceEmulator, tmp_path: Pa
     emu.reset_request_counts()
     [report] = downloader(emu, tmp_path).run(REQUEST)
     assert KLINES not in emu.request_counts() and report.new_candles == 0
+
+
+def test_an_earlier_since_fetches_only_the_head(emu: BinanceEmulator, tmp_path: Path) -> None:
+    later = DownloadRequest.parse("binance", ["BTC/USDT"], "1h", "2024-01-05")  # hour 96
+    downloader(emu, tmp_path).run(later)
+    emu.reset_request_counts()
+    [report] = downloader(emu, tmp_path).run(REQUEST)
+    assert report.fetched == [Span(start_ms=T0, end_ms=T0 + 96 * HOUR)]
+    assert emu.request_counts()[KLINES] == 1 and report.new_candles == 96
+    [cov] = list_cache(tmp_path)
+    assert cov.gaps == [] and cov.covered == [Span(start_ms=T0, end_ms=T0 + 250 * HOUR)]
 
 
 def test_a_gap_in_the_source_is_reported_not_filled(tmp_path: Path) -> None:
@@ -165,10 +181,12 @@ def test_cli_downloads_from_the_emulator_and_rejects_bad_input(
     base = ["data", "download", "--url", emu.url, "--data-dir", str(tmp_path)]
     ok = runner.invoke(
         app,
-        [*base, "--symbols", "BTC/USDT", "--since", "2024-01-01", "--until", "2024-01-08"],
+        [*base, "--symbols", "BTC/USDT,ETH/BTC", "--since", "2024-01-01", "--until", "2024-01-08"],
     )
     assert ok.exit_code == 0, ok.output
     assert "BTC/USDT 1h: 168 new candles in 1 request(s)" in ok.output
+    assert "ETH/BTC 1h: 168 new candles in 1 request(s)" in ok.output
+    assert (tmp_path / "market" / "binance" / "ETH_BTC-1h.parquet").is_file()
     bad_tf = runner.invoke(app, [*base, "--symbols", "BTC/USDT", "--since", "2024-01-01",
                                  "--timeframe", "2m"])  # fmt: skip
     assert bad_tf.exit_code == 2 and "unknown timeframe '2m'" in bad_tf.output
@@ -195,3 +213,22 @@ def test_replay_reads_the_parquet_cache(
     assert feed.files["BTC/USDT"].suffix == ".parquet"
     assert [c.timestamp for c in series.candles] == [T0 + i * HOUR for i in range(50)]
     assert series.candles[-1].close == 101.0 + 49
+
+
+def test_time_never_asked_about_is_listed_as_not_downloaded(
+    emu: BinanceEmulator, tmp_path: Path
+) -> None:
+    first = DownloadRequest.parse("binance", ["BTC/USDT"], "1h", "2024-01-01", "2024-01-02")
+    later = DownloadRequest.parse("binance", ["BTC/USDT"], "1h", "2024-01-05", "2024-01-06")
+    downloader(emu, tmp_path).run(first)
+    downloader(emu, tmp_path).run(later)
+    [cov] = list_cache(tmp_path)
+    [gap] = cov.gaps
+    assert (gap.start_ms, gap.end_ms, gap.candles, gap.kind) == (
+        T0 + 24 * HOUR,
+        T0 + 96 * HOUR,
+        72,
+        "not_downloaded",
+    )
+    result = CliRunner().invoke(app, ["data", "list", "--data-dir", str(tmp_path)])
+    assert "1 not downloaded" in result.output and "72 candles, not_downloaded" in result.output
