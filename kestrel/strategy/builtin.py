@@ -166,6 +166,10 @@ def builtin_strategies() -> dict[str, ProfileStrategy]:
 
 @functools.lru_cache(maxsize=256)
 def profile_identity(profile: StrategyProfile) -> StrategyIdentity:
-    """The identity of the built-in strategy a (possibly config-patched) profile is: what a
-    live decision records."""
+    """The identity of the strategy a profile runs (a built-in, possibly config-patched, or a
+    plugin): what a live decision records."""
+    if profile.plugin is not None:
+        from kestrel.strategy.loader import strategy_for
+
+        return strategy_identity(strategy_for(profile))
     return strategy_identity(ProfileStrategy(profile))

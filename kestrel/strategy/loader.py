@@ -9,7 +9,9 @@ An installed package declares, in its pyproject.toml:
 
 from __future__ import annotations
 
+import functools
 import importlib
+import json
 from collections.abc import Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Literal
@@ -17,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from kestrel.strategy.plugin import Strategy, StrategyError, strategy_identity
-from kestrel.strategy.profiles import BUILTIN_PROFILES, canonical_name
+from kestrel.strategy.profiles import BUILTIN_PROFILES, StrategyProfile, canonical_name
 
 ENTRY_POINT_GROUP = "kestrel.strategies"
 Origin = Literal["built-in", "installed"]
@@ -90,6 +92,33 @@ def load_strategy(ref: str, params: Mapping[str, Any] | None = None) -> Strategy
         f"--strategy {ref!r}: no such strategy; known: {', '.join(known)} "
         "(or an import path, package.module:Class)"
     )
+
+
+def is_plugin_ref(name: str) -> bool:
+    """An import path, or the name of an installed entry point (nothing is imported)."""
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        return bool(module.strip()) and bool(attr.strip())
+    return any(ep.name == name for ep in _entry_points())
+
+
+def plugin_profile(ref: str, params: Mapping[str, Any] | None = None) -> StrategyProfile:
+    """The profile the live cycle carries for a plugin: its levels and timeframe, plus the
+    reference (and parameters) that `strategy_for` loads the plugin back from."""
+    strategy = load_strategy(ref, params)
+    return strategy.profile().model_copy(
+        update={"plugin": ref, "plugin_params": json.dumps(dict(params or {}), sort_keys=True)}
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def strategy_for(profile: StrategyProfile) -> Strategy:
+    """The strategy a profile runs: its plugin, or the built-in rule over the profile."""
+    if profile.plugin is None:
+        from kestrel.strategy.builtin import ProfileStrategy
+
+        return ProfileStrategy(profile)
+    return load_strategy(profile.plugin, json.loads(profile.plugin_params))
 
 
 def _info(strategy: Strategy, origin: Origin, ref: str) -> StrategyInfo:
