@@ -104,6 +104,13 @@ def strategy(ctx: typer.Context) -> None:
             else (spec.sma_fast, spec.sma_slow)
         )
         note = "" if plan.item.timeframe == p.timeframe else f" (profile's: {p.timeframe})"
+        if p.plugin is not None:
+            typer.echo(
+                f"{plan.symbol}: plugin {p.plugin} ({p.name}) from {plan.source}; timeframe "
+                f"{plan.item.timeframe}{note}; stop {p.stop_loss.describe()}, "
+                f"target {p.take_profit.describe()}, {trail}"
+            )
+            continue
         typer.echo(
             f"{plan.symbol}: {p.name} from {plan.source} ({plan.requested}); "
             f"timeframe {plan.item.timeframe}{note}; {spec.crossover.upper()} {pair[0]}/{pair[1]}"

@@ -132,8 +132,9 @@ class Strategy(ABC):
 
     @abstractmethod
     def indicators(self, candles: pd.DataFrame) -> pd.DataFrame:
-        """Indicator columns for `candles` (columns timestamp, open, high, low, close, volume),
-        same index; row i uses candles 0..i only."""
+        """Numeric indicator columns for `candles` (columns timestamp, open, high, low, close,
+        volume), same index; row i uses candles 0..i only. Every analysis stores the last row's
+        values, so name the columns for a reader."""
 
     @abstractmethod
     def entry(self, prev: Row, last: Row) -> Signal | None:

@@ -3,8 +3,12 @@ resolve -> prepare / analyze (SOLO and the SWARM steps) -> decide, and decisions
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
 from kestrel.cycle import analyze_candles, conclude_analysis, consult_analyst, prepare_analysis
 from kestrel.decision import decide
 from kestrel.errors import ConfigError
@@ -75,3 +79,19 @@ def test_a_plugin_that_fails_to_import_stops_before_trading() -> None:
         resolve_plans(settings)
     with pytest.raises(ConfigError, match="unknown strategy 'moon'"):
         load_settings(trading={"default_strategy": "moon"})
+
+
+def test_kestrel_strategy_shows_the_plugin(tmp_path: Path) -> None:
+    (tmp_path / "empty.toml").write_text("")
+    result = CliRunner().invoke(
+        app,
+        ["strategy"],
+        env={
+            "KESTREL_DATA_DIR": str(tmp_path),
+            "KESTREL_CONFIG": str(tmp_path / "empty.toml"),
+            "KESTREL_TRADING__DEFAULT_STRATEGY": REF,
+            "KESTREL_WATCHLIST": '[{"symbol": "BTC/USDT"}]',
+        },
+    )
+    assert result.exit_code == 0, result.output
+    assert f"BTC/USDT: plugin {REF} (momentum) from default" in result.output
