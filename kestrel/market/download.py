@@ -236,8 +236,11 @@ class Downloader:
             requests += 1
             rows = [r for r in _rows(raw, symbol, tf) if r[0] >= cursor]
             inside = [r for r in rows if r[0] < span.end_ms]
-            full_page = bool(inside) and len(raw) >= self.page_limit and len(inside) == len(rows)
-            covered_to = inside[-1][0] + step if full_page else span.end_ms
+            # Nothing new, or the page reached past the span: the exchange has answered for
+            # all of it. Otherwise it answered up to its last candle (page sizes differ by
+            # exchange, so a short page is not taken to mean "no more data").
+            done = not inside or len(inside) < len(rows)
+            covered_to = span.end_ms if done else inside[-1][0] + step
             series.add(inside, Span(start_ms=cursor, end_ms=covered_to))
             if self.progress is not None:
                 self.progress(symbol, len(inside))

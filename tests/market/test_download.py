@@ -232,3 +232,18 @@ def test_time_never_asked_about_is_listed_as_not_downloaded(
     )
     result = CliRunner().invoke(app, ["data", "list", "--data-dir", str(tmp_path)])
     assert "1 not downloaded" in result.output and "72 candles, not_downloaded" in result.output
+
+
+def test_pages_shorter_than_asked_for_are_not_taken_as_the_end(tmp_path: Path) -> None:
+    """Binance serves at most 1000 klines whatever `limit` says (other exchanges fewer)."""
+    emu = start(hourly(1500))
+    try:
+        client = emu.ccxt_client(timeout_ms=5000, enableRateLimit=True)
+        [report] = Downloader(client, tmp_path, clock=lambda: emu.now_ms, page_limit=1500).run(
+            REQUEST
+        )
+        assert emu.request_counts()[KLINES] == 2
+    finally:
+        emu.stop()
+    assert report.total_candles == 1500
+    assert list_cache(tmp_path)[0].gaps == []
