@@ -81,6 +81,8 @@ def download(
         raise fail(str(exc), 2) from None
     except KestrelError as exc:
         raise fail(str(exc), 1) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted; what arrived is saved: rerun to resume", 130) from None
     for report in reports:
         typer.echo(
             f"{report.symbol} {timeframe}: {report.new_candles} new candles in "

@@ -247,3 +247,13 @@ def test_pages_shorter_than_asked_for_are_not_taken_as_the_end(tmp_path: Path) -
         emu.stop()
     assert report.total_candles == 1500
     assert list_cache(tmp_path)[0].gaps == []
+
+
+def test_strategy_check_reads_the_downloaded_cache(emu: BinanceEmulator, tmp_path: Path) -> None:
+    downloader(emu, tmp_path).run(REQUEST)
+    path = cache_path(tmp_path, "binance", "BTC/USDT", "1h")
+    result = CliRunner().invoke(
+        app, ["strategy", "check", "--strategy", "intraday", "--data", str(path), "--points", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "on 250 candles" in result.output and "lookahead: OK" in result.output
