@@ -1,5 +1,6 @@
 """`kestrel breaker status|reset` and `kestrel strategy`: the circuit breaker and the strategy
-each symbol resolves to. Imports stay inside the commands so `kestrel --help` stays fast."""
+each symbol resolves to (`kestrel strategy list|new|check` live in cli/strategy_cmd.py).
+Imports stay inside the commands so `kestrel --help` stays fast."""
 
 from __future__ import annotations
 
@@ -65,9 +66,18 @@ def breaker_reset(
     typer.echo(f"circuit breaker ({settings.mode.value}): {_describe(state)}")
 
 
-@app.command()
-def strategy() -> None:
+strategy_app = typer.Typer(
+    help="Strategies: without a subcommand, each symbol's profile; list, new, check.",
+    invoke_without_command=True,
+)
+app.add_typer(strategy_app, name="strategy")
+
+
+@strategy_app.callback()
+def strategy(ctx: typer.Context) -> None:
     """Each symbol's strategy profile (and where it came from), levels, and the analysts."""
+    if ctx.invoked_subcommand is not None:
+        return
     from kestrel.errors import ConfigError
     from kestrel.strategy.resolve import resolve_plans, trailing_for
 
@@ -94,6 +104,13 @@ def strategy() -> None:
             else (spec.sma_fast, spec.sma_slow)
         )
         note = "" if plan.item.timeframe == p.timeframe else f" (profile's: {p.timeframe})"
+        if p.plugin is not None:
+            typer.echo(
+                f"{plan.symbol}: plugin {p.plugin} ({p.name}) from {plan.source}; timeframe "
+                f"{plan.item.timeframe}{note}; stop {p.stop_loss.describe()}, "
+                f"target {p.take_profit.describe()}, {trail}"
+            )
+            continue
         typer.echo(
             f"{plan.symbol}: {p.name} from {plan.source} ({plan.requested}); "
             f"timeframe {plan.item.timeframe}{note}; {spec.crossover.upper()} {pair[0]}/{pair[1]}"

@@ -22,6 +22,7 @@ from kestrel.analysis.technical import PREVIOUS_ROW_COLUMNS, TechnicalAnalyst
 from kestrel.errors import InvalidMarketData
 from kestrel.models import Action, AnalysisResult, CandleSeries, Signal
 from kestrel.money import to_decimal
+from kestrel.strategy.loader import strategy_for
 from kestrel.strategy.profiles import BUILTIN_PROFILES, FALLBACK_PROFILE, StrategyProfile
 from kestrel.strategy.settings import AnalysisSettings, AnalystSpec
 
@@ -31,15 +32,19 @@ def prepare(series: CandleSeries, profile: StrategyProfile | None = None) -> Ana
     last = series.last
     if last is None:
         raise InvalidMarketData(f"{series.symbol}: no candles to analyze")
-    warmup = profile.indicators.warmup
+    plugin = strategy_for(profile) if profile.plugin is not None else None
+    warmup = plugin.warmup if plugin is not None else profile.indicators.warmup
     if len(series.candles) < warmup:
         return AnalystInput(
             series=series, profile=profile, price=to_decimal(last.close), warmup=warmup
         )
-    indicators = compute_indicators(candles_to_frame(series), profile.indicators)
+    frame = candles_to_frame(series)
+    indicators = (
+        plugin.indicators(frame) if plugin else compute_indicators(frame, profile.indicators)
+    )
     values = last_values(indicators)
     previous = last_values(indicators, row=-2)
-    values.update({f"prev_{name}": previous[name] for name in PREVIOUS_ROW_COLUMNS})
+    values.update({f"prev_{n}": previous[n] for n in PREVIOUS_ROW_COLUMNS if n in previous})
     return AnalystInput(
         series=series,
         profile=profile,

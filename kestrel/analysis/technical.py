@@ -137,6 +137,10 @@ class TechnicalAnalyst:
 
     def judge(self, data: AnalystInput) -> Signal:
         frame = data.frame()
+        if data.profile.plugin is not None:  # a plugin's own rules on its own indicators
+            from kestrel.strategy.loader import strategy_for
+
+            return strategy_for(data.profile).signal(frame)
         if len(frame) < 2:
             raise AnalystAbstained("insufficient_data", "needs two candles to see a crossover")
         rows = frame.iloc[-2:]

@@ -17,12 +17,15 @@ from kestrel.errors import InvalidMarketData
 from kestrel.models import Candle, timeframe_ms
 
 HEADER = ["timestamp", "open", "high", "low", "close", "volume"]
-# BTC_USDT-1h.csv -> ("BTC", "USDT", "1h"). Anything else in the folder is ignored.
-FILENAME = re.compile(r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)-(?P<tf>\d+[mhdw])\.csv$")
+# BTC_USDT-1h.csv -> ("BTC", "USDT", "1h"). Anything else in the folder is ignored. The
+# `.parquet` twin is the download cache (kestrel/market/cache.py), replayed the same way.
+FILENAME = re.compile(
+    r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)-(?P<tf>\d+[mhdw])\.(?:csv|parquet)$"
+)
 
 
 def parse_candle_filename(path: Path) -> tuple[str, str] | None:
-    """(symbol, timeframe) for a `<BASE>_<QUOTE>-<tf>.csv` name, else None."""
+    """(symbol, timeframe) for a `<BASE>_<QUOTE>-<tf>.csv|.parquet` name, else None."""
     match = FILENAME.match(path.name)
     if match is None:
         return None
@@ -60,6 +63,15 @@ def read_candle_csv(path: Path) -> list[Candle]:
     if not candles:
         raise InvalidMarketData(f"{path}: no candle rows")
     return candles
+
+
+def read_candle_file(path: Path) -> list[Candle]:
+    """Candles of a CSV replay file or of a Parquet download-cache file (by suffix)."""
+    if path.suffix == ".parquet":
+        from kestrel.market.cache import read_parquet_candles
+
+        return read_parquet_candles(path)
+    return read_candle_csv(path)
 
 
 def _parse_row(path: Path, line: int, row: list[str]) -> Candle:

@@ -11,7 +11,7 @@ from kestrel.market.clock import Cursor
 from kestrel.market.csvfile import (
     find_replay_files,
     parse_candle_filename,
-    read_candle_csv,
+    read_candle_file,
     replay_files,
 )
 from kestrel.market.cursor import CursorFeed, Track
@@ -21,7 +21,8 @@ DEFAULT_WARMUP = 200
 
 
 class ReplayFeed(CursorFeed):
-    """Replays `<BASE>_<QUOTE>-<tf>.csv` files, one per symbol.
+    """Replays `<BASE>_<QUOTE>-<tf>.csv` files (or `.parquet` from `kestrel data download`),
+    one per symbol.
 
     Each symbol starts with `warmup` candles visible (indicators need history) and every
     `advance()` reveals one more. Files are read and validated once, up front, so a bad row
@@ -41,7 +42,7 @@ class ReplayFeed(CursorFeed):
             if parsed is None:
                 raise ConfigError(f"{path.name}: replay files are named <BASE>_<QUOTE>-<tf>.csv")
             track = Track(timeframe=parsed[1])
-            track.extend(read_candle_csv(path))
+            track.extend(read_candle_file(path))
             if len(track.candles) <= warmup:
                 raise InvalidMarketData(
                     f"{path}: {len(track.candles)} candles, but the warm-up alone needs "

@@ -159,6 +159,9 @@ class Decision(KestrelModel):
     take_profit: Money | None = None
     client_order_id: str | None = None
     profile: str = ""
+    strategy: str = Field(
+        default="", description="name@version#hash of the strategy's code and parameters"
+    )
     alert: AlertVerdict | None = None
     created_at: datetime = Field(default_factory=utcnow)
 

@@ -155,6 +155,12 @@ class StrategyProfile(_Frozen):
     trailing: Trailing | None = Field(
         default=None, description="a trailing stop for this profile's positions; None: off"
     )
+    plugin: str | None = Field(
+        default=None,
+        description="a plugin strategy (package.module:Class or an entry point) whose "
+        "indicators and rules this profile runs (kestrel/strategy/plugin.py); None: built-in",
+    )
+    plugin_params: str = Field(default="{}", description="the plugin's parameters as JSON")
 
     @field_validator("timeframe")
     @classmethod

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict
 
 from kestrel.config.settings import KestrelSettings, WatchlistItem
 from kestrel.errors import ConfigError
+from kestrel.strategy.loader import is_plugin_ref, plugin_profile
+from kestrel.strategy.plugin import StrategyError
 from kestrel.strategy.profiles import (
     BUILTIN_PROFILES,
     FALLBACK_PROFILE,
@@ -52,6 +54,11 @@ def resolve_plan(settings: KestrelSettings, item: WatchlistItem) -> SymbolPlan:
         if not name:
             continue
         profile = lookup(name, profiles)
+        if profile is None and is_plugin_ref(name):
+            try:
+                profile = plugin_profile(name)
+            except StrategyError as exc:
+                raise ConfigError(f"{field}: {exc}") from None
         if profile is None:
             raise ConfigError(
                 f"{field}: unknown strategy {name!r}; allowed: {', '.join(profiles)} "

@@ -284,11 +284,13 @@ class TradingSettings(_Section):
 
 
 def _check_name(name: str, overrides: dict[str, dict[str, Any]]) -> None:
+    from kestrel.strategy.loader import is_plugin_ref
+
     profiles = build_profiles(overrides)
-    if lookup(name, profiles) is None:
+    if lookup(name, profiles) is None and not is_plugin_ref(name):
         raise ValueError(
             f"unknown strategy {name!r}; allowed: {', '.join(profiles)} "
-            "(or a style / temperament alone)"
+            "(or a style / temperament alone, or a plugin: package.module:Class)"
         )
 
 

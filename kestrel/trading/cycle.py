@@ -206,6 +206,7 @@ def decision_event(
             "stop_loss": str(decision.stop_loss) if decision.stop_loss else None,
             "take_profit": str(decision.take_profit) if decision.take_profit else None,
             "profile": decision.profile,
+            "strategy": decision.strategy,
             "data_kind": data_kind,
             "data_source": data_source,
             "indicators": analysis.indicators,

@@ -20,6 +20,7 @@ from kestrel.models import (
     RiskVerdict,
 )
 from kestrel.risk.levels import protective_levels
+from kestrel.strategy.builtin import profile_identity
 from kestrel.strategy.profiles import BUILTIN_PROFILES, FALLBACK_PROFILE, StrategyProfile
 
 
@@ -34,6 +35,7 @@ def decide(
     profile: StrategyProfile | None = None,
 ) -> Decision:
     profile = profile or BUILTIN_PROFILES[FALLBACK_PROFILE]
+    strategy = profile_identity(profile).ref
     if not verdict.approved or verdict.amount <= 0 or analysis.signal.action is Action.HOLD:
         return Decision(
             cycle_id=cycle,
@@ -41,6 +43,7 @@ def decide(
             action=Action.HOLD,
             reasons=verdict.reasons,
             profile=profile.name,
+            strategy=strategy,
         )
     action = analysis.signal.action
     price = verdict.price or analysis.price
@@ -57,6 +60,7 @@ def decide(
                 action=Action.HOLD,
                 reasons=verdict.reasons,
                 profile=profile.name,
+                strategy=strategy,
             )
     role = OrderRole.PRIMARY if action is Action.BUY else OrderRole.EXIT
     return Decision(
@@ -73,4 +77,5 @@ def decide(
             mode, cycle, analysis.symbol, role, installation=installation
         ),
         profile=profile.name,
+        strategy=strategy,
     )
