@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from kestrel.config.settings import KestrelSettings, WatchlistItem
-from kestrel.errors import ConfigError, KestrelError
+from kestrel.errors import ConfigError, SettingsError
 from kestrel.mode import TradingMode
 from kestrel.store.base import Store
 
@@ -27,14 +27,6 @@ ALL_SYMBOLS = ("*", "ALL")
 
 
 NONE_WORDS = frozenset({"", "none", "null", "default", "unset"})
-
-
-class SettingsError(KestrelError):
-    """A refused change; the message names the field, the value and what is allowed."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
 
 
 class SettingsOverlay(BaseModel):
