@@ -19,7 +19,7 @@ from kestrel.controls import circuit_breaker_state
 from kestrel.decision import decide
 from kestrel.errors import InvalidMarketData
 from kestrel.ids import cycle_id, installation_id
-from kestrel.lease import LeaseBusy
+from kestrel.lease import Lease, LeaseBusy
 from kestrel.mode import current_mode
 from kestrel.models import (
     Action,
@@ -251,14 +251,15 @@ def stand_down(
     return decision
 
 
-def execute(rt: Runtime, decision: Decision) -> Order | None:
+def execute(rt: Runtime, decision: Decision, lease: Lease | None = None) -> Order | None:
     """Place the decision's order. The caller holds the symbol's lease from the risk check on
     (kestrel.lease.symbol_lease; the trading-cycle flow does), so that what risk read is
-    still true when the order goes out."""
+    still true when the order goes out; `lease` is that holding when this runs elsewhere (a
+    task on another worker), so placement goes on under it rather than stand down."""
     if decision.action is Action.HOLD:
         return None
     intent = intent_from_decision(decision, rt.exchange.id)
-    return place(rt.store, rt.exchange, intent)
+    return place(rt.store, rt.exchange, intent, lease=lease)
 
 
 def breaker_summary(rt: Runtime) -> str:
