@@ -394,8 +394,10 @@ def _apply_move(
 ) -> ManualOutcome:
     errors: list[str] = []
     orders: list[Order] = []
-    try:
-        orders = apply_move(rt, move, actor=actor, request_id=request_id)
+    try:  # it may cancel and replace the stop order: under the symbol's lease, like orders
+        run = f"manual stop move {request_id}"
+        with symbol_lease(rt.store, rt.exchange.id, request.symbol, run, wait_s=OPERATOR_WAIT_S):
+            orders = apply_move(rt, move, actor=actor, request_id=request_id)
     except ManualError:
         raise
     except Exception as exc:  # the levels are saved; the next sync pass replaces the stop
