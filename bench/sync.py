@@ -9,6 +9,11 @@ filled: wall time, requests by endpoint, and the ratio of requests to (symbols w
 orders + vanished orders), next to what polling every order would cost. Then the delay from
 a fill on the exchange to its record in the store, with the sync running as the deployment
 does (a polling loop).
+
+The scenario runs twice in one run, on two identical emulators: first the baseline, where
+each order reads its own trades (one trade-history request per order that filled, as sync
+did before `kestrel.execution.sync.SymbolTrades`), then sync as it is (one read of a symbol's trades
+per pass); a table of both and their ratios closes the run.
 """
 
 from __future__ import annotations
@@ -19,19 +24,29 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import kestrel.execution.sync  # noqa: E402
 from emulator import AccountConfig, BinanceEmulator, MarketConfig  # noqa: E402
 from kestrel.books.wallet import build_exchange  # noqa: E402
 from kestrel.config.settings import load_settings  # noqa: E402
 from kestrel.execution.orders import place  # noqa: E402
-from kestrel.execution.sync import poll, sync_orders  # noqa: E402
+from kestrel.execution.sync import (  # noqa: E402
+    SymbolTrades,
+    poll,
+    sync_orders,
+)
 from kestrel.ids import client_order_id  # noqa: E402
 from kestrel.mode import TradingMode, trading_mode  # noqa: E402
 from kestrel.models import Order, OrderRole, OrderStatus, OrderType, Side  # noqa: E402
@@ -84,6 +99,27 @@ def intent(symbol: str, n: int, price: Decimal) -> Order:
     )
 
 
+class PerOrderTrades(SymbolTrades):
+    """The baseline: no trades read per symbol, so every order that needs its trades asks
+    for them by its own exchange order id (`trades_for_order`), as sync did before."""
+
+    def get(self) -> list[dict[str, Any]]:
+        return []
+
+
+@contextmanager
+def trades_per_order(enabled: bool) -> Iterator[None]:
+    """Sync with the baseline's trade reads for the block (bench only)."""
+    if not enabled:
+        yield
+        return
+    kestrel.execution.sync.SymbolTrades = PerOrderTrades  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        kestrel.execution.sync.SymbolTrades = SymbolTrades  # type: ignore[misc]
+
+
 def measure(label: str, emu: BinanceEmulator, run: object) -> tuple[float, dict[str, int], object]:
     emu.reset_request_counts()
     started = time.perf_counter()
@@ -94,18 +130,28 @@ def measure(label: str, emu: BinanceEmulator, run: object) -> tuple[float, dict[
     return elapsed, counts, result
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=1000)
-    parser.add_argument("--symbols", type=int, default=20)
-    parser.add_argument("--poll", type=float, default=2.0, help="sync loop poll interval (s)")
-    parser.add_argument("--fills", type=int, default=8, help="fill events for the delay")
-    args = parser.parse_args()
+class Figures(BaseModel):
+    quiet_s: float
+    quiet_requests: int
+    fills_s: float
+    fills_requests: int
+    vanished: int
+    delay_mean_s: float | None
+    delay_max_s: float | None
+
+
+def scenario(args: argparse.Namespace, baseline: bool) -> Figures:
+    label = "BASELINE (trades per order)" if baseline else "CURRENT (trades per symbol)"
+    print(f"\n=== {label} ===")
     symbols = [f"{b}/USDT" for b in BASES[: args.symbols]]
     per_symbol = args.orders // len(symbols)
     account = AccountConfig(api_key=KEY, secret=SECRET, balances={"USDT": Decimal("1e9")})
     data_dir = Path(tempfile.mkdtemp(prefix="kestrel-bench-"))
-    with BinanceEmulator(markets(len(symbols)), [account]) as emu, trading_mode("REAL"):
+    with (
+        BinanceEmulator(markets(len(symbols)), [account]) as emu,
+        trading_mode("REAL"),
+        trades_per_order(baseline),
+    ):
         settings = load_settings(
             mode="REAL",
             data_dir=data_dir,
@@ -154,15 +200,15 @@ def main() -> int:
         )
 
         emu.advance()  # group 0 fills on every symbol
-        elapsed, counts, report = measure(
+        fills_s, counts, report = measure(
             "sync pass after fills", emu, lambda: sync_orders(store, exchange)
         )
         vanished = len(report.changed)  # type: ignore[attr-defined]
-        total = sum(counts.values())
+        fills_requests = sum(counts.values())
         print(
-            f"  -> {vanished} orders vanished (filled); requests = {total} = "
-            f"{total / (len(symbols) + vanished):.2f} x (symbols + vanished); "
-            f"{elapsed * 1000 / max(vanished, 1):.1f} ms per vanished order"
+            f"  -> {vanished} orders vanished (filled); requests = {fills_requests} = "
+            f"{fills_requests / (len(symbols) + vanished):.2f} x (symbols + vanished); "
+            f"{fills_s * 1000 / max(vanished, 1):.1f} ms per vanished order"
         )
 
         # Fill -> record delay with the deployment's shape: a loop polling every --poll s.
@@ -206,6 +252,44 @@ def main() -> int:
                 f"median {statistics.median(delays):.2f}s, max {max(delays):.2f}s"
             )
         store.close()
+    return Figures(
+        quiet_s=statistics.median(quiet_times),
+        quiet_requests=quiet_requests,
+        fills_s=fills_s,
+        fills_requests=fills_requests,
+        vanished=vanished,
+        delay_mean_s=statistics.mean(delays) if delays else None,
+        delay_max_s=max(delays) if delays else None,
+    )
+
+
+def _ratio(before: float | None, after: float | None) -> str:
+    if before is None or after is None or after == 0:
+        return "-"
+    return f"{before / after:.2f}x"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=1000)
+    parser.add_argument("--symbols", type=int, default=20)
+    parser.add_argument("--poll", type=float, default=2.0, help="sync loop poll interval (s)")
+    parser.add_argument("--fills", type=int, default=8, help="fill events for the delay")
+    args = parser.parse_args()
+    before = scenario(args, baseline=True)
+    after = scenario(args, baseline=False)
+    print("\n=== baseline (trades per order) -> current (trades per symbol) ===")
+    rows = [
+        ("idle pass, s (median)", before.quiet_s, after.quiet_s),
+        ("idle pass, requests", before.quiet_requests, after.quiet_requests),
+        (f"pass after {after.vanished} fills, s", before.fills_s, after.fills_s),
+        ("pass after fills, requests", before.fills_requests, after.fills_requests),
+        ("fill -> record, mean s", before.delay_mean_s, after.delay_mean_s),
+        ("fill -> record, max s", before.delay_max_s, after.delay_max_s),
+    ]
+    for name, b, a in rows:
+        shown = [f"{v:.2f}" if isinstance(v, float) else str(v) for v in (b, a)]
+        print(f"{name:<28} {shown[0]:>8} -> {shown[1]:>8}  ({_ratio(b, a)} baseline/current)")
     return 0
 
 

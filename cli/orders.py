@@ -1,6 +1,8 @@
 """`kestrel sync-loop`, `kestrel monitor`, `kestrel live`: the order-sync and position-monitor
 flows by hand (as their deployments run them: polling for a window under the one-at-a-time
-lock), and what is live right now: orders, protection per position, today's PnL."""
+lock), and what is live right now: orders, protection per position, today's PnL. And
+`kestrel order write-off`: an UNKNOWN order the operator verified by hand is not on the
+exchange (kestrel.manual.write_off)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from typing import Annotated, Literal
 
 import typer
 
-from cli._common import app, load_cli_settings, prepare_prefect
+from cli._common import actor, app, fail, load_cli_settings, prepare_prefect
+from cli.manual import ConfirmOption, JsonOption, _act, order_app
 
 WindowOption = Annotated[
     float, typer.Option("--window", min=0, max=3600, help="keep polling this many seconds")
@@ -77,3 +80,32 @@ def live() -> None:
             f"{levels_text(position)} ({guard})"
         )
     typer.echo(f"PnL {day}: {pnl['currencies'] if pnl else 'nothing yet'}")
+
+
+@order_app.command("write-off")
+def write_off_cmd(
+    client_id: Annotated[str, typer.Argument(help="the UNKNOWN order's client order id")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="what you verified on the exchange, and how")
+    ],
+    confirm: ConfirmOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write off an UNKNOWN order you verified by hand is not on the exchange: FAILED (via
+    written_off), recorded as an event, the record kept. REAL: preview, then --confirm TOKEN."""
+    from pydantic import ValidationError
+
+    from kestrel.manual.write_off import WriteOffRequest, write_off
+
+    try:
+        request = WriteOffRequest(client_order_id=client_id, reason=reason)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise fail(problems.replace("Value error, ", ""), 2) from None
+    outcome = _act(lambda rt: write_off(rt, request, actor=actor(), confirm=confirm))
+    if as_json:
+        typer.echo(outcome.model_dump_json(indent=2, exclude={"order"}))
+        return
+    typer.echo(outcome.message)
+    if outcome.token is not None and outcome.expires_at is not None:
+        typer.echo(f"token: {outcome.token} (valid until {outcome.expires_at:%H:%M:%S} UTC)")

@@ -27,7 +27,7 @@ from prefect.runtime import flow_run
 
 from kestrel.config.settings import KestrelSettings
 from kestrel.errors import KestrelError
-from kestrel.execution.lease import LeaseBusy, symbol_lease
+from kestrel.execution.lease import Lease, LeaseBusy, symbol_lease
 from kestrel.mode import trading_mode
 from kestrel.models import AnalysisResult, Decision
 from kestrel.operator.live import load_effective
@@ -102,8 +102,8 @@ def run_cycle(settings: KestrelSettings) -> list[Decision]:
             continue
         wait_s = settings.ops.cycle_lock_timeout_s
         try:
-            with symbol_lease(rt.store, rt.exchange.id, plan.symbol, run, wait_s=wait_s):
-                decision, failure = trade(settings, plan, analysis)
+            with symbol_lease(rt.store, rt.exchange.id, plan.symbol, run, wait_s=wait_s) as held:
+                decision, failure = trade(settings, plan, analysis, held.lease)
         except LeaseBusy as busy:
             get_run_logger().warning("%s; this run stands down on %s", busy, plan.symbol)
             decision, failure = cycle.stand_down(rt, plan, analysis.result(), busy), None
@@ -119,10 +119,14 @@ def run_cycle(settings: KestrelSettings) -> list[Decision]:
 
 
 def trade(
-    settings: KestrelSettings, plan: SymbolPlan, analysis: PrefectFuture[AnalysisResult]
+    settings: KestrelSettings,
+    plan: SymbolPlan,
+    analysis: PrefectFuture[AnalysisResult],
+    lease: Lease,
 ) -> tuple[Decision | None, str | None]:
-    """Risk -> decide -> execute for one symbol (the caller holds its lease); the decision,
-    and why the order step failed (None if it did not)."""
+    """Risk -> decide -> execute for one symbol under the caller's `lease` (passed to the
+    execute task, which may run on another worker); the decision, and why the order step
+    failed (None if it did not)."""
     verdict = risk_task.with_options(task_run_name=f"risk-{plan.symbol}").submit(
         settings, plan, later(analysis)
     )
@@ -130,7 +134,7 @@ def trade(
         settings, plan, later(analysis), later(verdict)
     )
     order = execute_task.with_options(task_run_name=f"execute-{plan.symbol}").submit(
-        settings, later(decision)
+        settings, later(decision), lease
     )
     order.wait()
     decision.wait()  # on Dask a future's state is read from the API and may lag

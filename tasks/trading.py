@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from kestrel.analysis.base import AnalystInput, Vote
 from kestrel.config.settings import KestrelSettings, WatchlistItem
+from kestrel.execution.lease import Lease
 from kestrel.mode import trading_mode
 from kestrel.models import AnalysisResult, CandleSeries, Decision, Order, RiskVerdict
 from kestrel.runtime import get_runtime
@@ -68,7 +69,10 @@ def decide_task(
 
 
 @task(name="execute", cache_policy=NO_CACHE, **RETRY_OPTIONS)
-def execute_task(settings: KestrelSettings, decision: Decision) -> Order | None:
-    """Safe to retry: placement looks the client order id up before sending again."""
+def execute_task(
+    settings: KestrelSettings, decision: Decision, lease: Lease | None = None
+) -> Order | None:
+    """Safe to retry: placement looks the client order id up before sending again. `lease`:
+    the flow's holding of the symbol's lease (this task may run on another worker)."""
     with trading_mode(settings.mode):
-        return cycle.execute(get_runtime(settings), decision)
+        return cycle.execute(get_runtime(settings), decision, lease)

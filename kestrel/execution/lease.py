@@ -34,6 +34,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -303,11 +304,36 @@ def hold(
             time.sleep(_POLL_S)
     held = Held(store, lease, ttl_s, clock)
     held.start()
+    _HELD.set((*_HELD.get(), held))
     try:
         yield held
     finally:
+        _HELD.set(tuple(h for h in _HELD.get() if h is not held))
         held.stop()
         release(store, held.lease)
+
+
+#: the leases held by this context (this thread, or a task run in a copy of its context, as
+#: Prefect's thread pool does): what lets `symbol_lease_once` see that its caller holds one
+_HELD: ContextVar[tuple[Held, ...]] = ContextVar("kestrel_held_leases", default=())
+
+
+def held_here(key: str) -> Held | None:
+    """The holding of `key` this context is inside (`hold`), or None."""
+    for held in reversed(_HELD.get()):
+        if held.lease.key == key:
+            return held
+    return None
+
+
+def confirm(store: Store, lease: Lease, *, now: Clock = utcnow) -> None:
+    """LeaseLost unless the stored lease is still this holding (same token, not released,
+    not expired): a holding passed along (to a task in another process) is checked here."""
+    found = store.get_state(lease.key)
+    current = None if found is None else Lease.model_validate(found[0])
+    if current is None or current.holder.token != lease.holder.token or current.free_at(now()):
+        by = "nobody" if current is None else current.holder.describe()
+        raise LeaseLost(f"lease {lease.key} is no longer ours (now held by {by})")
 
 
 def symbol_lease(
@@ -317,3 +343,32 @@ def symbol_lease(
     what every path that places orders wraps its read-decide-place section in."""
     holder = LeaseHolder.here(installation_id(store), run)
     return hold(store, symbol_key(exchange_id, symbol), holder, wait_s=wait_s)
+
+
+@contextmanager
+def symbol_lease_once(
+    store: Store,
+    exchange_id: str,
+    symbol: str,
+    run: str,
+    *,
+    lease: Lease | None = None,
+    wait_s: float = 0.0,
+) -> Iterator[Lease]:
+    """The symbol's lease for a block, re-entrant: a caller that already holds it (this
+    context is inside `symbol_lease`, or it passes its `lease` along, e.g. to a task on
+    another worker) goes on under that holding once the store confirms it is still theirs;
+    anyone else takes the lease for the block, or gets LeaseBusy naming the holder."""
+    key = symbol_key(exchange_id, symbol)
+    if lease is not None and lease.key != key:
+        raise ValueError(f"the lease passed is for {lease.key}, not {key}")
+    inherited = held_here(key)
+    if inherited is not None:
+        inherited.check()
+    mine = lease or (inherited.lease if inherited is not None else None)
+    if mine is not None:
+        confirm(store, mine)
+        yield mine
+        return
+    with symbol_lease(store, exchange_id, symbol, run, wait_s=wait_s) as held:
+        yield held.lease

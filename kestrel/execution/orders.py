@@ -32,6 +32,7 @@ from kestrel.exchange.adapter import apply_remote, fill_from_trade, trades_of
 from kestrel.exchange.base import ExchangeClient
 from kestrel.exchange.ccxt_exchange import market_spec
 from kestrel.exchange.errors import FailureKind, classify
+from kestrel.execution.lease import Lease, symbol_lease_once
 from kestrel.mode import current_mode
 from kestrel.models import (
     Decision,
@@ -493,8 +494,15 @@ def _create_params(order: Order) -> tuple[str, dict[str, Any]]:
     return kind, params
 
 
-def place(store: Store, exchange: ExchangeClient, intent: Order) -> Order:
-    """Place `intent` at most once. Safe to call again after any failure or crash."""
+def place(
+    store: Store, exchange: ExchangeClient, intent: Order, *, lease: Lease | None = None
+) -> Order:
+    """Place `intent` at most once. Safe to call again after any failure or crash.
+
+    Under the symbol's lease (kestrel.execution.lease), taken here unless the caller holds it (its
+    context is inside `symbol_lease`, or it passes the `lease` it holds): the look-up of an
+    earlier attempt is only conclusive while nobody else can be sending the same intent, so a
+    second placer of the same symbol meanwhile gets LeaseBusy and sends nothing."""
     check_wallet_mode(store, exchange, f"placing {intent.client_order_id}")
     if intent.mode is not current_mode():
         raise refuse(
@@ -502,6 +510,12 @@ def place(store: Store, exchange: ExchangeClient, intent: Order) -> Order:
             f"order {intent.client_order_id} is a {intent.mode} order but the run is "
             f"{current_mode()}; refused",
         )
+    run = f"order placement {intent.client_order_id}"
+    with symbol_lease_once(store, exchange.id, intent.symbol, run, lease=lease):
+        return _place(store, exchange, intent)
+
+
+def _place(store: Store, exchange: ExchangeClient, intent: Order) -> Order:
     stored = store.get_order(intent.client_order_id)
     if stored is None:
         prepared, problem = prepare_intent(exchange, intent)
@@ -577,8 +591,17 @@ def resolve_sent(store: Store, exchange: ExchangeClient, order: Order) -> Order 
     return attribute_recent_trades(store, exchange, order)
 
 
-def attribute_recent_trades(store: Store, exchange: ExchangeClient, order: Order) -> Order | None:
-    trades = trades_since(exchange, order.symbol, _created_ms(order), RECENT_TRADES)
+def attribute_recent_trades(
+    store: Store,
+    exchange: ExchangeClient,
+    order: Order,
+    trades: list[dict[str, Any]] | None = None,
+) -> Order | None:
+    """`order` found through a trade of an exchange order the store does not know (None if
+    there is none). `trades`: the symbol's trades back to the order's creation, when the
+    caller has them already (order sync fetches them once per symbol)."""
+    if trades is None:
+        trades = trades_since(exchange, order.symbol, _created_ms(order), RECENT_TRADES)
     if not trades:
         return None
     known = {o.exchange_order_id for o in store.list_orders(symbol=order.symbol)}

@@ -12,9 +12,14 @@ that was (or may have been) sent is never terminal on our word: `intent_grace_s`
 send, with nothing found by its client order id, it becomes UNKNOWN (one alert) and sync keeps
 asking until the exchange says what happened.
 
+Trades are fetched once per symbol and pass (`SymbolTrades`), only when an order needs them,
+back to the oldest such order's creation, and attributed to orders by exchange order id; an
+order whose trades that batch does not account for is still asked for on its own.
+
 Requests per sync: symbols with live orders + (for each order that vanished from open orders)
-up to three + (for each listed order with new fills) one. Orders that did not change cost
-nothing beyond their symbol's open-orders request.
+one order look-up + (for each symbol where an order vanished or shows new fills) one page of
+trades (more only past SYNC_TRADES_PAGE trades). Orders that did not change cost nothing
+beyond their symbol's open-orders request.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from kestrel.exchange.base import ExchangeClient
 from kestrel.exchange.errors import classify
 from kestrel.execution.lease import current_holder, symbol_key
 from kestrel.execution.orders import (
+    CLOCK_MARGIN_MS,
     absorb,
     attribute_recent_trades,
     crash_point,
@@ -49,6 +55,7 @@ from kestrel.execution.orders import (
     mark,
     order_alert,
     trades_for_order,
+    trades_since,
 )
 from kestrel.models import (
     LIVE_STATUSES,
@@ -58,6 +65,7 @@ from kestrel.models import (
     StatusSource,
     utcnow,
 )
+from kestrel.money import to_decimal
 from kestrel.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -66,6 +74,9 @@ log = logging.getLogger(__name__)
 # stop-loss: one store write and one request remain) before sync calls it dead. Well above
 # a placement's pace; short, because the position is unprotected meanwhile.
 UNSENT_EXIT_GRACE_S = 30.0
+#: trades per request when sync reads a symbol's trades (Binance's largest page: the request
+#: weighs the same whatever the limit)
+SYNC_TRADES_PAGE = 1000
 
 
 class SyncReport(BaseModel):
@@ -82,6 +93,47 @@ class SyncReport(BaseModel):
     )
 
 
+class SymbolTrades:
+    """The account's trades of one symbol, read at most once per sync pass and only when an
+    order asks for them: one request per symbol instead of one per order (with ccxt's rate
+    limiter a trades request costs five order look-ups). They reach back to the creation of
+    the oldest order that may need them (`needing`), less the clock margin: no trade of those
+    orders is older. Orders take theirs by exchange order id (`trades_of`); a trade of an
+    exchange order the store does not know is there too (`attribute_recent_trades`)."""
+
+    def __init__(self, exchange: ExchangeClient, symbol: str, needing: list[Order]) -> None:
+        self.exchange, self.symbol = exchange, symbol
+        oldest = min((o.created_at for o in needing), default=utcnow())
+        self.since_ms = int(oldest.timestamp() * 1000) - CLOCK_MARGIN_MS
+        self._trades: list[dict[str, Any]] | None = None
+
+    def get(self) -> list[dict[str, Any]]:
+        if self._trades is None:
+            self._trades = trades_since(self.exchange, self.symbol, self.since_ms, SYNC_TRADES_PAGE)
+        return self._trades
+
+    def of(self, order: Order) -> list[dict[str, Any]]:
+        """`order`'s trades in the batch (by exchange order id; none for an order not linked)."""
+        if not order.exchange_order_id:
+            return []
+        return [t for t in self.get() if str(t.get("order")) == order.exchange_order_id]
+
+
+def _shows_new_fills(order: Order, remote: dict[str, Any]) -> bool:
+    """The report says more filled than we recorded: its trades are wanted. (A malformed
+    figure says yes: fetching trades is harmless, and `absorb` rejects the report itself.)"""
+    try:
+        return to_decimal(remote.get("filled") or 0) > order.filled
+    except Exception:
+        return True
+
+
+def _may_need_trades(order: Order, listed: dict[str, Any] | None) -> bool:
+    if listed is not None:
+        return _shows_new_fills(order, listed)
+    return order.exchange_order_id is not None or order.send_attempts > 0
+
+
 def _listed(order: Order, by_client: dict[str, Any], by_id: dict[str, Any]) -> Any:
     found = by_client.get(order.client_order_id)
     if found is None and order.exchange_order_id:
@@ -89,13 +141,17 @@ def _listed(order: Order, by_client: dict[str, Any], by_id: dict[str, Any]) -> A
     return found
 
 
-def _from_trade_history(exchange: ExchangeClient, order: Order) -> dict[str, Any] | None:
+def _from_trade_history(
+    exchange: ExchangeClient, order: Order, batch: SymbolTrades
+) -> dict[str, Any] | None:
     """A synthetic ccxt order built from the order's trades: 'closed' when they account for
     the full amount, else 'open' with what they show (so the fills are recorded and the
-    position follows) when that is more than we have; None when they add nothing."""
+    position follows) when that is more than we have; None when they add nothing. Its trades
+    come from the symbol's batch; when the batch has none (it is bounded), from the order's
+    own trade history."""
     if not order.exchange_order_id:
         return None
-    trades = [
+    trades = batch.of(order) or [
         t
         for t in trades_for_order(exchange, order)
         if str(t.get("order")) == order.exchange_order_id
@@ -152,6 +208,8 @@ def _sync_symbol(
     crash_point("sync:open_orders_fetched")
     by_client = {str(r.get("clientOrderId")): r for r in open_remote if r.get("clientOrderId")}
     by_id = {str(r.get("id")): r for r in open_remote if r.get("id")}
+    needing = [o for o in orders if _may_need_trades(o, _listed(o, by_client, by_id))]
+    batch = SymbolTrades(exchange, symbol, needing)
     for order in orders:
         report.checked += 1
         fresh = store.get_order(order.client_order_id)
@@ -160,11 +218,12 @@ def _sync_symbol(
         listed = _listed(fresh, by_client, by_id)
         try:
             if listed is not None:
+                trades = batch.get() if _shows_new_fills(fresh, listed) else None
                 result: Order | None = absorb(
-                    store, exchange, fresh, listed, StatusSource.OPEN_ORDERS
+                    store, exchange, fresh, listed, StatusSource.OPEN_ORDERS, trades=trades
                 )
             else:
-                result = _resolve_vanished(store, exchange, fresh, intent_grace_s)
+                result = _resolve_vanished(store, exchange, fresh, intent_grace_s, batch)
         except (OrderOutcomeUnknown, ConcurrentUpdate) as exc:  # this order only: next pass
             log.info("%s", exc)
             result = None
@@ -202,23 +261,24 @@ def _quarantine(store: Store, order: Order, problem: Exception, report: SyncRepo
 
 
 def _resolve_vanished(
-    store: Store, exchange: ExchangeClient, order: Order, intent_grace_s: float
+    store: Store, exchange: ExchangeClient, order: Order, intent_grace_s: float, batch: SymbolTrades
 ) -> Order | None:
     """An order not in open orders: order history, then trade history; else leave it."""
     remote = find_remote(exchange, order)
     if remote is not None:
-        return absorb(store, exchange, order, remote, StatusSource.ORDER_HISTORY)
-    synthetic = _from_trade_history(exchange, order)
+        trades = batch.get() if _shows_new_fills(order, remote) else None
+        return absorb(store, exchange, order, remote, StatusSource.ORDER_HISTORY, trades=trades)
+    synthetic = _from_trade_history(exchange, order, batch)
     if synthetic is not None:
         return absorb(store, exchange, order, synthetic, StatusSource.TRADE_HISTORY)
     if order.status in (OrderStatus.NEW, OrderStatus.UNKNOWN) and not order.exchange_order_id:
-        return _unacknowledged_intent(store, exchange, order, intent_grace_s)
+        return _unacknowledged_intent(store, exchange, order, intent_grace_s, batch)
     log.info("order %s not confirmed yet; will retry", order.client_order_id)
     return None
 
 
 def _unacknowledged_intent(
-    store: Store, exchange: ExchangeClient, order: Order, intent_grace_s: float
+    store: Store, exchange: ExchangeClient, order: Order, intent_grace_s: float, batch: SymbolTrades
 ) -> Order | None:
     """An intent the exchange does not show by its client order id (just asked).
 
@@ -233,7 +293,7 @@ def _unacknowledged_intent(
     if waited <= intent_grace_s:
         return None  # a send may still be on its way
     # Binance hides just-closed orders from lookups for a while: their trades may show it.
-    resolved = attribute_recent_trades(store, exchange, order)
+    resolved = attribute_recent_trades(store, exchange, order, batch.get())
     if resolved is not None or order.status is OrderStatus.UNKNOWN:
         return resolved  # UNKNOWN already alerted: keep asking on every pass
     return mark(

@@ -51,6 +51,11 @@ def confirm_token(
     found = peek_token(rt.store, token)
     if found is not None and found.action.get("kind") == "settings":  # left unused
         raise ManualError("this token confirms a settings change: `kestrel settings confirm`")
+    if found is not None and found.action.get("kind") == "write_off":  # left unused
+        raise ManualError(
+            "this token confirms an order write-off: `kestrel order write-off CLIENT_ID "
+            "--reason ... --confirm TOKEN`"
+        )
     record = consume_token(rt.store, token, None, request_id=None, by=actor, now=now)
     request = parse_request({**record.action, "request_id": record.request_id})
     if isinstance(request, MoveLevelsRequest):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from kestrel.errors import ConfirmationRefused, ManualError
+from kestrel.execution.lease import OPERATOR_WAIT_S, symbol_lease
 from kestrel.manual._plan import Clock, new_request_id
 from kestrel.manual.levels import MovePlan, apply_move, plan_move
 from kestrel.models import (
@@ -95,8 +96,10 @@ def _apply_move(
 ) -> ManualOutcome:
     errors: list[str] = []
     orders: list[Order] = []
-    try:
-        orders = apply_move(rt, move, actor=actor, request_id=request_id)
+    try:  # it may cancel and replace the stop order: under the symbol's lease, like orders
+        run = f"manual stop move {request_id}"
+        with symbol_lease(rt.store, rt.exchange.id, request.symbol, run, wait_s=OPERATOR_WAIT_S):
+            orders = apply_move(rt, move, actor=actor, request_id=request_id)
     except ManualError:
         raise
     except Exception as exc:  # the levels are saved; the next sync pass replaces the stop

@@ -58,6 +58,7 @@ class StatusSource(StrEnum):
     SYNC_GRACE = "sync_grace"  # order sync gave up waiting (FAILED if never sent, else UNKNOWN)
     SUPERSEDED = "superseded"  # an unsent intent replaced by a newer one (never on the exchange)
     PAPER_RESET = "paper_reset"  # closed by an operator's paper-account reset, not the exchange
+    WRITTEN_OFF = "written_off"  # an UNKNOWN order the operator verified by hand is not there
 
 
 FINAL_STATUSES = frozenset(
@@ -89,9 +90,19 @@ _ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
 }
 
 
-def check_transition(current: OrderStatus, new: OrderStatus) -> None:
-    """Raise unless the lifecycle allows current -> new (same status is a no-op, allowed)."""
+def check_transition(
+    current: OrderStatus, new: OrderStatus, source: StatusSource | None = None
+) -> None:
+    """Raise unless the lifecycle allows current -> new (same status is a no-op, allowed).
+    The one step not on the exchange's word: an operator's write-off of an UNKNOWN order
+    (kestrel.manual.write_off), allowed only with that source."""
     if current == new:
+        return
+    if (current, new, source) == (
+        OrderStatus.UNKNOWN,
+        OrderStatus.FAILED,
+        StatusSource.WRITTEN_OFF,
+    ):
         return
     if new not in _ALLOWED.get(current, frozenset()):
         raise InvalidTransition(f"order status cannot go from {current} to {new}")

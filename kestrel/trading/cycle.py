@@ -17,7 +17,7 @@ from kestrel.analysis.base import AnalystInput, Vote, consult
 from kestrel.analysis.engine import analyze, build_analyst, conclude, prepare
 from kestrel.config.settings import KestrelSettings, WatchlistItem
 from kestrel.errors import InvalidMarketData
-from kestrel.execution.lease import LeaseBusy
+from kestrel.execution.lease import Lease, LeaseBusy
 from kestrel.execution.orders import intent_from_decision, place
 from kestrel.ids import cycle_id, installation_id
 from kestrel.mode import current_mode
@@ -252,14 +252,15 @@ def stand_down(
     return decision
 
 
-def execute(rt: Runtime, decision: Decision) -> Order | None:
+def execute(rt: Runtime, decision: Decision, lease: Lease | None = None) -> Order | None:
     """Place the decision's order. The caller holds the symbol's lease from the risk check on
     (kestrel.execution.lease.symbol_lease; the trading-cycle flow does), so that what risk read is
-    still true when the order goes out."""
+    still true when the order goes out; `lease` is that holding when this runs elsewhere (a
+    task on another worker), so placement goes on under it rather than stand down."""
     if decision.action is Action.HOLD:
         return None
     intent = intent_from_decision(decision, rt.exchange.id)
-    return place(rt.store, rt.exchange, intent)
+    return place(rt.store, rt.exchange, intent, lease=lease)
 
 
 def breaker_summary(rt: Runtime) -> str:

@@ -26,13 +26,29 @@ def rt(world: World) -> Runtime:
     return Runtime(settings=world.settings, store=world.store, exchange=world.exchange)
 
 
+def brave_owl(world: World) -> LeaseHolder:
+    """A trading cycle on another machine (same installation, same store)."""
+    holder = LeaseHolder.here(installation_id(world.store), "trading-cycle run brave-owl")
+    elsewhere = {"pid": 424242, "host": "worker-2", "process_space": "worker-2/pid:[1]"}
+    return holder.model_copy(update=elsewhere)
+
+
 @pytest.fixture
 def other_run(world: World) -> Iterator[LeaseHolder]:
     """A process on another machine (same installation, same store) holds BTC/USDT's lease
     during the test."""
-    holder = LeaseHolder.here(installation_id(world.store), "trading-cycle run brave-owl")
-    elsewhere = {"pid": 424242, "host": "worker-2", "process_space": "worker-2/pid:[1]"}
-    holder = holder.model_copy(update=elsewhere)
+    holder = brave_owl(world)
+    lease = acquire(world.store, symbol_key(world.exchange.id, SYMBOL), holder)
+    yield holder
+    release(world.store, lease)
+
+
+@pytest.fixture
+def entry_then_other_run(world: World) -> Iterator[LeaseHolder]:
+    """A position with a stop-loss, placed before another run took the symbol's lease
+    (place() itself stands down while someone else holds it)."""
+    place(world.store, world.exchange, intent("entry", "1", stop_loss="85"))
+    holder = brave_owl(world)
     lease = acquire(world.store, symbol_key(world.exchange.id, SYMBOL), holder)
     yield holder
     release(world.store, lease)
@@ -56,8 +72,7 @@ def test_the_monitor_defers_an_exit_while_another_run_trades_the_symbol(
     assert monitor_positions(rt).exits == {SYMBOL: "TAKE_PROFIT_HIT: FILLED"}
 
 
-def test_protection_waits_for_the_symbol(world: World, other_run: LeaseHolder) -> None:
-    place(world.store, world.exchange, intent("entry", "1", stop_loss="85"))
+def test_protection_waits_for_the_symbol(world: World, entry_then_other_run: LeaseHolder) -> None:
     report = protect_positions(world.store, world.exchange, ProtectionPolicy())
     assert "LeaseBusy" in report.failed[SYMBOL] and "brave-owl" in report.failed[SYMBOL]
     assert world.store.list_orders(roles=[OrderRole.STOP_LOSS]) == []

@@ -364,3 +364,78 @@ def test_a_create_reply_naming_another_order_is_not_linked(world: World) -> None
     assert [o.exchange_order_id for o in world.store.list_orders()] == [str(mine.order_id)]
     report = sync_orders(world.store, world.exchange)
     assert (report.errors, report.changed) == ({}, {})
+
+
+def test_vanished_orders_share_one_trades_request_per_symbol(make_world: MakeWorld) -> None:
+    """Filled orders are attributed from one read of their symbol's trades (by exchange order
+    id), not one trade-history request per order; every fill still lands."""
+    world = make_world(markets=[market(s, Decimal(i + 1)) for i, s in enumerate(SYMBOLS[:2])])
+    placed = [
+        place(
+            world.store,
+            world.exchange,
+            intent(f"{s}-{n}", "0.1", type=OrderType.LIMIT, price=str(97 * (i + 1)), symbol=s),
+        )
+        for i, s in enumerate(SYMBOLS[:2])
+        for n in range(4)
+    ]
+    world.emu.advance(2)  # dips to 95 (x2 on ETH): every resting buy fills
+    world.emu.reset_request_counts()
+    report = sync_orders(world.store, world.exchange)
+    assert sorted(report.changed) == sorted(o.client_order_id for o in placed)
+    assert world.emu.request_counts() == {
+        "GET /api/v3/openOrders": 2,
+        "GET /api/v3/order": len(placed),  # never assumed: each is confirmed FILLED
+        "GET /api/v3/myTrades": 2,  # one per symbol, not one per order
+    }
+    for order in placed:
+        done = world.store.get_order(order.client_order_id)
+        assert done is not None and (done.status, done.filled) == (
+            OrderStatus.FILLED,
+            Decimal("0.1"),
+        )
+        assert done.exchange_order_id is not None
+        [fill] = world.store.list_fills(client_order_id=order.client_order_id)
+        assert world.trades_on_exchange(int(done.exchange_order_id)) == 1
+        assert fill.amount == Decimal("0.1")
+
+
+def test_hidden_fills_of_one_symbol_are_confirmed_from_one_trades_request(world: World) -> None:
+    cids = [resting(world, f"hidden-{n}", "0.2") for n in range(3)]
+    world.emu.set_visibility_lag(queries=10)
+    world.emu.advance(2)  # filled, then hidden from order queries
+    world.emu.reset_request_counts()
+    report = sync_orders(world.store, world.exchange)
+    assert report.changed == dict.fromkeys(cids, "FILLED")
+    for cid in cids:
+        order = world.store.get_order(cid)
+        assert order is not None
+        assert (order.status, order.status_source) == (
+            OrderStatus.FILLED,
+            StatusSource.TRADE_HISTORY,
+        )
+    assert world.emu.request_count("/api/v3/myTrades") == 1
+
+
+def test_a_trade_of_an_order_the_store_cannot_link_is_still_found(world: World) -> None:
+    """Sent, reply lost, and the exchange hides the order: its trade shows in the symbol's
+    trades under an exchange order id we do not know, so it is never resent nor failed."""
+    world.emu.set_visibility_lag(queries=2)
+    world.emu.faults.lose_response(how="drop")
+    buy = intent("unlinked", "0.5")
+    with pytest.raises(ccxt.NetworkError):
+        place(world.store, world.exchange, buy)
+    world.emu.reset_request_counts()
+    first = sync_orders(world.store, world.exchange, intent_grace_s=0)
+    assert first.unresolved == [buy.client_order_id]
+    assert world.emu.request_count("/api/v3/myTrades") == 1
+    order = world.store.get_order(buy.client_order_id)
+    assert order is not None and order.status is OrderStatus.NEW  # neither UNKNOWN nor FAILED
+    sync_orders(world.store, world.exchange, intent_grace_s=0)  # visible now
+    order = world.store.get_order(buy.client_order_id)
+    assert order is not None and (order.status, order.filled) == (
+        OrderStatus.FILLED,
+        Decimal("0.5"),
+    )
+    assert len(world.orders_on_exchange(buy.client_order_id)) == 1
+    assert world.posts() == 0 and len(world.store.list_fills()) == 1  # nothing sent by sync
