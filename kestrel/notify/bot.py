@@ -37,6 +37,7 @@ from kestrel.notify.client import (
     Sleep,
     TelegramBackoff,
     classify,
+    make_rate_limiter,
     make_requests,
     retry_after_seconds,
 )
@@ -207,6 +208,7 @@ def build_application(
         .base_url(settings.api_base_url)
         .request(request)
         .get_updates_request(updates_request)
+        .rate_limiter(make_rate_limiter())
         .build()
     )
     bot = CommandBot(store, settings, sleep=sleep)

@@ -19,7 +19,6 @@ from enum import StrEnum
 from typing import Any
 
 import httpx
-from telegram import Bot
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -29,6 +28,7 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
+from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 from tenacity import RetryCallState
@@ -122,15 +122,25 @@ def make_requests(settings: TelegramSettings) -> tuple[HTTPXRequest, HTTPXReques
     return build(), build()
 
 
-def make_bot(settings: TelegramSettings, token: str | None = None) -> Bot:
-    """A PTB Bot for `settings.api_base_url`. The token is registered with the log scrubber
-    before the first request can log a URL containing it."""
+def make_rate_limiter() -> AIORateLimiter:
+    """python-telegram-bot's own limiter keeps sends under Telegram's documented limits (30
+    messages a second overall, 20 a minute per group) before a 429 can happen. It never
+    retries (`max_retries=0`): a 429 that still comes goes back to our tenacity loop, which
+    renews the outbox claim for the wait (TelegramBackoff)."""
+    return AIORateLimiter(max_retries=0)
+
+
+def make_bot(settings: TelegramSettings, token: str | None = None) -> ExtBot[int]:
+    """A PTB bot for `settings.api_base_url`, rate limited by PTB's AIORateLimiter. The token
+    is registered with the log scrubber before the first request can log a URL containing
+    it."""
     secret = token or settings.token()
     register_token(secret)
     request, updates_request = make_requests(settings)
-    return Bot(
+    return ExtBot(
         secret,
         base_url=settings.api_base_url,
         request=request,
         get_updates_request=updates_request,
+        rate_limiter=make_rate_limiter(),
     )
