@@ -16,7 +16,7 @@ from emulator import BinanceEmulator
 from kestrel.config.settings import load_settings
 from kestrel.execution.orders import place
 from kestrel.execution.sync import sync_orders
-from kestrel.manual import ConfirmationRefused, ManualError
+from kestrel.errors import ConfirmationRefused, ManualError
 from kestrel.manual.write_off import WriteOffRequest, write_off
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType, Order, OrderStatus, StatusSource
