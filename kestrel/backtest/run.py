@@ -9,7 +9,7 @@ from kestrel.backtest.charts import equity_png, prices_png, report_html
 from kestrel.backtest.engine import BacktestRun, Progress, backtest_store, execute, prepare
 from kestrel.backtest.results import BacktestResult, build_result
 from kestrel.backtest.spec import BacktestSpec
-from kestrel.backtest.storage import save
+from kestrel.backtest.storage import save, unused_id
 from kestrel.settings import KestrelSettings
 
 
@@ -45,6 +45,8 @@ def run_backtest(
         result = build_result(run)
         if not store:
             return Outcome(result, None, {})
-        folder = save(results_root or settings.data_dir, result)
+        root = results_root or settings.data_dir
+        result = result.model_copy(update={"id": unused_id(root, result.id)})
+        folder = save(root, result)
         made = write_charts(run, result, folder) if charts else {}
     return Outcome(result, folder, made)

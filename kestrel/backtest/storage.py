@@ -22,6 +22,16 @@ def result_dir(data_dir: Path, result_id: str) -> Path:
     return results_dir(data_dir) / result_id
 
 
+def unused_id(data_dir: Path, wanted: str) -> str:
+    """`wanted`, or `wanted-2`, `-3`... when a result of that id exists (same second and
+    settings)."""
+    found, n = wanted, 1
+    while result_dir(data_dir, found).exists():
+        n += 1
+        found = f"{wanted}-{n}"
+    return found
+
+
 def save(data_dir: Path, result: BacktestResult) -> Path:
     """Write the result (json last, so a folder without it is not a result)."""
     folder = result_dir(data_dir, result.id)

@@ -1,0 +1,124 @@
+"""The engine: the live pipeline on synthetic (labelled) candles, trades that reconcile,
+no fill before the decision's candle closed, and no live service called."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kestrel.backtest import backtest_store, build_result, execute, prepare
+from kestrel.backtest.engine import BACKTEST_INSTALLATION, BacktestRun, panel
+from kestrel.models import EventType, OrderRole, OrderStatus, timeframe_ms
+from tests.backtest.helpers import btc_settings, sine_folder, spec
+
+
+@pytest.fixture
+def finished(tmp_path: Path) -> Iterator[BacktestRun]:
+    folder = sine_folder(tmp_path)
+    with backtest_store() as store:
+        run = prepare(btc_settings(tmp_path / "data"), spec(folder), store)
+        yield execute(run)
+
+
+def test_trades_are_made_by_the_live_code_and_reconcile(finished: BacktestRun) -> None:
+    result = build_result(finished)
+    assert result.errors == []
+    assert result.status == "complete"
+    assert result.metrics.trade_count >= 2
+    assert result.reconciled, result.books
+    assert result.orders_by_status.get("FILLED", 0) >= 4
+    store = finished.runtime.store
+    # every decision is an event, as in a live cycle (one per symbol per step)
+    decisions = store.list_events(
+        types=[EventType.TRADE_DECIDED, EventType.TRADE_HELD, EventType.TRADE_BLOCKED]
+    )
+    primary_decisions = [e for e in decisions if e.event_id.startswith("decision:ETH/BTC|")]
+    assert len(primary_decisions) == finished.cycles
+    orders = store.list_orders()
+    assert all(f"-{BACKTEST_INSTALLATION}-" in o.client_order_id for o in orders)
+    # native stop-losses were placed by protection, exits by the monitor
+    assert any(o.role is OrderRole.STOP_LOSS for o in orders)
+    assert any(o.role is OrderRole.EXIT and o.status is OrderStatus.FILLED for o in orders)
+
+
+def test_no_fill_before_the_decision_candle_closed(finished: BacktestRun) -> None:
+    store = finished.runtime.store
+    period = timeframe_ms("5m")
+    for order in store.list_orders(roles=[OrderRole.PRIMARY]):
+        assert order.cycle_id is not None
+        candle_open = int(order.cycle_id.rsplit("|", 1)[1])
+        decided_at = candle_open + period
+        assert int(order.created_at.timestamp() * 1000) == decided_at  # market time, not wall
+        for fill in store.list_fills(client_order_id=order.client_order_id):
+            assert fill.timestamp >= decided_at  # the next candle's open at the earliest
+
+
+def test_equity_is_recorded_after_every_step(finished: BacktestRun) -> None:
+    assert len(finished.equity) == len(finished.schedule)
+    assert [p.timestamp for p in finished.equity] == [t for t, _ in finished.schedule]
+    assert all(p.equity is not None for p in finished.equity)
+
+
+class _Listener:
+    """A local TCP port that counts connections: what a live LLM or sentiment call would hit."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.sock.settimeout(0.2)
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+def test_llm_and_sentiment_analysts_never_call_out(tmp_path: Path) -> None:
+    listener = _Listener()
+    try:
+        settings = btc_settings(
+            tmp_path / "data",
+            trading={
+                "gates": {"daily_loss_limit_pct": None},
+                "analysis": {
+                    "mode": "SOLO",
+                    "solo": "llm",
+                    "analysts": [{"kind": "llm"}, {"kind": "sentiment"}],
+                    "llm": {"base_url": listener.url, "model": "m"},
+                    "sentiment": {"url": listener.url},
+                },
+            },
+        )
+        assert [type(a).__name__ for a, _ in panel(settings)] == ["RecordedOnly"]
+        with backtest_store() as store:
+            run = execute(prepare(settings, spec(sine_folder(tmp_path, steps=6)), store))
+            held = store.list_events(types=[EventType.TRADE_HELD])
+            assert run.cycles == 6 and len(held) == 6
+            abstentions = [e.data["analysis"]["abstentions"] for e in held]
+            assert all(a[0]["kind"] == "no_recording" for a in abstentions)
+            assert store.list_orders() == []
+        assert listener.connections == 0
+    finally:
+        listener.close()
