@@ -105,5 +105,5 @@ def test_bad_data_names_the_file_and_row(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"no candle file for XMR/BTC"):
         BacktestFeed.load(data, {"XMR/BTC": "5m"})
     write_csv(data, "DASH/BTC", "1h", sine_candles(50, "1h"))
-    with pytest.raises(ConfigError, match="DASH/BTC: no file .* at 5m or a timeframe dividing it"):
+    with pytest.raises(ConfigError, match=r"DASH/BTC: no file .* at 5m or a timeframe dividing it"):
         BacktestFeed.load(data, {"DASH/BTC": "5m"})

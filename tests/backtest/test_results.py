@@ -90,7 +90,7 @@ def test_bad_input_is_named_and_nothing_is_stored(tmp_path: Path) -> None:
     settings = btc_settings(tmp_path / "data")
     with pytest.raises(ConfigError, match=r"no candle file for XMR/BTC"):
         run_backtest(settings, spec(folder, symbols=["XMR/BTC"]))
-    with pytest.raises(ConfigError, match="fewer than 2 steps .* the data covers: ETH/BTC 5m"):
+    with pytest.raises(ConfigError, match=r"fewer than 2 steps .* the data covers: ETH/BTC 5m"):
         run_backtest(settings, spec(folder, start="2030-01-01T00:00:00Z"))
     with pytest.raises(ValueError, match="taker_fee"):
         BacktestSpec(data_dir=folder, taker_fee=-0.001)  # type: ignore[arg-type]
