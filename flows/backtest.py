@@ -11,6 +11,7 @@ the equity chart.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value).replace("|", "\\|")
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
+def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
         return "_none_\n"
     columns = list(rows[0])
@@ -42,7 +43,7 @@ def _pct(value: float | None) -> str:
 
 def result_markdown(result: BacktestResult, folder: Path | None, chart: Path | None) -> str:
     m = result.metrics
-    metrics = [
+    metrics: list[dict[str, Any]] = [
         {"metric": "total return", "value": _pct(m.total_return)},
         {"metric": "CAGR", "value": _pct(m.cagr)},
         {"metric": "max drawdown", "value": f"{_pct(m.max_drawdown)} ({m.max_drawdown_duration})"},
