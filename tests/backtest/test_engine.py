@@ -122,3 +122,20 @@ def test_llm_and_sentiment_analysts_never_call_out(tmp_path: Path) -> None:
         assert listener.connections == 0
     finally:
         listener.close()
+
+
+def test_ctrl_c_keeps_a_result_marked_partial(tmp_path: Path) -> None:
+    from kestrel.backtest import run_backtest
+
+    def interrupt(done: int, total: int) -> None:
+        if done == 5:
+            raise KeyboardInterrupt
+
+    settings = btc_settings(tmp_path / "data")
+    outcome = run_backtest(
+        settings, spec(sine_folder(tmp_path, steps=30)), progress=interrupt, charts=False
+    )
+    assert outcome.result.status == "partial"
+    assert outcome.result.steps == 5 and outcome.result.cycles == 5
+    assert outcome.result.reconciled
+    assert outcome.folder is not None and (outcome.folder / "result.json").is_file()
