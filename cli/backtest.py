@@ -236,6 +236,8 @@ def print_result(result: BacktestResult) -> None:
         console.print(
             f"[yellow]{len(result.errors)} step errors[/yellow], first: {result.errors[0]}"
         )
+    reasons = ", ".join(f"{code} x{n}" for code, n in list(result.decisions.items())[:8])
+    console.print(f"decision reasons: {reasons or 'none'}")
     console.print(_table("Metrics", metric_rows(result)))
     console.print(
         _table(

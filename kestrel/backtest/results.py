@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from kestrel.backtest.engine import BacktestRun, moment, value_in
-from kestrel.models import Fill, Order, OrderRole, Position, PositionStatus, utcnow
+from kestrel.models import EventType, Fill, Order, OrderRole, Position, PositionStatus, utcnow
 from kestrel.summary import SessionSummary, summarize, summary_rows
 
 YEAR_MS = 365 * 24 * 3_600_000
@@ -90,6 +90,9 @@ class BacktestResult(BaseModel):
     books: list[dict[str, str]]
     reconciled: bool
     orders_by_status: dict[str, int]
+    decisions: dict[str, int] = Field(
+        default_factory=dict, description="reason code -> how many cycle decisions gave it"
+    )
     fills: int
     equity: list[tuple[int, float | None]] = Field(description="(ms, equity) after each step")
 
@@ -307,6 +310,17 @@ def _sum_by_quote(trades: list[Trade], field: str) -> str:
     return ", ".join(f"{value.normalize():f} {quote}" for quote, value in sorted(sums.items()))
 
 
+def decision_reasons(run: BacktestRun) -> dict[str, int]:
+    """Why the cycles decided what they did (SKIP_NO_SIGNAL, BLOCKED_DAILY_LOSS_LIMIT, ...):
+    a backtest without trades says why at once."""
+    counts: Counter[str] = Counter()
+    kinds = [EventType.TRADE_DECIDED, EventType.TRADE_HELD, EventType.TRADE_BLOCKED]
+    for event in run.runtime.store.list_events(types=kinds):
+        if event.event_id.startswith("decision:") and "|" in event.event_id:
+            counts.update(event.reasons)
+    return dict(counts.most_common())
+
+
 def settings_hash(run: BacktestRun) -> str:
     text = run.settings.model_dump_json(exclude={"data_dir"}) + run.spec.model_dump_json()
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -357,6 +371,7 @@ def build_result(run: BacktestRun, result_id: str | None = None) -> BacktestResu
         books=summary_rows(summary),
         reconciled=summary.reconciled,
         orders_by_status=summary.orders_by_status,
+        decisions=decision_reasons(run),
         fills=summary.fills,
         equity=[
             (p.timestamp, float(p.equity) if p.equity is not None else None) for p in run.equity

@@ -29,6 +29,7 @@ def test_run_stores_metrics_tables_and_charts(tmp_path: Path) -> None:
     assert 0 < m.exposure <= 1
     assert m.fees_paid is not None and m.fees_paid > 0
     assert m.buy_and_hold_by_symbol.keys() == {"ETH/BTC"}
+    assert result.decisions["SIGNAL_BUY"] >= 2 and "SKIP_NO_SIGNAL" in result.decisions
     assert sum(row["trades"] for row in result.by_symbol) == m.trade_count
     assert sum(row["trades"] for row in result.by_exit_reason) == m.trade_count
     closed = [t for t in result.trades if not t.is_open]
