@@ -22,6 +22,7 @@ document. tests/backtest/test_fast_path.py runs both ways and compares.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -137,10 +138,21 @@ def build_schedule(
     return sorted(due.items())
 
 
+RAM_DIR = Path("/dev/shm")  # tmpfs on Linux: ~25% faster per compare-and-set than a disk file
+
+
+def scratch_dir() -> Path | None:
+    """Where the throwaway store goes: RAM when the machine offers a tmpfs, else the
+    system's temporary folder. (An SQLite ':memory:' database is per connection, and the
+    store opens one per thread, e.g. a lease's heartbeat: a file shared by all is safer.)"""
+    return RAM_DIR if RAM_DIR.is_dir() and os.access(RAM_DIR, os.W_OK) else None
+
+
 @contextmanager
 def backtest_store(directory: Path | None = None) -> Iterator[Store]:
     """A fresh DEMO store (SQLite, the live Store implementation) in a temporary folder."""
-    with tempfile.TemporaryDirectory(prefix="kestrel-backtest-", dir=directory) as folder:
+    where = directory or scratch_dir()
+    with tempfile.TemporaryDirectory(prefix="kestrel-backtest-", dir=where) as folder:
         store = SQLiteStore(Path(folder) / "backtest.sqlite3", TradingMode.DEMO)
         try:
             store.put_state(INSTALLATION_KEY, {"id": BACKTEST_INSTALLATION}, expected_version=0)
