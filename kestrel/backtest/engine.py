@@ -33,6 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from kestrel import cycle
+from kestrel.analysis.base import Analyst
 from kestrel.analysis.engine import analyze, build_analyst
 from kestrel.backtest.analysts import RecordedOnly
 from kestrel.backtest.feed import BacktestFeed
@@ -161,26 +162,26 @@ def backtest_store(directory: Path | None = None) -> Iterator[Store]:
             store.close()
 
 
-def panel(settings: KestrelSettings) -> list[tuple[object, float]]:
+def panel(settings: KestrelSettings) -> list[tuple[Analyst, float]]:
     """The configured analysts; those that would call a live service (LLM, sentiment) answer
     from recordings only (kestrel.backtest.analysts)."""
     analysis = settings.trading.analysis
-    return [
-        (
+    chosen: list[tuple[Analyst, float]] = []
+    for spec in analysis.panel():
+        analyst: Analyst = (
             build_analyst(spec, analysis)
             if spec.kind == "technical"
-            else RecordedOnly(spec.label, spec.kind),
-            spec.weight,
+            else RecordedOnly(spec.label, spec.kind)
         )
-        for spec in analysis.panel()
-    ]
+        chosen.append((analyst, spec.weight))
+    return chosen
 
 
 def analyze_plan(
-    rt: Runtime, plan: SymbolPlan, analysts: list[tuple[object, float]]
+    rt: Runtime, plan: SymbolPlan, analysts: list[tuple[Analyst, float]]
 ) -> AnalysisResult:
     series = cycle.fetch_candles(rt, plan.item)
-    return analyze(series, plan.profile, settings=rt.settings.trading.analysis, analysts=analysts)  # type: ignore[arg-type]
+    return analyze(series, plan.profile, settings=rt.settings.trading.analysis, analysts=analysts)
 
 
 def upkeep(rt: Runtime) -> None:
@@ -192,7 +193,7 @@ def upkeep(rt: Runtime) -> None:
 
 
 def trade_symbols(
-    rt: Runtime, plans: list[SymbolPlan], analysts: list[tuple[object, float]], errors: list[str]
+    rt: Runtime, plans: list[SymbolPlan], analysts: list[tuple[Analyst, float]], errors: list[str]
 ) -> None:
     """kestrel.cycle for the due symbols: every analysis, then risk -> decide -> execute one
     symbol at a time in watchlist order, each under its lease (flows.trading_cycle.run_cycle)."""
@@ -272,7 +273,7 @@ def record_equity(run: BacktestRun) -> None:
     run.equity.append(EquityPoint(run.feed.now, balances, value_in(run.currency, balances, prices)))
 
 
-def step(run: BacktestRun, symbols: list[str], analysts: list[tuple[object, float]]) -> None:
+def step(run: BacktestRun, symbols: list[str], analysts: list[tuple[Analyst, float]]) -> None:
     rt, fast = run.runtime, run.spec.fast
     positions = not fast or has_open_positions(rt.store)
     if positions or not fast or has_live_orders(rt.store):
