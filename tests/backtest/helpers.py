@@ -25,6 +25,15 @@ def btc_settings(data_dir: Path, **extra: Any) -> KestrelSettings:
     """An ETH/BTC account in BTC. There is no BTC/USD price in the data, so the % daily loss
     limit (which needs USD equity) is off, as a live config for such an account must say."""
     fields: dict[str, Any] = {
+        "watchlist": [
+            {
+                "symbol": SYMBOL,
+                "timeframe": "5m",
+                "strategy": "SCALP/AGGRESSIVE",
+                "stake_amount": Decimal("0.05"),
+                "stake_currency": "BTC",
+            }
+        ],
         "paper": {"quote_currency": "BTC", "starting_balance": Decimal("1")},
         "risk": {"stale_after_candles": 2, "min_confidence": 0.5},
         "trading": {"gates": {"daily_loss_limit_pct": None}},
@@ -34,15 +43,6 @@ def btc_settings(data_dir: Path, **extra: Any) -> KestrelSettings:
         mode="DEMO",
         data_dir=data_dir,
         store_uri=None,
-        watchlist=[
-            {
-                "symbol": SYMBOL,
-                "timeframe": "5m",
-                "strategy": "SCALP/AGGRESSIVE",
-                "stake_amount": Decimal("0.05"),
-                "stake_currency": "BTC",
-            }
-        ],
         **fields,
     )
 

@@ -139,3 +139,54 @@ def test_ctrl_c_keeps_a_result_marked_partial(tmp_path: Path) -> None:
     assert outcome.result.steps == 5 and outcome.result.cycles == 5
     assert outcome.result.reconciled
     assert outcome.folder is not None and (outcome.folder / "result.json").is_file()
+
+
+def test_one_clock_for_a_5m_and_a_1h_symbol(tmp_path: Path) -> None:
+    """Each symbol's cycle runs at each close of its own timeframe, on one shared clock:
+    every decision is stamped with the market time its candle closed."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.backtest.fixtures import START_MS, sine_candles, write_csv
+
+    folder = tmp_path / "synthetic"
+    write_csv(folder, "ETH/BTC", "5m", sine_candles(12 * 110, "5m"))
+    write_csv(folder, "XMR/BTC", "1h", sine_candles(110, "1h", price=0.02))
+    settings = btc_settings(
+        tmp_path / "data",
+        watchlist=[
+            {
+                "symbol": "ETH/BTC",
+                "timeframe": "5m",
+                "stake_amount": "0.05",
+                "stake_currency": "BTC",
+            },
+            {
+                "symbol": "XMR/BTC",
+                "timeframe": "1h",
+                "stake_amount": "0.05",
+                "stake_currency": "BTC",
+            },
+        ],
+    )
+    start = datetime.fromtimestamp(START_MS / 1000, tz=UTC) + timedelta(hours=100)
+    window = spec(folder, start=start, end=start + timedelta(hours=3))
+    with backtest_store() as store:
+        run = execute(prepare(settings, window, store))
+        decisions = [
+            e
+            for e in store.list_events(
+                types=[EventType.TRADE_DECIDED, EventType.TRADE_HELD, EventType.TRADE_BLOCKED]
+            )
+            if e.event_id.startswith("decision:") and "|" in e.event_id
+        ]
+    by_symbol: dict[str, list[int]] = {}
+    for event in decisions:
+        candle_open = int(event.event_id.split("|")[2].split(":")[0])
+        period = timeframe_ms("1h" if event.symbol == "XMR/BTC" else "5m")
+        closed_at = candle_open + period
+        assert int(event.created_at.timestamp() * 1000) == closed_at  # decided at its close
+        by_symbol.setdefault(event.symbol or "", []).append(closed_at)
+    assert len(by_symbol["ETH/BTC"]) == 36  # every 5m close of the 3 hours (the last only syncs)
+    assert len(by_symbol["XMR/BTC"]) == 3
+    assert all(t % timeframe_ms("1h") == 0 for t in by_symbol["XMR/BTC"])
+    assert run.cycles == 39
