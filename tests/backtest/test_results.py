@@ -61,7 +61,7 @@ def test_cli_run_list_show_compare(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         '[[watchlist]]\nsymbol = "ETH/BTC"\ntimeframe = "5m"\nstrategy = "SCALP/AGGRESSIVE"\n'
         '[paper]\nquote_currency = "BTC"\nstarting_balance = 1\n'
         "[risk]\nstale_after_candles = 2\n"
-        "[trading.gates]\ndaily_loss_limit_pct = 50\ndaily_loss_limit_usd = 1000000\n"
+        "[trading.gates]\ndaily_loss_limit = false\n"
     )
     monkeypatch.delenv("KESTREL_CONFIG", raising=False)
     monkeypatch.setenv("COLUMNS", "250")
