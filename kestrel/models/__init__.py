@@ -1,6 +1,6 @@
 """Kestrel's boundary models. Import from here: `from kestrel.models import Order`."""
 
-from kestrel.models._base import KestrelModel, Money, utcnow
+from kestrel.models._base import KestrelModel, Money, simulated_clock, utcnow
 from kestrel.models.analysis import (
     Action,
     AnalysisResult,
@@ -66,6 +66,7 @@ __all__ = [
     "StatusSource",
     "Ticker",
     "check_transition",
+    "simulated_clock",
     "timeframe_ms",
     "utcnow",
 ]

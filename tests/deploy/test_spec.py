@@ -35,6 +35,7 @@ EXPECTED = {
     "manual-cancel": None,
     "paper-reset": None,
     "settings-change": None,
+    "backtest": None,  # each run is one independent backtest
 }
 # What an operator must type in for the deployments that have no sensible defaults.
 REQUIRED_AT_RUN = {

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from cli import app
 from emulator import BinanceEmulator
 from kestrel.config.settings import load_settings
+from kestrel.errors import ConfirmationRefused, ManualError
 from kestrel.execution.orders import place
 from kestrel.execution.sync import sync_orders
-from kestrel.errors import ConfirmationRefused, ManualError
 from kestrel.manual.write_off import WriteOffRequest, write_off
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.models import EventType, Order, OrderStatus, StatusSource
