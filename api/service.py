@@ -73,6 +73,14 @@ class Backend:
     store: Store
     runtime: Callable[[], Runtime]
 
+    def __post_init__(self) -> None:
+        # A StoreRouter follows the caller's mode ContextVar, which request threads do not
+        # set: pin this API's mode's own store, so keys and reads never land in the other.
+        from kestrel.store.router import StoreRouter
+
+        if isinstance(self.store, StoreRouter):
+            self.store = self.store.backend(self.base.mode)
+
     @property
     def mode(self) -> TradingMode:
         return self.base.mode
@@ -238,14 +246,14 @@ class ApiService:
             request = _REQUEST.validate_python(call.request)
         except ValidationError as exc:
             raise ServiceError(422, "bad_request", _problems(exc)) from None
-        if call.confirm is not None:
-            self._own_token(who, call.confirm)
         params = {
             "request": request.model_dump(mode="json"),
             "dry_run": call.dry_run,
             "confirmed": call.confirm is not None,
         }
         with self._audit(who, f"manual.{request.kind}", params) as note:
+            if call.confirm is not None:
+                self._check_token(who, call.confirm)
             with self._mode():
                 outcome = self._trade(
                     lambda rt: submit(
@@ -258,8 +266,8 @@ class ApiService:
     def confirm(self, who: Principal, token: str) -> dict[str, Any]:
         """Run exactly the manual action a REAL preview's token was issued for."""
         who.require_trade(self.mode, "confirm")
-        self._own_token(who, token)
         with self._audit(who, "manual.confirm", {}) as note:
+            self._check_token(who, token)
             with self._mode():
                 outcome = self._trade(lambda rt: confirm_token(rt, token, actor=who.actor))
             note["outcome"] = outcome.status.value
@@ -279,13 +287,13 @@ class ApiService:
         who.require(Tier.ADMIN, "settings change")
         from kestrel.live_settings import SettingsError, apply_request, exchange_markets
 
-        if call.confirm is not None:
-            self._own_token(who, call.confirm)
         params = {
             "request": call.request.model_dump(mode="json"),
             "confirmed": call.confirm is not None,
         }
         with self._audit(who, f"settings.{call.request.action}", params) as note:
+            if call.confirm is not None:
+                self._check_token(who, call.confirm)
             with self._mode():
                 try:
                     done = apply_request(
@@ -310,14 +318,24 @@ class ApiService:
         if not who.has(Tier.ADMIN):
             who.require_trade(self.mode, action)
 
-    def _own_token(self, who: Principal, token: str) -> None:
-        """A confirmation token confirms only for the key that asked for the preview; another
-        key's attempt is refused without burning it."""
+    def _check_token(self, who: Principal, token: str) -> None:
+        """A confirmation token confirms only for the key that asked for the preview (another
+        key's attempt is refused without burning it), and only once: a used token is refused
+        here even where the action would now change nothing (a settings value already set)."""
         with self._mode():
             record = peek_token(self.store, token)
-        if record is not None and record.issued_by != who.actor:
+        if record is None:
+            return  # unknown: the kestrel function refuses it with its SECURITY event
+        if record.issued_by != who.actor:
             raise ServiceError(
                 403, "confirmation_not_yours", "this confirmation token was issued to another key"
+            )
+        if record.used_at is not None:
+            raise ServiceError(
+                403,
+                "confirmation_used",
+                f"this confirmation token was already used at {record.used_at:%H:%M:%S} UTC; "
+                "nothing was done; preview again",
             )
 
     def _trade[T](self, action: Callable[[Runtime], T]) -> T:

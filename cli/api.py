@@ -79,8 +79,10 @@ def key_create(
             raise fail(str(exc).splitlines()[0], 2) from None
         finally:
             store.close()
-    typer.echo(f"key {made.key.name} ({made.key.key_id}) for {settings.mode.value}: "
-               f"{', '.join(t.value for t in made.key.tiers)}")
+    typer.echo(
+        f"key {made.key.name} ({made.key.key_id}) for {settings.mode.value}: "
+        f"{', '.join(t.value for t in made.key.tiers)}"
+    )
     typer.echo(f"secret (shown once, store it now): {made.secret}")
 
 
@@ -103,8 +105,10 @@ def key_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         state = "revoked" if key.revoked_at else "active"
         expires = f", expires {key.expires_at:%Y-%m-%d}" if key.expires_at else ""
         ips = f", from {' '.join(key.allowed_ips)}" if key.allowed_ips else ""
-        typer.echo(f"{key.key_id} {key.name}: {','.join(t.value for t in key.tiers)} "
-                   f"[{state}{expires}{ips}]")
+        typer.echo(
+            f"{key.key_id} {key.name}: {','.join(t.value for t in key.tiers)} "
+            f"[{state}{expires}{ips}]"
+        )
     if not keys:
         typer.echo("no API keys; create one with `kestrel api key create NAME --tier READ`")
 

@@ -56,7 +56,7 @@ class Served:
 
 def serve(rt: Runtime, now: Clock, config: ApiConfig | None = None) -> Iterator[Served]:
     backend = Backend(base=rt.settings, store=rt.store, runtime=lambda: rt)
-    keys = KeyBook(rt.store, hasher=CHEAP, now=now)
+    keys = KeyBook(backend.store, hasher=CHEAP, now=now)
     ctx = build_context(backend, config or ApiConfig(ws_poll_s=0.05), jwt_secret=SECRET, keys=keys)
     app = create_app(ctx)
     server = uvicorn.Server(
