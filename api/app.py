@@ -69,7 +69,7 @@ def create_app(ctx: ApiContext, *, mcp: bool = True, dashboard: bool = True) -> 
         from api.mcp_server import build_mcp
 
         server = build_mcp(ctx)
-        mcp_app = server.streamable_http_app()
+        mcp_app = server.streamable_http_app(streamable_http_path="/", host=ctx.config.host)
         lifespan = _mcp_lifespan(server)
     app = FastAPI(
         title="Kestrel operator API",
