@@ -61,6 +61,7 @@ ACCOUNT_TYPES = {
     EventType.CIRCUIT_BREAKER_RESET,
 }
 CLOSE_SLOW = 4408
+DROP = "_drop"
 CLOSE_AUTH = 4401
 CLOSE_TOO_BIG = 1009
 
@@ -72,11 +73,12 @@ class Slow(Exception):
 @dataclass(eq=False)
 class Client:
     who: Principal
-    queue: asyncio.Queue[dict[str, Any]]
+    queue: asyncio.Queue[str]
     channels: set[str] = field(default_factory=set)
     dropped: str | None = None
 
-    def push(self, message: dict[str, Any]) -> None:
+    def push(self, message: str) -> None:
+        """Queue an encoded message (encoded once by the hub for every client)."""
         if self.dropped:
             return
         try:
@@ -86,7 +88,7 @@ class Client:
             # make room for the one message that tells the sender loop to close
             while not self.queue.empty():
                 self.queue.get_nowait()
-            self.queue.put_nowait({"type": "_drop"})
+            self.queue.put_nowait(DROP)
 
 
 class Hub:
@@ -136,14 +138,13 @@ class Hub:
             data = await anyio.to_thread.run_sync(lambda: self._snapshot(client.who, channel))
             client.channels.add(channel)
             self.clients.add(client)
-            client.push(
-                {
-                    "type": "snapshot",
-                    "channel": channel,
-                    "seq": self.seq.get(channel, 0),
-                    "data": data,
-                }
-            )
+            snapshot = {
+                "type": "snapshot",
+                "channel": channel,
+                "seq": self.seq.get(channel, 0),
+                "data": data,
+            }
+            client.push(encode(snapshot))
 
     def unsubscribe(self, client: Client) -> None:
         self.clients.discard(client)
@@ -183,7 +184,9 @@ class Hub:
     # -- publishing --------------------------------------------------------------------------
     def publish(self, channel: str, data: Any) -> None:
         self.seq[channel] = self.seq.get(channel, 0) + 1
-        message = {"type": "update", "channel": channel, "seq": self.seq[channel], "data": data}
+        message = encode(
+            {"type": "update", "channel": channel, "seq": self.seq[channel], "data": data}
+        )
         for client in list(self.clients):
             if channel in client.channels:
                 client.push(message)
@@ -331,7 +334,7 @@ class _Session:
         self.sender: asyncio.Task[None] | None = None
 
     async def send(self, message: dict[str, Any]) -> None:
-        await self.socket.send_text(json.dumps(message, default=str))
+        await self.socket.send_text(encode(message))
 
     async def error(self, code: str, detail: str) -> None:
         await self.send({"type": "error", "code": code, "detail": detail})
@@ -442,11 +445,11 @@ class _Session:
         try:
             while True:
                 message = await client.queue.get()
-                if message.get("type") == "_drop":
+                if message == DROP:
                     self.hub.unsubscribe(client)
                     await self.socket.close(CLOSE_SLOW, client.dropped or "slow client")
                     return
-                await self.send(message)
+                await self.socket.send_text(message)
         except (WebSocketDisconnect, RuntimeError):
             self.hub.unsubscribe(client)
 
@@ -483,6 +486,10 @@ class _Session:
             )
             return
         await self.send({"type": "result", "id": ident, "data": data})
+
+
+def encode(message: dict[str, Any]) -> str:
+    return json.dumps(message, default=str, separators=(",", ":"))
 
 
 def _price_channel(channel: str) -> bool:

@@ -35,6 +35,8 @@ def serve(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(help="TCP port")] = 8765,
+    rate: Annotated[float, typer.Option(help="requests a second per key (refill)")] = 10.0,
+    burst: Annotated[int, typer.Option(help="requests a key may make at once")] = 60,
 ) -> None:
     """Serve the API and the dashboard (uvicorn) for the configured mode."""
     if context.invoked_subcommand is not None:
@@ -46,7 +48,9 @@ def serve(
     from api.production import production_context
 
     settings = load_cli_settings()
-    ctx = production_context(settings, ApiConfig(host=host, port=port))
+    ctx = production_context(
+        settings, ApiConfig(host=host, port=port, rate_per_s=rate, burst=burst)
+    )
     typer.echo(f"kestrel api ({settings.mode.value}) on http://{host}:{port}/ (docs: /docs)")
     uvicorn.run(create_app(ctx), host=host, port=port, log_level="info", workers=1)
 
