@@ -63,20 +63,19 @@ class _TooLarge(Exception):
 def create_app(ctx: ApiContext, *, mcp: bool = True, dashboard: bool = True) -> FastAPI:
     from api.rest import router
 
-    lifespan: Any = None
+    mcp_server = None
     mcp_app = None
     if mcp:
         from api.mcp_server import build_mcp
 
-        server = build_mcp(ctx)
-        mcp_app = server.streamable_http_app(streamable_http_path="/", host=ctx.config.host)
-        lifespan = _mcp_lifespan(server)
+        mcp_server = build_mcp(ctx)
+        mcp_app = mcp_server.streamable_http_app(streamable_http_path="/", host=ctx.config.host)
     app = FastAPI(
         title="Kestrel operator API",
         version="1",
         description="Status, books, decisions, controls and manual trading of one Kestrel "
         f"mode ({ctx.service.mode.value}). Auth: POST /api/auth/token with an API key.",
-        lifespan=lifespan,
+        lifespan=_lifespan(mcp_server),
     )
     app.state.kestrel = ctx
     app.include_router(router)
@@ -111,13 +110,19 @@ def create_app(ctx: ApiContext, *, mcp: bool = True, dashboard: bool = True) -> 
     return app
 
 
-def _mcp_lifespan(server: Any) -> Any:
+def _lifespan(mcp_server: Any) -> Any:
+    """Run the MCP session manager while the app runs; stop the WebSocket hub at the end."""
     from collections.abc import AsyncIterator
-    from contextlib import asynccontextmanager
+    from contextlib import AsyncExitStack, asynccontextmanager
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with server.session_manager.run():
-            yield
+        async with AsyncExitStack() as stack:
+            if mcp_server is not None:
+                await stack.enter_async_context(mcp_server.session_manager.run())
+            try:
+                yield
+            finally:
+                await app.state.hub.stop()
 
     return lifespan

@@ -92,9 +92,37 @@ class TokenService:
 
     # -- issuing -----------------------------------------------------------------------------
     def login(self, api_key: str, client: str) -> TokenPair:
-        """Exchange an API key for a token pair in this API's mode."""
-        key = self.keys.verify(api_key, client)
+        """Exchange an API key for a token pair in this API's mode. A refused key is a
+        SECURITY event naming the client and the key id it claimed (never the secret)."""
+        try:
+            key = self.keys.verify(api_key, client)
+        except AuthError as exc:
+            self._refused_login(api_key, client, exc)
+            raise
         return self._issue(key, family=secrets.token_hex(8))
+
+    def _refused_login(self, api_key: str, client: str, exc: AuthError) -> None:
+        from api.auth.keys import SECRET_PATTERN
+
+        claimed = SECRET_PATTERN.match(api_key.strip())
+        moment = self.now()
+        self.store.append_events(
+            [
+                Event(
+                    event_id=f"security:api-login:{client}:{moment.isoformat()}:{secrets.token_hex(4)}",
+                    type=EventType.SECURITY,
+                    mode=self.store.mode,
+                    reasons=["API_LOGIN_REFUSED"],
+                    message=f"API login refused ({exc.code}) from {client or 'unknown'}",
+                    data={
+                        "client": client,
+                        "code": exc.code,
+                        "key_id": claimed.group(1) if claimed else None,
+                    },
+                    created_at=moment,
+                )
+            ]
+        )
 
     def refresh(self, refresh_token: str, client: str) -> TokenPair:
         digest = _digest(refresh_token)

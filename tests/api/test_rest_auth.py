@@ -224,3 +224,15 @@ def test_openapi_lists_the_operations(demo_api: Served) -> None:
         "/api/auth/refresh",
     ):
         assert path in paths
+
+
+def test_refused_login_is_a_security_event_without_the_secret(demo_api: Served) -> None:
+    secret = demo_api.key("reader", "READ")
+    wrong = secret[:-4] + "abcd"
+    with httpx.Client(base_url=demo_api.url) as http:
+        assert http.post("/api/auth/token", json={"api_key": wrong}).status_code == 401
+    events = demo_api.ctx.service.store.list_events(types=[EventType.SECURITY])
+    [refused] = [e for e in events if "API_LOGIN_REFUSED" in e.reasons]
+    assert refused.data["code"] == "bad_key" and refused.data["key_id"] == secret[4:16]
+    text = str([e.model_dump() for e in events])
+    assert wrong not in text and secret not in text and secret[17:] not in text
