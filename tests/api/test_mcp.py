@@ -153,3 +153,30 @@ def test_stdio_server_as_a_key(tmp_path: Path, tmp_data_dir: Path) -> None:
             assert "forbidden" in error_text(refused)
 
     anyio.run(main)
+
+
+def test_tampered_and_demo_tokens_refused_by_mcp(real_api: Served) -> None:
+    from api.auth.tokens import TokenService
+    from kestrel.mode import TradingMode
+
+    from .conftest import SECRET
+
+    secret = real_api.key("assistant", "READ", "DEMO_TRADE", "REAL_TRADE")
+    demo_token = (
+        TokenService(real_api.ctx.keys, SECRET, mode=TradingMode.DEMO)
+        .login(secret, "127.0.0.1")
+        .access_token
+    )
+    good = str(real_api.login(secret)["access_token"])
+    for token, code in ((demo_token, "wrong_mode"), (good[:-2] + "xx", "bad_token")):
+
+        async def main(token: str = token, code: str = code) -> None:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+                transport = streamable_http_client(f"{real_api.url}/mcp/", http_client=http)
+                async with Client(transport) as client:
+                    result = await client.call_tool("place_order", BUY)
+                    assert code in error_text(result)
+
+        anyio.run(main)
+    assert real_api.ctx.service.store.list_orders() == []

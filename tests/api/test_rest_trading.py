@@ -154,3 +154,21 @@ def test_real_riskier_setting_needs_confirmation(real_api: Served) -> None:
         ("settings.set", ["changed"]),
         ("settings.set", "refused: confirmation_used"),
     ]
+
+
+def test_demo_move_stop_from_rest(demo_api: Served, demo_rt: Runtime) -> None:
+    secret = demo_api.key("trader", "READ", "DEMO_TRADE")
+    with demo_api.client(secret) as http:
+        assert http.post("/api/manual", json={"request": BUY}).json()["status"] == "PLACED"
+        advance(demo_rt)
+        moved = http.post(
+            "/api/manual",
+            json={"request": {"kind": "move_levels", "symbol": "BTC/USDT", "stop_loss": "19500"}},
+        ).json()
+        assert moved["status"] == "APPLIED", moved
+        [position] = http.get("/api/positions").json()
+        assert position["stop_loss"] == "19500"
+        wrong = http.post(
+            "/api/manual", json={"request": {"kind": "move_levels", "symbol": "BTC/USDT"}}
+        )
+        assert (wrong.status_code, wrong.json()["error"]) == (422, "bad_request")
