@@ -203,17 +203,21 @@ class Hub:
             )
             if not events:
                 return 0
-            extra = await anyio.to_thread.run_sync(lambda: self._details(events))
+            # read the subscriptions here, in the loop: clients come and go meanwhile
+            wanted = {c for client in self.clients for c in client.channels}
+            reader = next((c.who for c in self.clients if "account" in c.channels), None)
+            extra = await anyio.to_thread.run_sync(lambda: self._details(events, wanted, reader))
             for event in events:
                 self._fan_out(event, extra)
             self.cursor = events[-1].seq or after
             return len(events)
 
-    def _details(self, events: list[Event]) -> dict[str, Any]:
+    def _details(
+        self, events: list[Event], wanted: set[str], reader: Principal | None
+    ) -> dict[str, Any]:
         """What updates carry besides the event: the order as stored now, the open
         positions, the account (read once per batch, only if a channel needs it)."""
         store = self.api.service.store
-        wanted = {c for client in self.clients for c in client.channels}
         out: dict[str, Any] = {"orders": {}}
         if "orders" in wanted:
             for event in events:
@@ -227,7 +231,6 @@ class Hub:
                 for p in store.list_positions(status=None)
                 if p.status.value == "OPEN"
             ]
-        reader = next((c.who for c in self.clients if "account" in c.channels), None)
         if reader is not None and any(e.type in ACCOUNT_TYPES for e in events):
             out["account"] = self._account(reader)
         return out
