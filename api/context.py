@@ -32,6 +32,9 @@ class ApiConfig(BaseModel):
     ws_queue: int = Field(default=1000, ge=1, description="updates a slow client may lag")
     ws_poll_s: float = Field(default=0.25, gt=0, description="how often the store is tailed")
     ws_price_s: float = Field(default=5.0, gt=0, description="how often subscribed prices poll")
+    ws_recheck_s: float = Field(
+        default=30.0, gt=0, description="how often a connection's token is checked again"
+    )
 
 
 @dataclass

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -444,10 +445,25 @@ class _Session:
         return True
 
     async def _pump(self, client: Client) -> None:
-        """Send queued messages; on a drop, close with the reason."""
+        """Send queued messages; on a drop, close with the reason. Every `ws_recheck_s` the
+        session's token is checked again: an expired token or a revoked key stops the push
+        (close 4401); a client keeps it going by sending a fresh `auth` before expiry."""
+        recheck = self.api.config.ws_recheck_s
+        checked = time.monotonic()
         try:
             while True:
-                message = await client.queue.get()
+                try:
+                    message = await asyncio.wait_for(client.queue.get(), timeout=recheck)
+                except TimeoutError:
+                    message = ""
+                if time.monotonic() - checked >= recheck:
+                    checked = time.monotonic()
+                    if not await self._still_valid():
+                        self.hub.unsubscribe(client)
+                        await self.socket.close(CLOSE_AUTH, "token expired or key revoked")
+                        return
+                if not message:
+                    continue
                 if message == DROP:
                     self.hub.unsubscribe(client)
                     await self.socket.close(CLOSE_SLOW, client.dropped or "slow client")
@@ -455,6 +471,18 @@ class _Session:
                 await self.socket.send_text(message)
         except (WebSocketDisconnect, RuntimeError):
             self.hub.unsubscribe(client)
+
+    async def _still_valid(self) -> bool:
+        token = self.token
+        if token is None:
+            return False
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: self.api.tokens.authenticate(token, self.client_ip)
+            )
+        except AuthError:
+            return False
+        return True
 
     async def call(self, message: dict[str, Any]) -> None:
         ident = message.get("id")

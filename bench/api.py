@@ -241,6 +241,8 @@ def start_api(config: Path, port: int) -> subprocess.Popen[bytes]:
             "1000000",
             "--burst",
             "1000000",
+            "--access-ttl",
+            "3600",
         ],
         cwd=ROOT,
         env=env,

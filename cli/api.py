@@ -37,6 +37,9 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port")] = 8765,
     rate: Annotated[float, typer.Option(help="requests a second per key (refill)")] = 10.0,
     burst: Annotated[int, typer.Option(help="requests a key may make at once")] = 60,
+    access_ttl: Annotated[
+        int, typer.Option(help="access token lifetime in seconds (10..3600)")
+    ] = 300,
 ) -> None:
     """Serve the API and the dashboard (uvicorn) for the configured mode."""
     if context.invoked_subcommand is not None:
@@ -49,7 +52,8 @@ def serve(
 
     settings = load_cli_settings()
     ctx = production_context(
-        settings, ApiConfig(host=host, port=port, rate_per_s=rate, burst=burst)
+        settings,
+        ApiConfig(host=host, port=port, rate_per_s=rate, burst=burst, access_ttl_s=access_ttl),
     )
     typer.echo(f"kestrel api ({settings.mode.value}) on http://{host}:{port}/ (docs: /docs)")
     uvicorn.run(create_app(ctx), host=host, port=port, log_level="info", workers=1)

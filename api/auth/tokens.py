@@ -204,7 +204,11 @@ class TokenService:
                 algorithms=[ALGORITHM],
                 audience=audience(self.mode),
                 issuer=ISSUER,
-                options={"verify_exp": False, "require": ["exp", "sub", "aud", "iss", "mode"]},
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "require": ["exp", "sub", "aud", "iss", "mode"],
+                },
             )
         except jwt.InvalidAudienceError:
             raise AuthError(

@@ -46,7 +46,8 @@ def until(ws: ClientConnection, kind: str, channel: str | None = None) -> dict[s
 def authed(api: Served, secret: str) -> ClientConnection:
     ws = connect(ws_url(api), max_size=2**22)
     send(ws, type="auth", token=api.login(secret)["access_token"])
-    assert recv(ws)["type"] == "authed"
+    answer = recv(ws)
+    assert answer["type"] == "authed", answer
     return ws
 
 
@@ -182,3 +183,30 @@ def test_slow_client_is_dropped_with_a_reason(tiny_queue_api: Served) -> None:
                 recv(ws)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408
     assert "slow client" in closed.value.rcvd.reason
+
+
+@pytest.fixture
+def recheck_api(demo_rt: Runtime, clock: Clock) -> Iterator[Served]:
+    yield from serve(demo_rt, clock, ApiConfig(ws_poll_s=0.05, ws_recheck_s=0.05))
+
+
+def test_push_stops_when_the_token_expires_or_the_key_is_revoked(recheck_api: Served) -> None:
+    api = recheck_api
+    secret = api.key("reader", "READ")
+    with authed(api, secret) as ws:
+        send(ws, type="subscribe", channels=["events"])
+        until(ws, "snapshot", "events")
+        api.clock.tick(api.ctx.config.access_ttl_s + 1)  # the token is now expired
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                recv(ws)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    other = api.key("other", "READ")
+    with authed(api, other) as ws:
+        send(ws, type="subscribe", channels=["events"])
+        until(ws, "snapshot", "events")
+        api.ctx.keys.revoke("other", by="pytest")
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                recv(ws)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
