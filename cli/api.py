@@ -56,7 +56,10 @@ def serve(
         ApiConfig(host=host, port=port, rate_per_s=rate, burst=burst, access_ttl_s=access_ttl),
     )
     typer.echo(f"kestrel api ({settings.mode.value}) on http://{host}:{port}/ (docs: /docs)")
-    uvicorn.run(create_app(ctx), host=host, port=port, log_level="info", workers=1)
+    # frames far over the API's own limit are refused by the protocol layer, unread
+    uvicorn.run(
+        create_app(ctx), host=host, port=port, log_level="info", workers=1, ws_max_size=2**20
+    )
 
 
 @key_app.command("create")
