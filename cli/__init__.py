@@ -4,6 +4,7 @@ pandas, pandas-ta nor ccxt, so it answers at once. Each module below adds its co
 from __future__ import annotations
 
 import cli.serve  # noqa: F401  (serve, deploy, blocks, deadman)
+from cli import api as _api  # noqa: F401  (api, api key ..., api mcp)
 from cli import backtest, control, demo, trading  # noqa: F401  (registers commands)
 from cli import data as _data  # noqa: F401  (data download|list)
 from cli import manual as _manual  # noqa: F401  (order place|cancel|close|...)
