@@ -151,8 +151,8 @@ def test_flows_load_blocks_by_name_and_store_no_secret(saved_blocks: dict[str, o
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
-    from deployments.entrypoints import trading_cycle
     from flows.ops import StopAction, emergency_stop
+    from flows.trading_cycle import trading_cycle
 
     refs = BlockRefs(trading_config="alts", store="books", telegram="bot")
     state = emergency_stop(action=StopAction.STOP, reason="block test", blocks=refs)

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import pytest
 
-from deployments.logs import OrderContextFilter, install_order_logging
+from flows.logs import OrderContextFilter, install_order_logging
 
 from .helpers import run_logs
 

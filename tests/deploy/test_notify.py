@@ -56,7 +56,7 @@ def test_notifications_with_a_bot_block(
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
     from blocks.telegram_bot import TelegramBot
-    from deployments.entrypoints import daily_report, notifications
+    from flows.notifications import daily_report, notifications
 
     TelegramBot(
         bot_token=SecretStr(telegram.token), notify_chat_id=CHAT, api_base_url=telegram.base_url
@@ -102,7 +102,8 @@ def test_notifications_with_a_bot_block(
 
 
 def test_without_a_bot_runs_complete_doing_nothing(prefect_api: str, no_kestrel_env: Path) -> None:
-    from deployments.entrypoints import notifications, telegram_bot
+    from flows.notifications import notifications
+    from flows.telegram_bot import telegram_bot
 
     config = {"data_dir": str(no_kestrel_env / "data")}
     state = as_state(notifications(config=config, return_state=True))
