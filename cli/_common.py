@@ -65,3 +65,17 @@ def flow_outcome(state: Any) -> Any:
             typer.echo(state.message, err=True)
         return state.result()
     raise fail(state.message or state.type.value, 2 if state.is_cancelled() else 1)
+
+
+def exchange_down(exc: BaseException) -> typer.Exit:
+    """One line for an exchange that stayed unavailable: what failed and what happens now;
+    the traceback goes to the `kestrel.cli` logger at DEBUG."""
+    import logging
+
+    logging.getLogger("kestrel.cli").debug("exchange unavailable", exc_info=exc)
+    detail = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return fail(
+        f"the exchange is unavailable ({type(exc).__name__}: {detail}); if an order went "
+        "out, the next order sync finds it by its client order id and books it, and the same "
+        "request id never places it twice"
+    )

@@ -258,23 +258,24 @@ def log_decisions(settings: KestrelSettings, decisions: list[Decision]) -> None:
 
 
 def stopped_message(settings: KestrelSettings, decisions: list[Decision]) -> str | None:
-    """The cycle-level line when the emergency stop blocked symbols (None if it did not)."""
-    blocked = [
-        d.symbol
-        for d in decisions
-        if any(r.code is ReasonCode.BLOCKED_EMERGENCY_STOP for r in d.reasons)
-    ]
-    if not blocked:
-        return None
+    """The one cycle-level line while the emergency stop is active (None when it is not)."""
     store = open_store(settings, settings.mode)
     try:
         stop = emergency_stop_state(store)
     finally:
         store.close()
-    why = f" ({stop.reason}, set by {stop.set_by})" if stop.reason or stop.set_by else ""
+    if not stop.active:
+        return None
+    blocked = [
+        d.symbol
+        for d in decisions
+        if any(r.code is ReasonCode.BLOCKED_EMERGENCY_STOP for r in d.reasons)
+    ]
+    held = f"signals held for {', '.join(blocked)}" if blocked else "no signal to hold"
     return (
-        f"emergency stop active{why}: no order placed for {', '.join(blocked)}; "
-        "`kestrel resume` (or the emergency-stop deployment with action resume) lifts it"
+        f"emergency stop active ({stop.reason or 'no reason given'}, set by {stop.set_by or '?'})"
+        f": no order placed this cycle, {held}; `kestrel resume` or the emergency-stop "
+        "deployment with action resume lifts it"
     )
 
 

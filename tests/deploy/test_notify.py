@@ -1,5 +1,5 @@
 """The notification deployments' flows: the bot token comes from a Telegram Bot block, reaches
-the notification subflow through the run's environment (never a parameter), and messages
+the notification flow through the run's environment (never a parameter), and messages
 arrive; without a bot the runs complete doing nothing instead of failing every minute."""
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def test_notifications_with_a_bot_block(
                 parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent])
             )
         )
-    assert len(runs) == 2
+    assert len(runs) == 1  # one flow per job: no subflow
     assert telegram.token not in json.dumps([r.parameters for r in runs], default=str)
 
 
