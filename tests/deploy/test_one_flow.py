@@ -69,9 +69,7 @@ def test_the_cli_runs_the_flow_its_deployment_runs(prefect_api: str, demo_env: P
     specs = specs_by_name()
     for command, deployment in CLI_JOBS.items():
         before = {run.id for run in flow_runs()}
-        done = CliRunner().invoke(
-            app, [command] if command != "monitor" else [command, "--window", "0"]
-        )
+        done = CliRunner().invoke(app, list(command))
         assert done.exit_code == 0, done.output
         new = [run for run in flow_runs() if run.id not in before]
         assert len(new) == 1, f"kestrel {command}: {len(new)} flow runs (a wrapper or a subflow)"
@@ -172,8 +170,8 @@ def test_the_emergency_stop_says_so_once_at_the_cycle_level(
     APILogWorker.drain_all(timeout=10)
     lines = run_levels(UUID(str(state.state_details.flow_run_id)))
     assert [m for level, m in lines if level >= logging.ERROR] == [], lines
-    said = [(level, m) for level, m in lines if "emergency stop active" in m]
-    assert len(said) == 1 and said[0][0] == logging.WARNING, lines
+    said = [m for level, m in lines if level >= logging.WARNING and "emergency stop" in m]
+    assert len(said) == 1 and said[0].startswith("emergency stop active"), lines
     decided = state.result()
     assert isinstance(decided, list) and [d.symbol for d in decided] == ["BTC/USDT"]
     emergency_stop(action=StopAction.RESUME, reason="drill over")
