@@ -31,6 +31,7 @@ from kestrel.exchange.errors import is_transient
 from kestrel.mode import trading_mode
 from kestrel.settings import KestrelSettings
 from kestrel.store import open_store
+from kestrel.wallet import SecurityError
 
 log = logging.getLogger("kestrel.flows")
 
@@ -99,6 +100,8 @@ def settle[T](job: str, body: Callable[[], T | State[Any]]) -> T | State[Any]:
     """Run a job's body; the outcomes it expects end the run with a clear state and one line.
 
     - a bad parameter (ConfigError): Cancelled, one WARNING naming the field;
+    - a `config` that widens the installation's mode or whitelist (SecurityError, recorded
+      as a SECURITY event): Cancelled, one WARNING;
     - an exchange still failing when its retries are exhausted: Failed, one ERROR line saying
       what failed and that the next run reconciles it; the traceback goes to DEBUG;
     - JobFailed (some symbols or orders failed, each already logged): Failed, one ERROR line.
@@ -110,6 +113,10 @@ def settle[T](job: str, body: Callable[[], T | State[Any]]) -> T | State[Any]:
         return body()
     except ConfigError as exc:
         message = f"{job} not run: bad parameter: {exc}"
+        logger.warning(message)
+        return Cancelled(message=message, data=exc)
+    except SecurityError as exc:  # a `config` that widens the installation (an event too)
+        message = f"{job} not run: {exc}"
         logger.warning(message)
         return Cancelled(message=message, data=exc)
     except JobFailed as exc:
