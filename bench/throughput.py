@@ -6,9 +6,9 @@ Part 1, served deployment: a local `prefect server start` and `kestrel serve` se
 trading-cycle deployment (its own process, exactly as a user runs it); cycles over 1, 10 and
 50 symbols are triggered through the API (`run_deployment`). For each size: the end-to-end
 latency (trigger -> Completed, as a caller sees it: every deployment run is a new Python
-process that imports prefect, ccxt and pandas-ta), the flow run's own duration, and the
-cycle subflow's duration; plus the same cycle called directly in-process (no Prefect), and
-the ratio served / direct.
+process that imports prefect, ccxt and pandas-ta) and the flow run's own duration (the
+cycle runs in it: one flow per job, no subflow); plus the same cycle called directly
+in-process (no Prefect), and the ratio served / direct.
 
 Part 2, per task, in this process against the same server: a no-op task called from a flow
 vs the bare function, and the cycle's real steps (fetch, analyze, risk, decide, execute per
@@ -90,23 +90,11 @@ def wait_for_deployment(name: str, timeout_s: float = 180) -> None:
                 time.sleep(0.5)
 
 
-def subflow_seconds(flow_run_id: Any) -> float:
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
-
-    with get_client(sync_client=True) as client:
-        children = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])
-            )
-        )
-    return sum(c.total_run_time.total_seconds() for c in children)
-
-
 def served_cycles(size: int, repeats: int) -> dict[str, float]:
     from prefect.deployments import run_deployment
 
-    e2e, run_s, cycle_s = [], [], []
+    e2e: list[float] = []
+    run_s: list[float] = []
     for attempt in range(repeats + 1):  # the first one warms the server's caches
         started = time.perf_counter()
         run = run_deployment(
@@ -123,8 +111,7 @@ def served_cycles(size: int, repeats: int) -> dict[str, float]:
             continue
         e2e.append(elapsed)
         run_s.append(run.total_run_time.total_seconds())  # type: ignore[union-attr]
-        cycle_s.append(subflow_seconds(run.id))  # type: ignore[union-attr]
-    return {"e2e_s": median(e2e), "flow_run_s": median(run_s), "cycle_subflow_s": median(cycle_s)}
+    return {"e2e_s": median(e2e), "flow_run_s": median(run_s)}
 
 
 # -- direct and per-task measurements (this process) -----------------------------------------
@@ -280,14 +267,14 @@ def main() -> None:
 def report(results: dict[str, Any]) -> str:
     lines = [
         "Served trading-cycle deployment (kestrel serve, local prefect server; medians)",
-        f"{'symbols':>8} {'end-to-end':>11} {'flow run':>9} {'cycle':>8} {'direct':>8} "
+        f"{'symbols':>8} {'end-to-end':>11} {'flow run':>9} {'direct':>8} "
         f"{'served/direct':>14} {'symbols/s':>10}",
     ]
     for size, served in results["served"].items():
         direct = results["direct"][size]
         lines.append(
             f"{size:>8} {served['e2e_s']:>10.2f}s {served['flow_run_s']:>8.2f}s "
-            f"{served['cycle_subflow_s']:>7.2f}s {direct:>7.2f}s "
+            f"{direct:>7.2f}s "
             f"{served['e2e_s'] / direct:>13.1f}x {size / served['e2e_s']:>10.2f}"
         )
     task = results["per_task"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -51,3 +51,32 @@ def prepare_prefect(data_dir: Path) -> None:
     from kestrel.config.prefect_env import configure_prefect_env
 
     configure_prefect_env(data_dir)
+
+
+def flow_outcome(state: Any) -> Any:
+    """A flow run's result, for a command that ran it with `return_state=True`. A run that
+    ended on an expected outcome (a stand-down, the emergency stop) prints its one-line
+    message; one that did not complete (a bad setting, the exchange down past the retries)
+    prints it as the error and exits 2 (cancelled) or 1 (failed), without a traceback."""
+    from prefect.states import State
+
+    assert isinstance(state, State)
+    if state.is_completed():
+        if state.message:
+            typer.echo(state.message, err=True)
+        return state.result()
+    raise fail(state.message or state.type.value, 2 if state.is_cancelled() else 1)
+
+
+def exchange_down(exc: BaseException) -> typer.Exit:
+    """One line for an exchange that stayed unavailable: what failed and what happens now;
+    the traceback goes to the `kestrel.cli` logger at DEBUG."""
+    import logging
+
+    logging.getLogger("kestrel.cli").debug("exchange unavailable", exc_info=exc)
+    detail = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return fail(
+        f"the exchange is unavailable ({type(exc).__name__}: {detail}); if an order went "
+        "out, the next order sync finds it by its client order id and books it, and the same "
+        "request id never places it twice"
+    )

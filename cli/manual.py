@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli._common import actor, app, fail, load_cli_settings
+from cli._common import actor, app, exchange_down, fail, load_cli_settings
 from kestrel.mode import TradingMode
 
 if TYPE_CHECKING:
@@ -122,6 +122,7 @@ def _act[T](action: Callable[[Runtime], T], *refusals: type[Exception]) -> T:
     """Run `action` on the manual runtime (closed after). A ManualError, or one of
     `refusals`, exits 1 with its message; any other Kestrel error exits 1 naming its class."""
     from kestrel.errors import KestrelError, ManualError
+    from kestrel.exchange.errors import is_transient
 
     plain: tuple[type[Exception], ...] = (ManualError, *refusals)
     with manual_runtime() as rt:
@@ -129,8 +130,12 @@ def _act[T](action: Callable[[Runtime], T], *refusals: type[Exception]) -> T:
             return action(rt)
         except plain as exc:
             raise fail(str(exc), 1) from None
-        except KestrelError as exc:
-            raise fail(f"{type(exc).__name__}: {exc}", 1) from None
+        except Exception as exc:
+            if is_transient(exc):  # the exchange stayed down: one line, no traceback
+                raise exchange_down(exc) from None
+            if isinstance(exc, KestrelError):
+                raise fail(f"{type(exc).__name__}: {exc}", 1) from None
+            raise
 
 
 def _run(request: Any, *, confirm: str | None, dry_run: bool, as_json: bool) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from cli._common import actor, app, fail, load_cli_settings, prepare_prefect
+from cli._common import actor, app, fail, flow_outcome, load_cli_settings, prepare_prefect
 from cli.manual import ConfirmOption, JsonOption, _act, order_app
 
 WindowOption = Annotated[
@@ -28,8 +28,10 @@ def _run_upkeep(
     from flows.upkeep import order_sync, position_monitor  # after prepare_prefect
 
     upkeep = {"order-sync": order_sync, "position-monitor": position_monitor}[name]
-    report = upkeep(config=settings.model_dump(mode="json"), window_s=window, poll_s=poll)
-    typer.echo(report.model_dump_json(indent=2, exclude={"last"}))
+    state = upkeep(
+        config=settings.model_dump(mode="json"), window_s=window, poll_s=poll, return_state=True
+    )
+    typer.echo(flow_outcome(state).model_dump_json(indent=2, exclude={"last"}))
 
 
 @app.command("sync-loop")

@@ -1,10 +1,11 @@
-"""`kestrel cycle` and `kestrel sync`: one run of a flow, from the CLI, with the user's settings."""
+"""`kestrel cycle` and `kestrel sync`: one run of the flow the job's deployment runs, here,
+with the user's settings."""
 
 from __future__ import annotations
 
 import typer
 
-from cli._common import app, load_cli_settings, prepare_prefect
+from cli._common import app, flow_outcome, load_cli_settings, prepare_prefect
 
 
 @app.command()
@@ -14,7 +15,8 @@ def cycle() -> None:
     prepare_prefect(settings.data_dir.resolve())
     from flows.trading_cycle import trading_cycle
 
-    for decision in trading_cycle(config=settings.model_dump(mode="json")):
+    state = trading_cycle(config=settings.model_dump(mode="json"), return_state=True)
+    for decision in flow_outcome(state):
         codes = ", ".join(r.code.value for r in decision.reasons)
         typer.echo(f"{decision.symbol}: {decision.action.value} ({codes})")
 
@@ -26,4 +28,5 @@ def sync() -> None:
     prepare_prefect(settings.data_dir.resolve())
     from flows.upkeep import order_sync
 
-    typer.echo(order_sync(config=settings.model_dump(mode="json")).model_dump_json(indent=2))
+    state = order_sync(config=settings.model_dump(mode="json"), return_state=True)
+    typer.echo(flow_outcome(state).model_dump_json(indent=2))

@@ -16,12 +16,12 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from flows._entry import prepare
 from kestrel.config.settings import KestrelSettings
 from kestrel.errors import KestrelError
 from kestrel.manual import CancelOutcome, ManualOutcome, OutcomeStatus, ResetOutcome
 from kestrel.manual.render import cancel_lines, outcome_lines, reset_lines
 from kestrel.operator.live import SettingsChange
-from kestrel.operator.run import settings_for_run
 from tasks.manual import (
     manual_action_task,
     manual_cancel_task,
@@ -55,10 +55,11 @@ def _actor(actor: str | None) -> str:
 
 def _settings(config: dict[str, Any] | None) -> KestrelSettings:
     """The installation's settings with the run's `config`, which may not widen the mode or
-    the REAL whitelist (a SECURITY event and SecurityError: kestrel.operator.run)."""
+    the REAL whitelist (a SECURITY event and SecurityError: kestrel.operator.run), resolved
+    as every entry flow resolves them (flows/_entry.py: order logging wired, one line)."""
     from prefect.runtime import flow_run
 
-    return settings_for_run(config, run=flow_run.flow_name or "manual flow")
+    return prepare(flow_run.flow_name or "manual flow", None, config, live=False).settings
 
 
 def _report(lines: list[str], key: str) -> None:

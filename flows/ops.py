@@ -12,9 +12,12 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.states import State
 
-from blocks.settings import BlockRefs, exported, resolve_settings
+from blocks.settings import BlockRefs, exported
+from flows._entry import prepare, settle
 from flows.dashboards import publish_dashboards
+from flows.params import SettingsOverrides
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.risk.controls import EmergencyStop, set_emergency_stop
 from kestrel.store import open_store
@@ -31,11 +34,21 @@ def emergency_stop(
     reason: str = "set from the Prefect UI",
     mode: TradingMode | None = None,
     blocks: BlockRefs | None = None,
-    config: dict[str, Any] | None = None,
-) -> EmergencyStop:
+    config: SettingsOverrides | None = None,
+) -> EmergencyStop | State[Any]:
     """`stop` blocks every new order until `resume`. Idempotent: repeating changes nothing.
     `mode` defaults to the configured one (DEMO unless set)."""
-    resolved = resolve_settings(blocks, config, run="kestrel-emergency-stop")
+    return settle("emergency stop", lambda: switch(action, reason, mode, blocks, config))
+
+
+def switch(
+    action: StopAction,
+    reason: str,
+    mode: TradingMode | None,
+    blocks: BlockRefs | None,
+    config: dict[str, Any] | None,
+) -> EmergencyStop:
+    resolved = prepare("kestrel-emergency-stop", blocks, config, live=False)
     # The stop (or resume) of another mode than the installed one: it places no order, so the
     # `mode` parameter may name it (unlike `config`, which may not widen the mode).
     settings = (

@@ -14,24 +14,42 @@ any deployment, machine or `kestrel cycle`, a manual order, the monitor's exits)
 stands down, so what risk read is still true when the order goes out. If the lease stays
 taken past `ops.cycle_lock_timeout_s`, the symbol stands down with a SKIP_SYMBOL_BUSY
 decision naming the run that holds it.
+
+`trading_cycle` is the one flow of the job: prefect.yaml deploys it (one deployment per
+watchlist) and `kestrel cycle` runs it. It resolves its settings through flows/_entry.py, runs
+its symbols on the task runner the settings choose (threads, or Dask for a cluster) and takes
+a per-watchlist Prefect lock, so two runs of one watchlist normally run one after the other.
+Correctness does not rest on that lock (`kestrel cycle` with another watchlist name, a manual
+order or a second server never share it): the symbol leases above decide, and name, who
+trades a symbol when two runs meet.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any, cast
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_client, get_run_logger
 from prefect.artifacts import create_table_artifact
+from prefect.concurrency.sync import concurrency
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
+from prefect.states import State
 
-from kestrel.config.settings import KestrelSettings
-from kestrel.errors import KestrelError
+from blocks.settings import BlockRefs
+from flows._entry import JobFailed, done, entry_run, running_holders, settle
+from flows.logs import ORDER_FILTER
+from flows.params import SettingsOverrides
+from flows.runners import on_task_runner, task_runner_for
+from kestrel.config.settings import KestrelSettings, WatchlistItem
 from kestrel.execution.lease import Lease, LeaseBusy, symbol_lease
-from kestrel.mode import trading_mode
-from kestrel.models import AnalysisResult, Decision
-from kestrel.operator.live import load_effective
+from kestrel.mode import TradingMode
+from kestrel.models import AnalysisResult, Decision, ReasonCode
+from kestrel.risk.controls import emergency_stop_state
 from kestrel.runtime import get_runtime
+from kestrel.store import open_store
 from kestrel.strategy.resolve import SymbolPlan, resolve_plans
 from kestrel.trading import cycle
 from kestrel.trading.start import start_cycle
@@ -46,9 +64,12 @@ from tasks.trading import (
     risk_task,
 )
 
+FLOW_NAME = "kestrel-trading-cycle"
+DEFAULT_WATCHLIST = "default"
 
-class CycleFailed(KestrelError):
-    """Some symbols' cycles failed: the run must show as failed (the message lists them)."""
+
+class CycleFailed(JobFailed):
+    """Some symbols failed (each named, already logged); the others were traded."""
 
 
 def later[T](future: PrefectFuture[T]) -> T:
@@ -112,9 +133,8 @@ def run_cycle(settings: KestrelSettings) -> list[Decision]:
         if failure is not None:
             failures.append(f"{plan.symbol}: {failure}")
     publish_decisions(settings, decisions, failures, start.data_source)
-    if failures:
-        get_run_logger().error("cycle failures: %s", "; ".join(failures))
-        raise CycleFailed("; ".join(failures))
+    if failures:  # one line for the run, from `settle`
+        raise CycleFailed(f"{len(failures)} symbol(s) failed: " + "; ".join(failures))
     return decisions
 
 
@@ -195,9 +215,111 @@ def publish_decisions(
     )
 
 
-@flow(name="trading-cycle", log_prints=True)
-def trading_cycle(config: dict[str, Any] | None = None) -> list[Decision]:
-    """One cycle over the watchlist. `config` overrides settings (env / kestrel.toml)."""
-    settings = load_effective(config, run="trading-cycle")
-    with trading_mode(settings.mode):
-        return run_cycle(settings)
+def lock_name(mode: TradingMode, watchlist: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", watchlist.lower()).strip("-") or DEFAULT_WATCHLIST
+    return f"kestrel-cycle-{mode.value.lower()}-{slug}"
+
+
+@contextmanager
+def watchlist_lock(name: str, timeout_s: float) -> Iterator[bool]:
+    """Hold the watchlist's global concurrency limit (created with one slot if missing);
+    yields False if another run holds it for longer than `timeout_s`. The lease expires if
+    the holder dies, so a crashed run never blocks its watchlist for good."""
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(name, 1)
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(concurrency(name, occupy=1, timeout_seconds=timeout_s, strict=True))
+        except TimeoutError:
+            yield False
+            return
+        yield True
+
+
+def log_decisions(settings: KestrelSettings, decisions: list[Decision]) -> None:
+    """One line per decision; a line about an order carries its mode, symbol and id."""
+    logger = get_run_logger()
+    store = open_store(settings, settings.mode)
+    try:
+        for decision in decisions:
+            codes = ", ".join(reason.code.value for reason in decision.reasons)
+            if decision.client_order_id is None:
+                logger.info("%s: %s (%s)", decision.symbol, decision.action.value, codes)
+                continue
+            order = store.get_order(decision.client_order_id)
+            if order is not None:
+                ORDER_FILTER.remember([order])
+            logger.info(
+                "%s %s %s: order %s %s (%s)",
+                decision.action.value,
+                decision.amount,
+                decision.symbol,
+                decision.client_order_id,
+                f"{order.status.value} via {order.status_source.value}" if order else "not stored",
+                codes,
+            )
+    finally:
+        store.close()
+
+
+def stopped_message(settings: KestrelSettings, decisions: list[Decision]) -> str | None:
+    """The one cycle-level line while the emergency stop is active (None when it is not)."""
+    store = open_store(settings, settings.mode)
+    try:
+        stop = emergency_stop_state(store)
+    finally:
+        store.close()
+    if not stop.active:
+        return None
+    blocked = [
+        d.symbol
+        for d in decisions
+        if any(r.code is ReasonCode.BLOCKED_EMERGENCY_STOP for r in d.reasons)
+    ]
+    held = f"signals held for {', '.join(blocked)}" if blocked else "no signal to hold"
+    return (
+        f"emergency stop active ({stop.reason or 'no reason given'}, set by {stop.set_by or '?'})"
+        f": no order placed this cycle, {held}; `kestrel resume` or the emergency-stop "
+        "deployment with action resume lifts it"
+    )
+
+
+def cycle_over(settings: KestrelSettings, watchlist: str) -> list[Decision] | State[Any]:
+    """The cycle under the watchlist's Prefect lock, on the task runner the settings choose."""
+    logger = get_run_logger()
+    name = lock_name(settings.mode, watchlist)
+    with watchlist_lock(name, settings.ops.cycle_lock_timeout_s) as held:
+        if not held:  # a busy server can be slow to grant it: the symbol leases decide
+            logger.warning(
+                "%s holds %s; going on: each symbol's lease says who trades it",
+                running_holders(FLOW_NAME),
+                name,
+            )
+        with on_task_runner(task_runner_for(settings.ops)):
+            decisions = run_cycle(settings)
+    log_decisions(settings, decisions)
+    message = stopped_message(settings, decisions)
+    if message is not None:
+        logger.warning(message)
+    return done(decisions, message)
+
+
+@flow(name=FLOW_NAME, log_prints=True)
+def trading_cycle(
+    watchlist: str = DEFAULT_WATCHLIST,
+    items: list[WatchlistItem] | None = None,
+    blocks: BlockRefs | None = None,
+    config: SettingsOverrides | None = None,
+) -> list[Decision] | State[Any]:
+    """One cycle over a watchlist: fetch -> analyze -> risk -> decide -> execute per symbol.
+
+    `watchlist` names it (lock, dashboards); `items` are its symbols (empty: the trading-config
+    block's, kestrel.toml's or the environment's watchlist); `config` overrides any other
+    setting except the installation's mode and REAL whitelist."""
+    watch = {"watchlist": [i.model_dump(mode="json") for i in items]} if items else None
+
+    def body() -> list[Decision] | State[Any]:
+        with entry_run(FLOW_NAME, blocks, watch, config, dashboards=f"watchlist {watchlist}") as s:
+            return cycle_over(s, watchlist)
+
+    return settle("trading cycle", body)

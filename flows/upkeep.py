@@ -1,28 +1,40 @@
-"""Order sync and position monitoring as flows, one deployment each (prefect.yaml).
+"""Order sync and position monitoring: one flow each, which prefect.yaml deploys and the
+`kestrel sync` / `sync-loop` / `monitor` commands run.
 
 Shape ("within a few seconds" on a scheduler that starts runs about once a minute, late and
 bunched; see ../shared/PREFECT.md): each deployment is scheduled every 60 s with a
 concurrency limit of 1, and each run polls in a bounded loop (`window_s`, default 50 s, every
 `poll_s`: 2 s for sync, 5 s for the monitor) while holding a global concurrency slot
 (`strict=True`), so two runs never work at once even across workers, and a crashed run frees
-its slot when its lease expires. Every pass is idempotent; a failed pass is logged and the next
-one tries again. Called directly (not as a deployment run, e.g. `kestrel sync`) a flow makes
-a single pass unless `window_s` is given.
+its slot when its lease expires. Each pass is a Prefect task (visible in the UI, retried on
+transient exchange errors) and idempotent; a pass that still fails is logged and the next one
+tries again. A deployment run that starts late polls for what is left of its window, so a
+backlog of late runs drains with one pass each. Called directly (not as a deployment run,
+e.g. `kestrel sync`) a flow makes a single pass unless `window_s` is given.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from prefect import flow, get_run_logger
+from prefect import Task, flow, get_run_logger
+from prefect.runtime import deployment, flow_run
+from prefect.states import State
 from pydantic import BaseModel, Field
 
+from blocks.settings import BlockRefs
+from flows._entry import done, entry_run, running_holders, settle
+from flows.params import SettingsOverrides
 from kestrel.config.settings import KestrelSettings
 from kestrel.execution.monitor import MonitorReport
 from kestrel.execution.sync import SyncReport, poll
-from kestrel.mode import trading_mode
-from kestrel.operator.live import load_effective
-from tasks.upkeep import monitor_pass, one_at_a_time, prepare_exchange_access, sync_pass
+from tasks.upkeep import monitor_positions_task, one_at_a_time, sync_orders_task
+
+SYNC_FLOW = "kestrel-order-sync"
+MONITOR_FLOW = "kestrel-position-monitor"
+Seconds = Annotated[float, Field(ge=0, le=3600)]
+PollSeconds = Annotated[float, Field(gt=0, le=600)]
 
 
 class LoopReport(BaseModel):
@@ -34,81 +46,110 @@ class LoopReport(BaseModel):
     last: dict[str, Any] = Field(default_factory=dict)
 
 
-def _window(requested: float | None, configured: float) -> float:
+def window_for(requested: float | None, configured: float) -> float:
+    """How long this run polls: what was asked; else, for a deployment run, the configured
+    window cut by how late the run started; else (a direct call) a single pass."""
     if requested is not None:
         return requested
-    from prefect.runtime import deployment
+    if not deployment.id:
+        return 0.0
+    scheduled = flow_run.get_scheduled_start_time()
+    late_s = max(0.0, (datetime.now(UTC) - scheduled).total_seconds()) if scheduled else 0.0
+    if late_s <= 1.0:
+        return configured
+    left = max(0.0, configured - late_s)
+    get_run_logger().info(
+        "started %.0fs late: polling for %.0fs instead of %.0fs", late_s, left, configured
+    )
+    return left
 
-    return configured if deployment.id else 0.0
 
-
-def _loop(
+def upkeep_loop(
     settings: KestrelSettings,
-    deployment: str,
-    one_pass: Any,
+    job: Literal["order-sync", "position-monitor"],
+    one_pass: Task[[KestrelSettings], SyncReport] | Task[[KestrelSettings], MonitorReport],
     window_s: float,
     poll_s: float,
-) -> LoopReport:
+) -> LoopReport | State[Any]:
+    """Passes of `one_pass` every `poll_s` for `window_s` under the job's slot; a run that
+    cannot get the slot stands down (Completed, skipped, naming the holder)."""
     logger = get_run_logger()
     report = LoopReport()
 
     def step() -> None:
+        run_name = f"{job}-pass-{report.passes + report.failed_passes + 1}"
         try:
-            result: SyncReport | MonitorReport = one_pass(settings)
-        except Exception as exc:  # the next pass retries; the run goes on
+            result = one_pass.with_options(task_run_name=run_name)(settings)
+        except Exception as exc:  # logged by its task; the next pass retries
             report.failed_passes += 1
             report.errors.append(f"{type(exc).__name__}: {exc}")
-            logger.warning("%s pass failed: %s", deployment, exc)
             return
         report.passes += 1
         report.last = result.model_dump(mode="json")
         changed = getattr(result, "changed", None) or getattr(result, "exits", None) or {}
         if changed:
             report.changed.update(changed)
-            logger.info("%s: %s", deployment, changed)
+            for key, outcome in changed.items():
+                logger.info("%s: %s %s", job, key, outcome)
 
-    with trading_mode(settings.mode):
-        prepare_exchange_access(settings)
-        with one_at_a_time(deployment, settings.exchange_api.lock_timeout_s) as held:
-            if not held:
-                report.skipped = True
-                return report
-            poll(step, window_s=window_s, poll_s=poll_s)
+    with one_at_a_time(job, settings.exchange_api.lock_timeout_s) as held:
+        if not held:
+            report.skipped = True
+            flow_name = SYNC_FLOW if job == "order-sync" else MONITOR_FLOW
+            message = f"{job} stands down: {running_holders(flow_name)} holds its slot"
+            logger.info(message)
+            return done(report, message)
+        poll(step, window_s=window_s, poll_s=poll_s)
+    if report.failed_passes:
+        message = f"{job}: {report.failed_passes} of {report.passes + report.failed_passes} "
+        message += f"pass(es) failed (last: {report.errors[-1]}); the next pass tries again"
+        logger.warning(message)
+        return done(report, message)
     return report
 
 
-@flow(name="order-sync", log_prints=True)
+@flow(name=SYNC_FLOW, log_prints=True)
 def order_sync(
-    config: dict[str, Any] | None = None,
-    window_s: float | None = None,
-    poll_s: float | None = None,
-) -> LoopReport:
+    blocks: BlockRefs | None = None,
+    config: SettingsOverrides | None = None,
+    window_s: Seconds | None = None,
+    poll_s: PollSeconds | None = None,
+) -> LoopReport | State[Any]:
     """Reconcile every live order with the exchange, then protect the open positions, every
     `poll_s` seconds for `window_s` seconds (defaults: settings.exchange_api)."""
-    settings = load_effective(config, run="order-sync")
-    access = settings.exchange_api
-    return _loop(
-        settings,
-        "order-sync",
-        sync_pass,
-        _window(window_s, access.sync_window_s),
-        access.sync_poll_s if poll_s is None else poll_s,
-    )
+
+    def body() -> LoopReport | State[Any]:
+        with entry_run(SYNC_FLOW, blocks, config, dashboards="order sync") as settings:
+            access = settings.exchange_api
+            return upkeep_loop(
+                settings,
+                "order-sync",
+                sync_orders_task,
+                window_for(window_s, access.sync_window_s),
+                access.sync_poll_s if poll_s is None else poll_s,
+            )
+
+    return settle("order sync", body)
 
 
-@flow(name="position-monitor", log_prints=True)
+@flow(name=MONITOR_FLOW, log_prints=True)
 def position_monitor(
-    config: dict[str, Any] | None = None,
-    window_s: float | None = None,
-    poll_s: float | None = None,
-) -> LoopReport:
+    blocks: BlockRefs | None = None,
+    config: SettingsOverrides | None = None,
+    window_s: Seconds | None = None,
+    poll_s: PollSeconds | None = None,
+) -> LoopReport | State[Any]:
     """Mark open positions to market and exit on stop-loss / take-profit / trailing hits."""
-    settings = load_effective(config, run="position-monitor")
-    access = settings.exchange_api
-    return _loop(
-        settings,
-        "position-monitor",
-        monitor_pass,
-        _window(window_s, access.monitor_window_s),
-        access.monitor_poll_s if poll_s is None else poll_s,
-    )
+
+    def body() -> LoopReport | State[Any]:
+        with entry_run(MONITOR_FLOW, blocks, config, dashboards="position monitor") as settings:
+            access = settings.exchange_api
+            return upkeep_loop(
+                settings,
+                "position-monitor",
+                monitor_positions_task,
+                window_for(window_s, access.monitor_window_s),
+                access.monitor_poll_s if poll_s is None else poll_s,
+            )
+
+    return settle("position monitor", body)

@@ -150,8 +150,8 @@ def test_flows_load_blocks_by_name_and_store_no_secret(saved_blocks: dict[str, o
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
-    from deployments.entrypoints import trading_cycle
     from flows.ops import StopAction, emergency_stop
+    from flows.trading_cycle import trading_cycle
 
     refs = BlockRefs(trading_config="alts", store="books", telegram="bot")
     state = emergency_stop(action=StopAction.STOP, reason="block test", blocks=refs)
@@ -182,8 +182,8 @@ def test_flows_load_blocks_by_name_and_store_no_secret(saved_blocks: dict[str, o
                 parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent_id])
             )
         )
-    assert children, "the domain flow runs as a subflow"
-    stored = json.dumps([parent.parameters, *(c.parameters for c in children)], default=str)
+    assert children == [], "one flow per job: the cycle runs in this run, not in a subflow"
+    stored = json.dumps(parent.parameters, default=str)
     assert TOKEN not in stored
     assert str(saved_blocks["store_dir"]) not in stored
-    assert children[0].parameters["config"]["watchlist"][0]["symbol"] == "SOL/USDT"
+    assert parent.parameters["blocks"]["trading_config"] == "alts"

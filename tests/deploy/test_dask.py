@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from deployments.runners import task_runner_for
+from flows.runners import task_runner_for
 from kestrel.config.ops import OpsSettings
 from kestrel.config.settings import WatchlistItem, load_settings
 from kestrel.mode import TradingMode
@@ -51,7 +51,7 @@ def test_cycle_runs_its_symbols_on_dask_workers(
 ) -> None:
     from distributed import Client, get_task_stream
 
-    from deployments.entrypoints import trading_cycle
+    from flows.trading_cycle import trading_cycle
 
     config = {
         "mode": "DEMO",

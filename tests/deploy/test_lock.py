@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.entrypoints import lock_name, trading_cycle, watchlist_lock
+from flows.trading_cycle import lock_name, trading_cycle, watchlist_lock
 from kestrel.config.settings import WatchlistItem, load_settings
 from kestrel.execution.lease import LeaseHolder, acquire, release, symbol_key
 from kestrel.ids import installation_id

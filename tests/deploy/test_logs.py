@@ -8,7 +8,7 @@ from uuid import UUID
 
 import pytest
 
-from deployments.logs import OrderContextFilter, install_order_logging
+from flows.logs import OrderContextFilter, install_order_logging
 
 from .helpers import run_logs
 
@@ -126,3 +126,53 @@ def test_kestrel_lines_reach_the_run_logs(prefect_api: str) -> None:
     assert f"{prefix} order {CID_REAL} is now FILLED" in lines
     assert f"{prefix} order {CID_REAL} rejected: min notional" in lines
     assert "no order here" in lines
+
+
+def test_an_exchange_down_past_the_retries_is_one_line(prefect_api: str) -> None:
+    """Prefect's ERROR-with-traceback for a step whose exchange stayed unavailable becomes
+    one line: what failed, after how many attempts, what happens to the order now."""
+    import ccxt
+    from prefect import flow, task
+    from prefect.logging.handlers import APILogWorker
+    from prefect.states import State
+
+    from tasks.retry import RETRY_OPTIONS
+
+    install_order_logging()
+    options = {**RETRY_OPTIONS, "retries": 1, "retry_delay_seconds": 0}
+
+    @task(name="execute", **options)
+    def execute() -> None:
+        raise ccxt.RequestTimeout("binance POST https://api.binance.com/api/v3/order timed out")
+
+    @flow(name="exchange-down")
+    def exchange_down() -> State[None]:
+        return execute(return_state=True)
+
+    state = exchange_down(return_state=True)
+    assert isinstance(state, State) and state.is_failed()
+    APILogWorker.drain_all(timeout=10)
+    lines = run_logs(UUID(str(state.state_details.flow_run_id)))
+    failed = [line for line in lines if "exchange unavailable" in line]
+    assert len(failed) == 1, lines
+    [line] = failed
+    assert line.startswith("execute")
+    assert "after 2 attempt(s) (RequestTimeout: binance POST" in line
+    assert "the next order sync looks its client order id up" in line
+    assert not any("Traceback" in entry for entry in lines), lines
+
+
+def test_other_failures_keep_their_traceback() -> None:
+    flt_record = record("Task run failed with exception: %r", ValueError("a defect"))
+    flt_record.levelno = logging.ERROR
+    try:
+        raise ValueError("a defect")
+    except ValueError:
+        import sys
+
+        flt_record.exc_info = sys.exc_info()
+    from flows.logs import ExchangeTroubleFilter
+
+    assert ExchangeTroubleFilter().filter(flt_record)
+    assert flt_record.exc_info is not None
+    assert flt_record.getMessage().startswith("Task run failed")

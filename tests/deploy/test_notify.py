@@ -1,5 +1,5 @@
 """The notification deployments' flows: the bot token comes from a Telegram Bot block, reaches
-the notification subflow through the run's environment (never a parameter), and messages
+the notification flow through the run's environment (never a parameter), and messages
 arrive; without a bot the runs complete doing nothing instead of failing every minute."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def test_notifications_with_a_bot_block(
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
     from blocks.telegram_bot import TelegramBot
-    from deployments.entrypoints import daily_report, notifications
+    from flows.notifications import daily_report, notifications
 
     TelegramBot(
         bot_token=SecretStr(telegram.token), notify_chat_id=CHAT, api_base_url=telegram.base_url
@@ -97,12 +97,13 @@ def test_notifications_with_a_bot_block(
                 parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent])
             )
         )
-    assert len(runs) == 2
+    assert len(runs) == 1  # one flow per job: no subflow
     assert telegram.token not in json.dumps([r.parameters for r in runs], default=str)
 
 
 def test_without_a_bot_runs_complete_doing_nothing(prefect_api: str, no_kestrel_env: Path) -> None:
-    from deployments.entrypoints import notifications, telegram_bot
+    from flows.notifications import notifications
+    from flows.telegram_bot import telegram_bot
 
     config = {"data_dir": str(no_kestrel_env / "data")}
     state = as_state(notifications(config=config, return_state=True))

@@ -7,6 +7,8 @@ I/O bound (exchange calls), so threads are enough on one machine. dask: a Dask c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
@@ -29,3 +31,16 @@ def task_runner_for(ops: OpsSettings) -> TaskRunner[Any]:
             }
         )
     return ThreadPoolTaskRunner(max_workers=ops.max_workers)
+
+
+@contextmanager
+def on_task_runner(runner: TaskRunner[Any]) -> Iterator[None]:
+    """Submit this flow run's tasks to `runner` inside the block. The runner depends on the
+    run's settings, known only once the flow has started, so it cannot be the flow's own."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None:
+        raise RuntimeError("on_task_runner is for use inside a flow run")
+    with runner as started, context.model_copy(update={"task_runner": started}):
+        yield

@@ -6,7 +6,8 @@ order by its client order id. `OrderContextFilter` finds that id in any record, 
 run loggers and on the `kestrel` logger, and prefixes the line with `[MODE SYMBOL ID]`: the
 mode comes from the id itself (k<d|r>...), the symbol from orders the flow layer has seen or,
 failing that, from the store (`set_symbol_lookup`). `install_order_logging` wires it up once
-per process; it does not change any module of kestrel/.
+per process; it does not change any module of kestrel/. `ExchangeTroubleFilter` turns a
+step that failed on an exchange outage past its retries into one readable line.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.logging.handlers import APILogHandler
 
+from kestrel.exchange.errors import is_transient
 from kestrel.ids import CLIENT_ORDER_ID
 from kestrel.mode import TradingMode
 from kestrel.models import Order
@@ -94,7 +96,48 @@ class RunLogHandler(APILogHandler):
         super().emit(record)
 
 
+# What happens after a step's retries are exhausted, by task name (the next run's recovery).
+AFTERWARDS = {
+    "execute": "the order was not confirmed: the next order sync looks its client order id "
+    "up on the exchange and books what happened (it is never sent twice)",
+    "fetch": "this symbol sits this cycle out; the next cycle tries again",
+    "risk": "no order for this symbol this cycle; the next cycle tries again",
+    "decide": "no order for this symbol this cycle; the next cycle tries again",
+    "sync-orders": "no record changed; the next sync pass tries again",
+    "monitor-positions": "the next monitor pass tries again; exchange-side stops stay in place",
+}
+
+
+class ExchangeTroubleFilter(logging.Filter):
+    """Prefect's task-failure record for an exchange that stayed unavailable past the
+    retries becomes one line (what failed, after how many attempts, what happens now); the
+    traceback goes to the `kestrel.flows` logger at DEBUG. Other failures keep Prefect's
+    record and traceback: they are defects to read in full."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR or not record.exc_info:
+            return True
+        exc = record.exc_info[1]
+        if exc is None or not is_transient(exc):
+            return True
+        task = str(getattr(record, "task_name", "") or "")
+        run = str(getattr(record, "task_run_name", "") or task or "a step")
+        context = TaskRunContext.get()
+        attempts = context.task_run.run_count if context is not None else 0
+        tried = f"after {attempts} attempt(s)" if attempts else "after its retries"
+        afterwards = AFTERWARDS.get(task, "the next run tries again")
+        detail = str(exc).splitlines()[0][:300] if str(exc) else ""
+        logging.getLogger("kestrel.flows").debug("%s: traceback", run, exc_info=record.exc_info)
+        record.msg = f"{run}: exchange unavailable {tried} ({type(exc).__name__}: {detail}); "
+        record.msg += afterwards
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
 ORDER_FILTER = OrderContextFilter()
+EXCHANGE_TROUBLE = ExchangeTroubleFilter()
 _installed = False
 _install_lock = threading.Lock()
 
@@ -106,6 +149,7 @@ def install_order_logging(level: int = logging.INFO) -> OrderContextFilter:
     with _install_lock:
         if not _installed:
             for name in RUN_LOGGERS:
+                logging.getLogger(name).addFilter(EXCHANGE_TROUBLE)
                 logging.getLogger(name).addFilter(ORDER_FILTER)
             kestrel_logger = logging.getLogger(KESTREL_LOGGER)
             if kestrel_logger.level == logging.NOTSET or kestrel_logger.level > level:
