@@ -67,10 +67,6 @@ CLOSE_AUTH = 4401
 CLOSE_TOO_BIG = 1009
 
 
-class Slow(Exception):
-    pass
-
-
 @dataclass(eq=False)
 class Client:
     who: Principal

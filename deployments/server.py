@@ -29,12 +29,14 @@ from types import TracebackType
 
 import httpx
 
+from kestrel.errors import KestrelError
+
 LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 4200
 PR_SET_PDEATHSIG = 1
 
 
-class ServerStartError(RuntimeError):
+class ServerStartError(KestrelError):
     """The server exited or did not answer /api/health in time."""
 
 

@@ -27,7 +27,7 @@ from flows.dashboards import publish_dashboards
 from flows.logs import ORDER_FILTER, install_order_logging
 from kestrel.books.wallet import SecurityError
 from kestrel.config.settings import KestrelSettings
-from kestrel.errors import ConfigError
+from kestrel.errors import ConfigError, KestrelError
 from kestrel.exchange.errors import is_transient
 from kestrel.mode import trading_mode
 from kestrel.operator import live as live_settings
@@ -36,7 +36,7 @@ from kestrel.store import open_store
 log = logging.getLogger("kestrel.flows")
 
 
-class JobFailed(Exception):
+class JobFailed(KestrelError):
     """The job ran and some of its work failed; the message says what, in one line."""
 
 
