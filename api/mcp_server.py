@@ -43,9 +43,9 @@ def _caller(api: ApiContext, ctx: Context, stdio: StdioCaller | None) -> Princip
         raise ToolError(f"{exc.code}: {exc}") from None
 
 
-async def _run(
-    api: ApiContext, ctx: Context, stdio: StdioCaller | None, op: Callable[[Principal], Any]
-) -> Any:
+async def _run[T](
+    api: ApiContext, ctx: Context, stdio: StdioCaller | None, op: Callable[[Principal], T]
+) -> T:
     """Authenticate, then run the blocking service call in a worker thread."""
     try:
         who = await anyio.to_thread.run_sync(lambda: _caller(api, ctx, stdio))
@@ -96,7 +96,7 @@ def build_mcp(api: ApiContext, stdio: StdioCaller | None = None) -> MCPServer:
         "same call is repeated with confirm=<token> (or the confirm tool is called).",
     )
 
-    async def run(ctx: Context, op: Callable[[Principal], Any]) -> Any:
+    async def run[T](ctx: Context, op: Callable[[Principal], T]) -> T:
         return await _run(api, ctx, stdio, op)
 
     # -- read ------------------------------------------------------------------------------

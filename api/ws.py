@@ -520,7 +520,7 @@ def encode(message: dict[str, Any]) -> str:
 
 
 def _price_channel(channel: str) -> bool:
-    from kestrel.config.settings import SYMBOL_PATTERN
+    from kestrel.models.market import SYMBOL_PATTERN
 
     prefix, _, symbol = channel.partition(":")
     return prefix == "prices" and bool(SYMBOL_PATTERN.match(symbol))

@@ -58,7 +58,7 @@ def flow_outcome(state: Any) -> Any:
     ended on an expected outcome (a stand-down, the emergency stop) prints its one-line
     message; one that did not complete (a bad setting, the exchange down past the retries)
     prints it as the error and exits 2 (cancelled) or 1 (failed), without a traceback."""
-    from prefect.states import State
+    from prefect.client.schemas.objects import State
 
     assert isinstance(state, State)
     if state.is_completed():

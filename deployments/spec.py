@@ -74,8 +74,8 @@ def runner_deployment(
     """A served deployment equal to what `prefect deploy` makes of the same entry (minus the
     work pool, which serving does not use)."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
-    from prefect.flows import EntrypointType
     from prefect.schedules import Cron, Interval, Schedule
+    from prefect.types.entrypoint import EntrypointType
 
     schedules: list[Schedule] = []
     for item in spec.schedules:

@@ -18,16 +18,16 @@ from contextlib import contextmanager
 from typing import Any
 
 from prefect import get_client, get_run_logger
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
-from prefect.states import Cancelled, Completed, Failed, State
+from prefect.states import Cancelled, Completed, Failed
 
 from blocks.exchange_account import use_exchange_account
 from blocks.settings import BlockRefs, Resolved, exported, resolve_settings
 from flows.dashboards import publish_dashboards
 from flows.logs import ORDER_FILTER, install_order_logging
-from kestrel.books.wallet import SecurityError
 from kestrel.config.settings import KestrelSettings
-from kestrel.errors import ConfigError, KestrelError
+from kestrel.errors import ConfigError, KestrelError, SecurityError
 from kestrel.exchange.errors import is_transient
 from kestrel.mode import trading_mode
 from kestrel.operator import live as live_settings

@@ -14,7 +14,8 @@ from datetime import date
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.states import Completed, State
+from prefect.client.schemas.objects import State
+from prefect.states import Completed
 
 from blocks.settings import BlockRefs
 from flows._entry import entry_run, settle

@@ -11,8 +11,8 @@ from enum import StrEnum
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
-from prefect.states import State
 
 from blocks.settings import BlockRefs, exported
 from flows._entry import prepare, settle

@@ -18,7 +18,7 @@ from kestrel.config.ops import OpsSettings
 
 def task_runner_for(ops: OpsSettings) -> TaskRunner[Any]:
     if ops.task_runner == "dask":
-        from prefect_dask import DaskTaskRunner
+        from prefect_dask.task_runners import DaskTaskRunner
 
         if ops.dask_address:
             return DaskTaskRunner(address=ops.dask_address)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from prefect import flow
-from prefect.states import State
+from prefect.client.schemas.objects import State
 from pydantic import Field
 
 from blocks.settings import BlockRefs

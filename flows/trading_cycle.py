@@ -33,10 +33,10 @@ from typing import Any, cast
 
 from prefect import flow, get_client, get_run_logger
 from prefect.artifacts import create_table_artifact
+from prefect.client.schemas.objects import State
 from prefect.concurrency.sync import concurrency
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
-from prefect.states import State
 
 from blocks.settings import BlockRefs
 from flows._entry import JobFailed, done, entry_run, running_holders, settle

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from prefect import Task, flow, get_run_logger
+from prefect.client.schemas.objects import State
 from prefect.runtime import deployment, flow_run
-from prefect.states import State
 from pydantic import BaseModel, Field
 
 from blocks.settings import BlockRefs

@@ -9,7 +9,8 @@ these in place of LLMAnalyst / SentimentAnalyst, so no HTTP client exists to cal
 
 from __future__ import annotations
 
-from kestrel.analysis.base import AnalystAbstained, AnalystInput
+from kestrel.analysis.base import AnalystInput
+from kestrel.errors import AnalystAbstained
 from kestrel.models import Signal
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from telegram import Update
 from telegram.error import RetryAfter, TelegramError
@@ -87,7 +88,7 @@ class CommandBot:
         self.allowed = frozenset(settings.command_chat_ids)
         self.report = BotRunReport()
 
-    def install(self, app: Application) -> None:
+    def install(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         app.add_handler(TypeHandler(Update, self.gate), group=-1)
         app.add_handler(MessageHandler(filters.COMMAND, self.command))
         app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self.hint))
@@ -198,7 +199,7 @@ def build_application(
     *,
     token: str | None = None,
     sleep: Sleep = asyncio.sleep,
-) -> tuple[Application, CommandBot]:
+) -> tuple[Application[Any, Any, Any, Any, Any, Any], CommandBot]:
     secret = token or settings.token()
     register_token(secret)
     request, updates_request = make_requests(settings)

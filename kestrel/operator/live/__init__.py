@@ -25,13 +25,13 @@ second confirmation), `_watchlist` (symbols added or removed), `_requests` (one 
 for a request from any face).
 """
 
+from kestrel.errors import SettingsError
 from kestrel.operator.live._commit import reset_setting, set_setting
 from kestrel.operator.live._overlay import (
     ALL_SYMBOLS,
     CAS_ATTEMPTS,
     LIVE_SETTINGS_KEY,
     SettingsChange,
-    SettingsError,
     SettingsOverlay,
     apply_overlay,
     canonical_strategy,

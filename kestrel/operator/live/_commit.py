@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from kestrel.config.settings import KestrelSettings
+from kestrel.errors import SettingsError
 from kestrel.mode import TradingMode
 from kestrel.models import Event, EventType, utcnow
 from kestrel.operator.live._overlay import (
@@ -19,7 +20,6 @@ from kestrel.operator.live._overlay import (
     CAS_ATTEMPTS,
     LIVE_SETTINGS_KEY,
     SettingsChange,
-    SettingsError,
     SettingsOverlay,
     apply_overlay,
     effective_settings,

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 from kestrel.config.settings import KestrelSettings
+from kestrel.errors import SettingsError
 from kestrel.models import utcnow
 from kestrel.operator.live._commit import reset_setting, set_setting
-from kestrel.operator.live._overlay import SettingsChange, SettingsError
+from kestrel.operator.live._overlay import SettingsChange
 from kestrel.operator.live._validation import MarketsReader
 from kestrel.operator.live._watchlist import watch_add, watch_remove
 from kestrel.operator.risk_changes import SettingsRequest

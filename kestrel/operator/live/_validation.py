@@ -12,10 +12,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from kestrel.config.settings import KestrelSettings, WatchlistItem
+from kestrel.errors import SettingsError
 from kestrel.mode import TradingMode
 from kestrel.operator.live._overlay import (
     NONE_WORDS,
-    SettingsError,
     assign,
     canonical_strategy,
     effective_settings,

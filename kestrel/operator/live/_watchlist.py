@@ -11,11 +11,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from kestrel.config.settings import KestrelSettings, WatchlistItem
+from kestrel.errors import SettingsError
 from kestrel.models import PositionStatus, utcnow
 from kestrel.operator.live._commit import Approval, commit_change
 from kestrel.operator.live._overlay import (
     SettingsChange,
-    SettingsError,
     SettingsOverlay,
     effective_settings,
     from_validation,
