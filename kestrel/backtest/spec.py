@@ -57,6 +57,16 @@ class BacktestSpec(BaseModel):
         default=True,
         description="skip order sync, protection and monitor passes while nothing is open",
     )
+    precompute: bool = Field(
+        default=True,
+        description="indicators computed once per series and read by candle position: the "
+        "values of an analysis over every loaded candle up to the step (as full_history)",
+    )
+    full_history: bool = Field(
+        default=False,
+        description="each step analyzes every loaded candle up to it instead of the live "
+        "cycle's last 200 (what the precomputed indicators equal; slow, for checking)",
+    )
     currency: str | None = Field(
         default=None, description="what equity is valued in (default: the first symbol's quote)"
     )
