@@ -72,6 +72,12 @@ def run(
     detail: Annotated[bool, typer.Option(help="fill on finer candles when present")] = True,
     fast: Annotated[bool, typer.Option(help="skip passes while nothing is open")] = True,
     currency: Annotated[str | None, typer.Option(help="value equity in this currency")] = None,
+    precompute: Annotated[
+        bool, typer.Option(help="indicators computed once per series (docs/backtest.md)")
+    ] = True,
+    full_history: Annotated[
+        bool, typer.Option(help="analyze every loaded candle at each step (slow, a check)")
+    ] = False,
     strategy: Annotated[
         str | None,
         typer.Option(
@@ -120,6 +126,8 @@ def run(
             detail=detail,
             fast=fast,
             strategy=strategy,
+            precompute=precompute,
+            full_history=full_history,
             currency=currency,
             label=label,
         )
