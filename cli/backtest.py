@@ -72,6 +72,19 @@ def run(
     detail: Annotated[bool, typer.Option(help="fill on finer candles when present")] = True,
     fast: Annotated[bool, typer.Option(help="skip passes while nothing is open")] = True,
     currency: Annotated[str | None, typer.Option(help="value equity in this currency")] = None,
+    precompute: Annotated[
+        bool, typer.Option(help="indicators computed once per series (docs/backtest.md)")
+    ] = True,
+    full_history: Annotated[
+        bool, typer.Option(help="analyze every loaded candle at each step (slow, a check)")
+    ] = False,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help="every symbol's strategy: a built-in (e.g. SCALP/AGGRESSIVE), pkg.mod:Class "
+            "or an installed entry point; default: the settings'"
+        ),
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="a kestrel.toml to backtest")] = None,
     results_dir: Annotated[
         Path | None, typer.Option(help="default: the settings' data dir")
@@ -112,6 +125,9 @@ def run(
             warmup=warmup,
             detail=detail,
             fast=fast,
+            strategy=strategy,
+            precompute=precompute,
+            full_history=full_history,
             currency=currency,
             label=label,
         )
@@ -232,6 +248,9 @@ def print_result(result: BacktestResult) -> None:
         f"{result.elapsed_s:.1f}s ({result.candles_per_s:.0f} candles/s); orders: "
         f"{result.orders_by_status or 'none'}; fills: {result.fills}"
     )
+    if result.strategy_ids:
+        ids = ", ".join(f"{symbol} {ref}" for symbol, ref in result.strategy_ids.items())
+        console.print(f"strategy identity: {ids}", markup=False, highlight=False)
     if result.errors:
         console.print(
             f"[yellow]{len(result.errors)} step errors[/yellow], first: {result.errors[0]}"

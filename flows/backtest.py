@@ -68,7 +68,8 @@ def result_markdown(result: BacktestResult, folder: Path | None, chart: Path | N
     parts = [
         f"# Backtest {result.id} ({result.status})\n",
         f"{result.start:%Y-%m-%d %H:%M} .. {result.end:%Y-%m-%d %H:%M} UTC on "
-        f"{result.data_source}; strategies {result.strategies}; {result.steps} steps, "
+        f"{result.data_source}; strategies {result.strategy_ids or result.strategies}; "
+        f"{result.steps} steps, "
         f"{result.cycles} cycles, {result.candles_per_s:.0f} candles/s\n",
         "## Metrics\n", markdown_table(metrics),
         "## Books per currency (must reconcile)\n", markdown_table(result.books),

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kestrel.analysis.base import Analyst, AnalystInput, Vote, consult
+from kestrel.analysis.cache import IndicatorCache, indicators_for
 from kestrel.analysis.frame import candles_to_frame
-from kestrel.analysis.indicators import compute_indicators, last_values
+from kestrel.analysis.indicators import last_values
 from kestrel.analysis.llm import LLMAnalyst
 from kestrel.analysis.sentiment import SentimentAnalyst
 from kestrel.analysis.swarm import abstentions, dissent, solo, swarm
@@ -27,7 +28,16 @@ from kestrel.strategy.profiles import BUILTIN_PROFILES, FALLBACK_PROFILE, Strate
 from kestrel.strategy.settings import AnalysisSettings, AnalystSpec
 
 
-def prepare(series: CandleSeries, profile: StrategyProfile | None = None) -> AnalystInput:
+def prepare(
+    series: CandleSeries,
+    profile: StrategyProfile | None = None,
+    *,
+    cache: IndicatorCache | None = None,
+) -> AnalystInput:
+    """The analysts' input. With `cache` (a backtest), the indicator rows of these candles
+    come from the series computed once (kestrel.analysis.cache: equal to computing on all
+    the loaded candles up to the last one); without it, or on a miss, they are computed on
+    `series` itself, as the live cycle does."""
     profile = profile or BUILTIN_PROFILES[FALLBACK_PROFILE]
     last = series.last
     if last is None:
@@ -38,10 +48,9 @@ def prepare(series: CandleSeries, profile: StrategyProfile | None = None) -> Ana
         return AnalystInput(
             series=series, profile=profile, price=to_decimal(last.close), warmup=warmup
         )
-    frame = candles_to_frame(series)
-    indicators = (
-        plugin.indicators(frame) if plugin else compute_indicators(frame, profile.indicators)
-    )
+    indicators = cache.window(series, profile) if cache is not None else None
+    if indicators is None:
+        indicators = indicators_for(candles_to_frame(series), profile)
     values = last_values(indicators)
     previous = last_values(indicators, row=-2)
     values.update({f"prev_{n}": previous[n] for n in PREVIOUS_ROW_COLUMNS if n in previous})
@@ -123,11 +132,13 @@ def analyze(
     *,
     settings: AnalysisSettings | None = None,
     analysts: Sequence[tuple[Analyst, float]] | None = None,
+    cache: IndicatorCache | None = None,
 ) -> AnalysisResult:
     """Everything in-process. The panel is `analysts` (analyst, weight) if given, else the
-    one `settings` describes (default: SOLO with the technical analyst)."""
+    one `settings` describes (default: SOLO with the technical analyst). `cache`: see
+    `prepare`."""
     settings = settings or AnalysisSettings()
-    data = prepare(series, profile)
+    data = prepare(series, profile, cache=cache)
     if analysts is None:
         analysts = [(build_analyst(spec, settings), spec.weight) for spec in settings.panel()]
     votes = [consult(analyst, data) for analyst, _ in analysts] if data.enough_data else []

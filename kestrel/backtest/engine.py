@@ -33,6 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from kestrel.analysis.base import Analyst
+from kestrel.analysis.cache import IndicatorCache
 from kestrel.analysis.engine import analyze, build_analyst
 from kestrel.backtest.analysts import RecordedOnly
 from kestrel.backtest.feed import BacktestFeed
@@ -47,7 +48,13 @@ from kestrel.execution.protection import ProtectionPolicy, protect_positions
 from kestrel.execution.sync import sync_orders
 from kestrel.ids import INSTALLATION_KEY
 from kestrel.mode import TradingMode, trading_mode
-from kestrel.models import LIVE_STATUSES, AnalysisResult, PositionStatus, simulated_clock
+from kestrel.models import (
+    LIVE_STATUSES,
+    AnalysisResult,
+    CandleSeries,
+    PositionStatus,
+    simulated_clock,
+)
 from kestrel.runtime import Runtime
 from kestrel.store.base import Store
 from kestrel.store.sqlite import SQLiteStore
@@ -86,6 +93,7 @@ class BacktestRun:
     candles: int = 0
     skipped: dict[str, int] = field(default_factory=lambda: {"sync": 0, "monitor": 0})
     errors: list[str] = field(default_factory=list)
+    indicators: IndicatorCache | None = None
     partial: bool = False
     elapsed_s: float = 0.0
 
@@ -178,10 +186,38 @@ def panel(settings: KestrelSettings) -> list[tuple[Analyst, float]]:
 
 
 def analyze_plan(
-    rt: Runtime, plan: SymbolPlan, analysts: list[tuple[Analyst, float]]
+    rt: Runtime,
+    plan: SymbolPlan,
+    analysts: list[tuple[Analyst, float]],
+    cache: IndicatorCache | None = None,
+    limit: int = cycle.CANDLE_LIMIT,
 ) -> AnalysisResult:
-    series = cycle.fetch_candles(rt, plan.item)
-    return analyze(series, plan.profile, settings=rt.settings.trading.analysis, analysts=analysts)
+    """The live cycle's fetch and analysis; `cache` supplies the indicator rows of the
+    fetched candles (kestrel.analysis.cache), `limit` is how many candles are fetched."""
+    series = cycle.fetch_candles(rt, plan.item, limit)
+    return analyze(
+        series,
+        plan.profile,
+        settings=rt.settings.trading.analysis,
+        analysts=analysts,
+        cache=cache,
+    )
+
+
+def precompute(feed: BacktestFeed, plans: list[SymbolPlan]) -> IndicatorCache:
+    """Every plan's indicators over its whole loaded series, once (the candles the cycle
+    fetches from the feed are slices of these, with the feed's label as their source)."""
+    cache = IndicatorCache()
+    for plan in plans:
+        data = feed.data[plan.symbol]
+        series = CandleSeries(
+            symbol=plan.symbol,
+            timeframe=data.timeframe,
+            candles=data.analysis.candles,
+            source=feed.label,
+        )
+        cache.fill(series, plan.profile)
+    return cache
 
 
 def upkeep(rt: Runtime) -> None:
@@ -193,14 +229,18 @@ def upkeep(rt: Runtime) -> None:
 
 
 def trade_symbols(
-    rt: Runtime, plans: list[SymbolPlan], analysts: list[tuple[Analyst, float]], errors: list[str]
+    run: BacktestRun, plans: list[SymbolPlan], analysts: list[tuple[Analyst, float]]
 ) -> None:
     """kestrel.trading.cycle for the due symbols: every analysis, then risk -> decide -> execute one
     symbol at a time in watchlist order, each under its lease (flows.trading_cycle.run_cycle)."""
+    rt, errors = run.runtime, run.errors
     analyses: list[tuple[SymbolPlan, AnalysisResult]] = []
     for plan in plans:
+        limit = cycle.CANDLE_LIMIT
+        if run.spec.full_history:  # every loaded candle (the exchange reads None as its default)
+            limit = max(limit, len(run.feed.data[plan.symbol].analysis.candles))
         try:
-            analyses.append((plan, analyze_plan(rt, plan, analysts)))
+            analyses.append((plan, analyze_plan(rt, plan, analysts, run.indicators, limit)))
         except Exception as exc:
             errors.append(
                 f"{moment(rt.now_ms(plan.symbol))} {plan.symbol}: {type(exc).__name__}: {exc}"
@@ -285,7 +325,7 @@ def step(run: BacktestRun, symbols: list[str], analysts: list[tuple[Analyst, flo
     else:
         run.skipped["monitor"] += 1
     due = [plan for plan in run.plans if plan.symbol in symbols]
-    trade_symbols(rt, due, analysts, run.errors)
+    trade_symbols(run, due, analysts)
     run.cycles += len(due)
 
 
@@ -320,6 +360,7 @@ def prepare(settings: KestrelSettings, spec: BacktestSpec, store: Store) -> Back
         currency=currency,
         starting=balances,
         candles=candles,
+        indicators=precompute(feed, plans) if spec.precompute else None,
     )
 
 

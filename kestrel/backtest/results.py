@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from kestrel.backtest.engine import BacktestRun, moment, value_in
 from kestrel.models import EventType, Fill, Order, OrderRole, Position, PositionStatus, utcnow
 from kestrel.reporting.summary import SessionSummary, summarize, summary_rows
+from kestrel.strategy.builtin import profile_identity
 
 YEAR_MS = 365 * 24 * 3_600_000
 
@@ -71,6 +72,11 @@ class BacktestResult(BaseModel):
     created_at: datetime
     status: str = Field(description="complete | partial")
     strategies: dict[str, str]
+    strategy_ids: dict[str, str] = Field(
+        default_factory=dict,
+        description="symbol -> the strategy's identity, name@version#hash of code and "
+        "parameters, as every decision of the run records it",
+    )
     settings_hash: str
     spec: dict[str, Any]
     data_source: str
@@ -352,6 +358,7 @@ def build_result(run: BacktestRun, result_id: str | None = None) -> BacktestResu
         created_at=utcnow(),
         status="partial" if run.partial else "complete",
         strategies={p.symbol: f"{p.profile.name} ({p.item.timeframe})" for p in run.plans},
+        strategy_ids={p.symbol: profile_identity(p.profile).ref for p in run.plans},
         settings_hash=settings_hash(run),
         spec=run.spec.model_dump(mode="json"),
         data_source=run.feed.label,

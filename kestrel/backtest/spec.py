@@ -57,6 +57,21 @@ class BacktestSpec(BaseModel):
         default=True,
         description="skip order sync, protection and monitor passes while nothing is open",
     )
+    strategy: str | None = Field(
+        default=None,
+        description="every symbol's strategy: a built-in profile (e.g. SCALP/AGGRESSIVE), a "
+        "plugin (pkg.mod:Class) or an installed entry point; default: the settings'",
+    )
+    precompute: bool = Field(
+        default=True,
+        description="indicators computed once per series and read by candle position: the "
+        "values of an analysis over every loaded candle up to the step (as full_history)",
+    )
+    full_history: bool = Field(
+        default=False,
+        description="each step analyzes every loaded candle up to it instead of the live "
+        "cycle's last 200 (what the precomputed indicators equal; slow, for checking)",
+    )
     currency: str | None = Field(
         default=None, description="what equity is valued in (default: the first symbol's quote)"
     )
@@ -114,6 +129,8 @@ def backtest_settings(settings: KestrelSettings, spec: BacktestSpec) -> KestrelS
         update: dict[str, Any] = {}
         if spec.timeframe is not None:
             update["timeframe"] = spec.timeframe
+        if spec.strategy is not None:
+            update["strategy"] = spec.strategy
         if spec.stake_amount is not None:
             update["stake_amount"] = spec.stake_amount
             update["stake_currency"] = spec.stake_currency

@@ -21,6 +21,9 @@ class DailyPnl(BaseModel):
     unrealized PnL since the start of the day, in USD, against start-of-day equity."""
 
     day: str
+    # The *_usd amounts are in `currency`: USD, or the currency the account's equity is
+    # known in when it has no USD value (kestrel.risk.daily).
+    currency: str = "USD"
     start_equity_usd: Decimal | None
     realized_usd: Decimal = Decimal("0")
     unrealized_usd: Decimal = Decimal("0")

@@ -7,6 +7,12 @@ its realized-net-of-fees and unrealized PnL now minus the snapshot (zero for pos
 since), so a position that was already under water at midnight is not counted twice. Positions
 closed before today do not count. Amounts are in each pair's quote currency and converted to
 USD at the current rate.
+
+An account whose equity has no USD value (held only in BTC, say, with no BTC/USD price) is
+measured in the currency its equity is known in: the snapshot records that currency and
+today's PnL is converted to it, so the % limit holds in BTC. Equity nobody can value is
+recorded as unknown (None), never as 0: a 0 start would make the limit 0 and block every
+entry for a reason that is not true.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ class PositionMark(BaseModel):
 
 class DayStart(BaseModel):
     day: str
-    equity_usd: Decimal | None
+    equity_usd: Decimal | None = Field(description="start-of-day equity, in `currency`")
+    currency: str = Field(default="USD", description="what the day is measured in")
     marks: dict[str, PositionMark] = Field(default_factory=dict)
     captured_at: datetime
 
@@ -58,8 +65,11 @@ def ensure_day_start(
     now: datetime,
     equity_usd: Callable[[], Decimal | None],
     open_positions: Iterable[tuple[Position, Decimal | None]],
+    *,
+    fallback: tuple[str, Callable[[], Decimal | None]] | None = None,
 ) -> DayStart:
-    """Today's snapshot; the first caller of the day writes it (CAS), everyone reads it."""
+    """Today's snapshot; the first caller of the day writes it (CAS), everyone reads it.
+    `fallback`: (currency, equity in it), used when the USD equity is unknown."""
     today = day_of(now)
 
     def change(doc: dict[str, Any] | None) -> StateChange[DayStart]:
@@ -67,9 +77,13 @@ def ensure_day_start(
             current = DayStart.model_validate(doc)
             if current.day == today:
                 return StateChange(result=current)
+        equity, currency = equity_usd(), "USD"
+        if equity is None and fallback is not None:
+            currency, equity = fallback[0], fallback[1]()
         snapshot = DayStart(
             day=today,
-            equity_usd=equity_usd(),
+            equity_usd=equity,
+            currency=currency,
             marks={p.position_id: mark(p, price) for p, price in open_positions},
             captured_at=now,
         )
@@ -85,7 +99,9 @@ def daily_pnl(
     now: datetime | None = None,
 ) -> DailyPnl:
     """`positions`: open ones and those closed today, each with its current price (None:
-    unknown, counted at its last mark). Quote currencies without a USD rate are skipped."""
+    unknown, counted at its last mark). `quote_usd` converts a quote currency to the
+    snapshot's currency (USD unless the day is measured in another); quote currencies
+    without a rate are skipped."""
     midnight = start_of_day(now or utcnow())
     realized = unrealized = ZERO
     for position, price in positions:
@@ -100,6 +116,7 @@ def daily_pnl(
         unrealized += (now_mark.unrealized - before.unrealized) * rate
     return DailyPnl(
         day=start.day,
+        currency=start.currency,
         start_equity_usd=start.equity_usd,
         realized_usd=realized,
         unrealized_usd=unrealized,

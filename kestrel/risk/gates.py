@@ -53,12 +53,14 @@ def circuit_breaker(ctx: RiskContext) -> Reason | None:
 
 
 def daily_loss_limit_usd(ctx: RiskContext) -> Decimal | None:
-    """The tighter of the USD limit and the % of start-of-day equity (None: no limit set)."""
+    """The tighter of the USD limit and the % of start-of-day equity (None: no limit set),
+    in the day's currency (`ctx.daily.currency`): a day measured in BTC has only the %."""
     gates = ctx.trading.gates
     limits = []
-    if gates.daily_loss_limit_usd is not None:
-        limits.append(gates.daily_loss_limit_usd)
     daily = ctx.daily
+    usd = daily is None or daily.currency == "USD"
+    if gates.daily_loss_limit_usd is not None and usd:
+        limits.append(gates.daily_loss_limit_usd)
     if gates.daily_loss_limit_pct is not None and daily and daily.start_equity_usd is not None:
         limits.append(daily.start_equity_usd * gates.daily_loss_limit_pct / HUNDRED)
     return min(limits) if limits else None
@@ -80,21 +82,35 @@ def daily_loss(ctx: RiskContext) -> Reason | None:
         else None,
         "limit_usd": str(limit) if limit is not None else None,
         "limit_pct": str(gates.daily_loss_limit_pct) if gates.daily_loss_limit_pct else None,
+        "currency": daily.currency,
     }
+    currency = daily.currency
+    if currency != "USD" and gates.daily_loss_limit_usd is not None and limit is None:
+        # A USD amount with no USD price: fail closed, and say why.
+        return Reason(
+            code=ReasonCode.BLOCKED_DAILY_LOSS_LIMIT,
+            detail=f"no USD valuation of the account (its equity is known in {currency} "
+            f"only): the {gates.daily_loss_limit_usd} USD daily loss limit cannot be checked; "
+            f"set daily_loss_limit_pct to measure it in {currency}",
+            values=values,
+        )
     if limit is None:
-        if gates.daily_loss_limit_pct is not None and gates.daily_loss_limit_usd is None:
+        if gates.daily_loss_limit_pct is not None:
             # A % limit we cannot evaluate: fail closed rather than trade unprotected.
             return Reason(
                 code=ReasonCode.BLOCKED_DAILY_LOSS_LIMIT,
-                detail="start-of-day equity unknown: the daily loss limit cannot be checked",
+                detail="start-of-day equity unknown (no price values the account's holdings): "
+                "the daily loss limit cannot be checked",
                 values=values,
             )
         return None
+    digits = 2 if currency == "USD" else 8
     if daily.pnl_usd <= -limit:
         return Reason(
             code=ReasonCode.BLOCKED_DAILY_LOSS_LIMIT,
-            detail=f"today's PnL {daily.pnl_usd:.2f} USD (realized {daily.realized_usd:.2f}, "
-            f"unrealized {daily.unrealized_usd:.2f}) reached the limit -{limit:.2f}",
+            detail=f"today's PnL {daily.pnl_usd:.{digits}f} {currency} (realized "
+            f"{daily.realized_usd:.{digits}f}, unrealized {daily.unrealized_usd:.{digits}f}) "
+            f"reached the limit -{limit:.{digits}f}",
             values=values,
         )
     return None

@@ -11,6 +11,7 @@ and the breaker's cool-off.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -95,7 +96,13 @@ def gather_context(
         side = fill.side.value
         last_fill_ms[side] = max(last_fill_ms.get(side, fill.timestamp), fill.timestamp)
     marked = [(p, book.symbol_price(p.symbol)) for p in positions]
-    day_start = ensure_day_start(store, now, lambda: valuation.equity_usd, marked)
+    day_start = ensure_day_start(
+        store,
+        now,
+        lambda: valuation.known,
+        marked,
+        fallback=(market.quote, lambda: equity_usd(total, _rate_to(book, market.quote)).known),
+    )
     midnight = start_of_day(now)
     closed_today = [
         (p, None)
@@ -128,13 +135,27 @@ def gather_context(
         emergency_stop_note=f"set by {stop.set_by}: {stop.reason}" if stop.active else "",
         circuit_breaker=refresh_circuit_breaker(store, trading.gates, now),
         last_fill_ms=last_fill_ms,
-        daily=daily_pnl(day_start, [*marked, *closed_today], book.usd, now),
+        daily=daily_pnl(
+            day_start,
+            [*marked, *closed_today],
+            book.usd if day_start.currency == "USD" else _rate_to(book, day_start.currency),
+            now,
+        ),
         equity_usd=valuation.equity_usd,
         exposure=Exposure(
             symbol_usd=exposure.get(symbol, Decimal("0")),
             total_usd=sum(exposure.values(), Decimal("0")),
         ),
     )
+
+
+def _rate_to(book: PriceBook, currency: str) -> Callable[[str], Decimal | None]:
+    """A currency's value in `currency` at the book's prices (None: no path)."""
+
+    def rate(source: str) -> Decimal | None:
+        return book.rate(source, currency)
+
+    return rate
 
 
 def _in_quote(

@@ -97,6 +97,12 @@ class Valuation(BaseModel):
     equity_usd: Decimal = ZERO
     unpriced: list[str] = Field(default_factory=list)
 
+    @property
+    def known(self) -> Decimal | None:
+        """The equity, or None when something is held and nothing of it could be valued
+        (0 would claim an empty account)."""
+        return None if self.unpriced and not self.equity_usd else self.equity_usd
+
 
 def equity_usd(balances: dict[str, Decimal], usd: Callable[[str], Decimal | None]) -> Valuation:
     """Total balances valued in USD (free and in orders)."""

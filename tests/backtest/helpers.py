@@ -22,8 +22,9 @@ def sine_folder(root: Path, steps: int = 120, *, warmup: int = WARMUP) -> Path:
 
 
 def btc_settings(data_dir: Path, **extra: Any) -> KestrelSettings:
-    """An ETH/BTC account in BTC. There is no BTC/USD price in the data, so the % daily loss
-    limit (which needs USD equity) is off, as a live config for such an account must say."""
+    """An ETH/BTC account in BTC (no BTC/USD price in the data). The daily loss limit is off
+    so that the runs' numbers do not depend on it; with it on it is measured in BTC
+    (tests/risk/test_daily_other_currency.py)."""
     fields: dict[str, Any] = {
         "watchlist": [
             {
