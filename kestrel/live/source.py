@@ -31,7 +31,14 @@ class CcxtProSource:
         return to_decimal(last["price"]), int(last["timestamp"] or 0)
 
     async def watch_orders(self) -> list[OrderUpdate]:
-        orders = await self.exchange.watch_orders()
+        return self._updates(await self.exchange.watch_orders())
+
+    async def watch_orders_rest(self) -> list[OrderUpdate]:
+        """The same from REST (open orders): the polling fallback's view."""
+        return self._updates(await self.exchange.fetch_open_orders())
+
+    @staticmethod
+    def _updates(orders: list[dict[str, Any]]) -> list[OrderUpdate]:
         return [
             OrderUpdate(
                 order_id=str(o["id"]),
