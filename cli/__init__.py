@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import cli.serve  # noqa: F401  (serve, deploy, blocks, deadman)
 from cli import control, demo, trading  # noqa: F401  (registers commands)
+from cli import live as _live  # noqa: F401  (live [run])
 from cli import manual as _manual  # noqa: F401  (order place|cancel|close|...)
-from cli import orders as _orders  # noqa: F401  (sync-loop, monitor, live)
+from cli import orders as _orders  # noqa: F401  (sync-loop, monitor)
 from cli import risk as _risk  # noqa: F401  (breaker status|reset, strategy)
 from cli import settings_cmd as _settings  # noqa: F401  (settings set|show|...)
 from cli import telegram as _telegram  # noqa: F401  (the command bot)
