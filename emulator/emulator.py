@@ -424,6 +424,8 @@ class BinanceEmulator(StartStop):
             return 200, {}
         if (method, route) == ("GET", "ws/counts"):
             return 200, self.streams.counter.snapshot()
+        if (method, route) == ("GET", "ws/clients"):
+            return 200, self.streams.describe()
         if (method, route) == ("POST", "clock_skew"):
             self.clock_skew_ms = int(body["ms"])
             return 200, {}

@@ -204,6 +204,18 @@ class StreamServer(StartStop):
 
     # -- waiting (tests, bench) ----------------------------------------------------------------
 
+    def describe(self) -> list[dict[str, Any]]:
+        """Live connections: kind, streams, whether a user stream (for operators and debugging)."""
+        with self._cond:
+            return [
+                {
+                    "kind": c.kind,
+                    "streams": sorted(c.streams),
+                    "user": c.api_key is not None,
+                }
+                for c in self._clients
+            ]
+
     def subscribers(self, stream: str) -> int:
         with self._cond:
             return sum(1 for c in self._clients if c.kind == "market" and stream in c.streams)

@@ -15,7 +15,10 @@ Exits are safe either way: every exit is placed under the symbol's lease in the 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -50,23 +53,39 @@ def live_cycle(config: dict[str, Any], symbol: str, timeframe: str, open_time: i
 
 
 class PrefectHooks:
-    """The engine's hooks as subflows and tasks of the engine's flow run."""
+    """The engine's hooks as subflows and tasks of the engine's flow run.
+
+    The engine's event loop runs in its own plain thread (a loop inside the flow's thread
+    kept Prefect's run machinery from letting the stream tasks run); each hook runs in a
+    copy of the flow's context, so what it starts is a child of the engine's flow run."""
 
     def __init__(self, settings: KestrelSettings, rt: Runtime) -> None:
         self.settings = settings
         self.config = settings.model_dump(mode="json")
         self.direct = DirectHooks(rt, holder="live engine")
+        self._context = contextvars.copy_context()
+
+    def _in_flow[**P](self, fn: Callable[P, None], *args: P.args, **kw: P.kwargs) -> None:
+        self._context.copy().run(fn, *args, **kw)
 
     def run_cycle(self, symbol: str, timeframe: str, open_time: int) -> None:
-        live_cycle.with_options(flow_run_name=f"cycle-{symbol}-{timeframe}-{open_time}")(
-            self.config, symbol, timeframe, open_time
-        )
+        name = f"cycle-{symbol}-{timeframe}-{open_time}"
+        self._in_flow(self._cycle, name, symbol, timeframe, open_time)
+
+    def _cycle(self, name: str, symbol: str, timeframe: str, open_time: int) -> None:
+        live_cycle.with_options(flow_run_name=name)(self.config, symbol, timeframe, open_time)
 
     def run_sync(self, reason: str) -> None:
+        self._in_flow(self._sync, reason)
+
+    def _sync(self, reason: str) -> None:
         get_run_logger().info("order sync: %s", reason)
         order_sync(config=self.config, window_s=0.0)
 
     def run_monitor(self, reason: str) -> None:
+        self._in_flow(self._monitor, reason)
+
+    def _monitor(self, reason: str) -> None:
         logger = get_run_logger()
         with one_at_a_time("position-monitor", SLOT_WAIT_S) as held:
             if not held:
@@ -128,7 +147,23 @@ def live_engine(config: dict[str, Any] | None = None, run_for_s: float | None = 
     with trading_mode(settings.mode):
         prepare_exchange_access(settings)
         rt = get_runtime(settings)
-        stats = asyncio.run(_serve(settings, PrefectHooks(settings, rt), run_for_s))
+        hooks = PrefectHooks(settings, rt)
+        result: list[EngineStats] = []
+        errors: list[BaseException] = []
+
+        def serve() -> None:
+            try:
+                with trading_mode(settings.mode):  # a new thread starts without the flow's
+                    result.append(asyncio.run(_serve(settings, hooks, run_for_s)))
+            except BaseException as exc:
+                errors.append(exc)
+
+        engine_thread = threading.Thread(target=serve, name="live-engine-loop", daemon=True)
+        engine_thread.start()
+        engine_thread.join()
+        if errors:
+            raise errors[0]
+        stats = result[0]
     summary = (
         f"{stats.cycles} cycle(s), {stats.missed} missed candle(s), {stats.duplicates} "
         f"duplicate(s), {stats.tick_triggers} tick trigger(s), {stats.polls} REST poll(s)"
