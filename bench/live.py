@@ -156,7 +156,8 @@ async def run_engine(settings: Any, emu: Emulator, body: Any) -> Any:
 
 
 def _settled(engine: Any) -> int:
-    return int(engine.stats.cycles + engine.stats.missed + engine.stats.claimed_elsewhere)
+    stats = engine.stats
+    return int(stats.cycles_done + stats.missed + stats.claimed_elsewhere)
 
 
 async def candle_latency(

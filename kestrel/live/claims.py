@@ -20,7 +20,14 @@ from kestrel.mode import current_mode
 from kestrel.models import Event, EventType
 from kestrel.store.base import Store
 
-__all__ = ["CANDLE_MISSED", "CandleClaim", "candle_key", "claim_candle", "record_missed"]
+__all__ = [
+    "CANDLE_MISSED",
+    "CandleClaim",
+    "candle_key",
+    "claim_candle",
+    "last_claimed",
+    "record_missed",
+]
 
 PREFIX = "live:candle:"
 CANDLE_MISSED = "CANDLE_MISSED"
@@ -40,6 +47,14 @@ def candle_key(exchange_id: str, symbol: str, timeframe: str, open_time: int) ->
 
 def _iso(open_time: int) -> str:
     return datetime.fromtimestamp(open_time / 1000, tz=UTC).isoformat()
+
+
+def last_claimed(store: Store, exchange_id: str, symbol: str, timeframe: str) -> int | None:
+    """The open time of the newest candle claimed (run or missed) for this series, if any:
+    where a restarted engine resumes."""
+    prefix = f"{PREFIX}{exchange_id}:{symbol}:{timeframe}:"
+    rows = store.list_state(prefix, limit=1, reverse=True)
+    return CandleClaim.model_validate(rows[0][1]).open_time if rows else None
 
 
 def claim_candle(store: Store, exchange_id: str, claim: CandleClaim) -> CandleClaim | None:

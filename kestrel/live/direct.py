@@ -15,9 +15,11 @@ from decimal import Decimal
 from kestrel import cycle
 from kestrel.lease import LeaseBusy, symbol_lease
 from kestrel.live.candles import hole
+from kestrel.live.claims import CANDLE_MISSED, candle_key
 from kestrel.live.protect import levels_from_store, monitor_at
 from kestrel.live.ticks import Levels, StreamPricedExchange
-from kestrel.models import CandleSeries, Decision, timeframe_ms
+from kestrel.mode import current_mode
+from kestrel.models import CandleSeries, Decision, Event, EventType, timeframe_ms
 from kestrel.protection import ProtectionPolicy, protect_positions
 from kestrel.runtime import Runtime
 from kestrel.strategy.resolve import resolve_plan
@@ -31,9 +33,11 @@ log = logging.getLogger(__name__)
 def series_problem(series: CandleSeries, open_time: int) -> str | None:
     """Why a cycle must not trade on `series` for the candle opened at `open_time`."""
     times = [c.timestamp for c in series.candles]
-    if not times or times[-1] != open_time:
+    if open_time not in times:
         last = times[-1] if times else None
         return f"the closed candle {open_time} is not confirmed by REST (last: {last})"
+    if times[-1] != open_time:
+        return f"superseded: candle {times[-1]} closed before this cycle ran (its own cycle runs)"
     missing = hole(times, timeframe_ms(series.timeframe))
     if missing is not None:
         return f"candle {missing} is missing from the series: never trade on a hole"
@@ -60,6 +64,7 @@ class DirectHooks:
         problem = series_problem(series, open_time)
         if problem is not None:
             log.warning("%s %s: no cycle: %s", symbol, timeframe, problem)
+            self._stood_down(symbol, timeframe, open_time, problem)
             return
         analysis = cycle.analyze_candles(series, plan.profile, settings.trading.analysis)
         rt, wait_s = self.rt, settings.ops.cycle_lock_timeout_s
@@ -72,6 +77,20 @@ class DirectHooks:
             log.warning("%s; the engine stands down on %s for this candle", busy, symbol)
             return
         self.decisions.append(decision)
+
+    def _stood_down(self, symbol: str, timeframe: str, open_time: int, why: str) -> None:
+        """The candle was claimed but not traded: one event says why (never silent)."""
+        key = candle_key(self.rt.exchange.id, symbol, timeframe, open_time)
+        event = Event(
+            event_id=f"stood-down:{key}",
+            type=EventType.TRADE_BLOCKED,
+            mode=current_mode(),
+            symbol=symbol,
+            reasons=[CANDLE_MISSED],
+            message=f"{symbol} {timeframe} candle {open_time}: no cycle: {why}",
+            data={"open_time": open_time, "timeframe": timeframe},
+        )
+        self.rt.store.append_events([event])
 
     def run_sync(self, reason: str) -> None:
         settings = self.rt.settings

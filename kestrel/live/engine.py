@@ -29,7 +29,7 @@ from typing import Protocol
 
 from kestrel.live.backoff import Backoff
 from kestrel.live.candles import CandleBook, Seen, hole
-from kestrel.live.claims import CandleClaim, claim_candle, record_missed
+from kestrel.live.claims import CandleClaim, claim_candle, last_claimed, record_missed
 from kestrel.live.dedupe import OrderUpdate, OrderUpdateFilter
 from kestrel.live.jobs import CoalescedJob
 from kestrel.live.stream import Clock, Sleep, Watchdog, consume
@@ -86,7 +86,8 @@ class EngineConfig:
 
 @dataclass
 class EngineStats:
-    cycles: int = 0
+    cycles: int = 0  # started
+    cycles_done: int = 0  # returned (ran, or stood down with an event)
     duplicates: int = 0
     stale: int = 0
     missed: int = 0
@@ -152,11 +153,24 @@ class LiveEngine:
     # -- candles -------------------------------------------------------------------------------
 
     async def seed(self, symbol: str, timeframe: str) -> None:
-        """The book starts from REST history, so the first streamed candle's gap is known."""
+        """The book starts from REST history, so the first streamed candle's gap is known; a
+        restart resumes after the newest claimed candle, recording the ones it slept through."""
         period = timeframe_ms(timeframe)
         rows = await self.source.fetch_candles(symbol, timeframe, None, self.config.history)
         closed = [int(r[0]) for r in rows if int(r[0]) + period <= self.now_ms()]
         self.book.fill(symbol, period, closed)
+        resume = last_claimed(self.store, self.config.exchange_id, symbol, timeframe)
+        if resume is None:
+            return  # first start: nothing was promised for earlier candles
+        for open_time in closed:
+            if open_time > resume:  # closed while no engine ran: said, not replayed
+                self._missed(
+                    symbol,
+                    timeframe,
+                    open_time,
+                    "it closed while the engine was not running (resumed from the store; "
+                    "no decision is replayed)",
+                )
 
     async def on_candles(self, symbol: str, timeframe: str, rows: Sequence[Row]) -> None:
         """Rows from watch_ohlcv (or a REST poll): each closed candle not seen yet triggers."""
@@ -216,7 +230,10 @@ class LiveEngine:
                 return
             self.stats.cycles += 1
             self.stats.events.append(f"cycle {symbol} {open_time}")
-            await asyncio.to_thread(self.hooks.run_cycle, symbol, timeframe, open_time)
+            try:
+                await asyncio.to_thread(self.hooks.run_cycle, symbol, timeframe, open_time)
+            finally:
+                self.stats.cycles_done += 1
             await self.refresh_levels()
 
     def _hole(self, symbol: str, period: int, open_time: int) -> int | None:

@@ -221,3 +221,26 @@ def test_the_safety_net_runs_sync_and_monitor_on_the_clock(
     _run(emu, body)
     assert hooks.syncs == ["safety net (periodic)"]
     assert hooks.monitors == ["safety net (periodic)"]
+
+
+def test_a_restart_resumes_from_the_store_without_replaying(
+    emu: BinanceEmulator, store: Store, hooks: Recorder, clock: ManualClock
+) -> None:
+    async def body(client: Any) -> None:
+        first = _engine(store, client, hooks, clock)
+        await first.seed("BTC/USDT", "1h")
+        emu.advance()
+        await first.on_candles("BTC/USDT", "1h", await client.fetch_ohlcv("BTC/USDT", "1h"))
+        emu.advance(2)  # two candles close while no engine runs
+        again = Recorder()
+        second = _engine(store, client, again, clock)
+        await second.seed("BTC/USDT", "1h")
+        rows = await client.fetch_ohlcv("BTC/USDT", "1h")
+        await second.on_candles("BTC/USDT", "1h", rows)  # a replayed stream: nothing reruns
+        assert again.cycles == []
+
+    _run(emu, body)
+    assert hooks.cycles == [("BTC/USDT", "1h", T0 + H)]
+    missed = [e for e in store.list_events() if CANDLE_MISSED in e.reasons]
+    assert sorted(e.data["open_time"] for e in missed) == [T0 + 2 * H, T0 + 3 * H]
+    assert all("not running" in e.message for e in missed)
