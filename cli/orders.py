@@ -1,8 +1,8 @@
-"""`kestrel sync-loop`, `kestrel monitor`, `kestrel live`: the order-sync and position-monitor
+"""`kestrel sync-loop`, `kestrel monitor`: the order-sync and position-monitor
 flows by hand (as their deployments run them: polling for a window under the one-at-a-time
-lock), and what is live right now: orders, protection per position, today's PnL. And
-`kestrel order write-off`: an UNKNOWN order the operator verified by hand is not on the
-exchange (kestrel.manual.write_off)."""
+lock), and what is live right now (`kestrel live`, cli/live.py): orders, protection per
+position, today's PnL. And `kestrel order write-off`: an UNKNOWN order the operator verified by
+hand is not on the exchange (kestrel.manual.write_off)."""
 
 from __future__ import annotations
 
@@ -46,8 +46,7 @@ def monitor(window: WindowOption = 60.0, poll: PollOption = 5.0) -> None:
     _run_upkeep("position-monitor", window, poll)
 
 
-@app.command("live")
-def live() -> None:
+def live_status() -> None:
     """Live orders (with where their status came from), open positions with their
     protection, and today's PnL, from the store (no exchange request)."""
     from kestrel.books.ledger import daily_pnl

@@ -1,6 +1,6 @@
 """`python -m emulator --port N --market BTC/USDT=path.csv`: the emulator as a process.
 
-Prints one JSON line (url, api key, secret) when ready, then serves until SIGINT/SIGTERM.
+Prints one JSON line (url, ws_url, api key, secret) when ready, then serves until SIGINT/SIGTERM.
 Drive it over HTTP: POST /_emulator/advance {"candles": 1}, POST /_emulator/faults {...},
 GET /_emulator/state. With --advance-every S it also steps one candle every S seconds (demos).
 """
@@ -92,7 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     key, secret = args.account
-    ready = {"url": emu.url, "api_key": key, "secret": secret, "now": emu.now_ms}
+    ready = {
+        "url": emu.url,
+        "ws_url": emu.ws_url,
+        "api_key": key,
+        "secret": secret,
+        "now": emu.now_ms,
+    }
     print(json.dumps(ready), flush=True)
     try:
         while not done.wait(args.advance_every or None):

@@ -7,6 +7,7 @@ unknown symbols -1121, SIGNED endpoints go through `signing.check_signed` first.
 
 from __future__ import annotations
 
+import secrets as _secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -75,6 +76,17 @@ class BinanceApi:
             ("GET", v3 + "ticker/price"): self._ticker_price,
             ("GET", v3 + "ticker/bookTicker"): self._book_ticker,
         }
+        # The user data stream's listenKey life cycle: API key header, no signature (USER_STREAM).
+        self.listen_keys: dict[str, str] = {}  # listenKey -> api key
+        self.keyed: dict[tuple[str, str], Handler] = {
+            ("POST", v3 + "userDataStream"): self._listen_key_create,
+            ("PUT", v3 + "userDataStream"): self._listen_key_keepalive,
+            ("DELETE", v3 + "userDataStream"): self._listen_key_close,
+        }
+        #: Called after every request that may change orders or balances (the streams' hook).
+        self.on_change: Callable[[], None] | None = None
+        #: Called with a listenKey that was closed, so its streams end.
+        self.on_listen_key_closed: Callable[[str], None] | None = None
         self.signed: dict[tuple[str, str], Handler] = {
             ("POST", v3 + "order"): self._new_order,
             ("GET", v3 + "order"): self._get_order,
@@ -91,6 +103,12 @@ class BinanceApi:
         try:
             if key in self.public:
                 return Response(200, self.public[key](req, None))
+            if key in self.keyed:
+                if not req.api_key:
+                    raise errors.bad_api_key_format()
+                if req.api_key not in self.engine.accounts:
+                    raise errors.invalid_api_key()
+                return Response(200, self.keyed[key](req, req.api_key))
             if key in self.signed:
                 secrets = {k: a.secret for k, a in self.engine.accounts.items()}
                 api_key = check_signed(
@@ -102,10 +120,43 @@ class BinanceApi:
                     self.server_time_ms(),
                     self.check_timestamps,
                 )
-                return Response(200, self.signed[key](req, api_key))
+                try:
+                    return Response(200, self.signed[key](req, api_key))
+                finally:
+                    if req.method in {"POST", "DELETE"} and self.on_change is not None:
+                        self.on_change()
             raise errors.not_emulated(f"{req.method} {req.path}")
         except BinanceError as exc:
             return Response(exc.status, exc.body())
+
+    # -- user data stream (listenKey) ----------------------------------------------------------
+
+    def _listen_key_create(self, req: Request, api_key: str | None) -> dict[str, Any]:
+        """Binance returns the account's live key again if there is one."""
+        for listen_key, owner in self.listen_keys.items():
+            if owner == api_key:
+                return {"listenKey": listen_key}
+        listen_key = _secrets.token_hex(30)
+        assert api_key is not None
+        self.listen_keys[listen_key] = api_key
+        return {"listenKey": listen_key}
+
+    def _owned_listen_key(self, req: Request, api_key: str | None) -> str:
+        listen_key = _required(req, "listenKey")
+        if self.listen_keys.get(listen_key) != api_key:
+            raise BinanceError(-1125, "This listenKey does not exist.")
+        return listen_key
+
+    def _listen_key_keepalive(self, req: Request, api_key: str | None) -> dict[str, Any]:
+        self._owned_listen_key(req, api_key)
+        return {}
+
+    def _listen_key_close(self, req: Request, api_key: str | None) -> dict[str, Any]:
+        listen_key = self._owned_listen_key(req, api_key)
+        del self.listen_keys[listen_key]
+        if self.on_listen_key_closed is not None:
+            self.on_listen_key_closed(listen_key)
+        return {}
 
     # -- public --------------------------------------------------------------------------------
 

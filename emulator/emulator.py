@@ -1,5 +1,6 @@
 """`BinanceEmulator`: the object tests and demos hold. Starts the server, builds a real
-`ccxt.binance` pointed at it, moves the candle clock, and exposes faults and request counts.
+`ccxt.binance` (or async `ccxt.pro.binance`, WebSocket streams included) pointed at it, moves
+the candle clock, and exposes faults and request counts.
 
     with BinanceEmulator({"BTC/USDT": "BTC_USDT-1h.csv"}, accounts=[...]) as emu:
         ex = emu.ccxt_client()
@@ -20,14 +21,20 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from emulator.api import BinanceApi
+from emulator.candles import Candle
 from emulator.config import AccountConfig, DuplicateRule, FillPolicy, MarketConfig
 from emulator.faults import FaultPlan, FaultRule
 from emulator.local_server import StartStop
+from emulator.market_events import book_ticker_event, interval_name, kline_event, trade_event
+from emulator.markets import Market
 from emulator.matching import MatchingEngine, VisibilityLag
 from emulator.server import ADMIN_PREFIX, EmulatorHTTPServer
+from emulator.user_events import UserEventTracker
+from emulator.ws import WS_API_PATH, StreamServer
 
 if TYPE_CHECKING:
     import ccxt
+    import ccxt.pro
 
 CandleSource = Sequence[Sequence[float | int | str]] | str | Path
 DEFAULT_API_KEY = "emulator-key"
@@ -62,6 +69,44 @@ def ccxt_client_for(
     no currencies, margin or futures endpoints, no time sync, no client-side rate limiting."""
     import ccxt
 
+    return _point_at(ccxt.binance, url, api_key, secret, timeout_ms, options, config)
+
+
+def ccxt_pro_client_for(
+    url: str,
+    ws_url: str,
+    api_key: str = DEFAULT_API_KEY,
+    secret: str = DEFAULT_SECRET,
+    *,
+    timeout_ms: int = 10_000,
+    options: Mapping[str, Any] | None = None,
+    **config: Any,
+) -> ccxt.pro.binance:
+    """A real `ccxt.pro.binance` (async REST + WebSocket) whose REST URLs point at `url` and
+    whose market streams and WebSocket API point at the emulator's `ws_url`."""
+    import ccxt.pro
+
+    exchange: ccxt.pro.binance = _point_at(
+        ccxt.pro.binance, url, api_key, secret, timeout_ms, options, config
+    )
+    base = ws_url.rstrip("/")
+    ws = dict(exchange.urls["api"]["ws"])
+    for kind in ("spot", "margin"):
+        ws[kind] = base + "/ws"
+    ws["ws-api"] = {**ws.get("ws-api", {}), "spot": base + WS_API_PATH}
+    exchange.urls["api"]["ws"] = ws
+    return exchange
+
+
+def _point_at(
+    cls: Any,
+    url: str,
+    api_key: str,
+    secret: str,
+    timeout_ms: int,
+    options: Mapping[str, Any] | None,
+    config: Mapping[str, Any],
+) -> Any:
     client_options: dict[str, Any] = {
         "fetchMarkets": {"types": ["spot"]},
         "fetchCurrencies": False,
@@ -70,7 +115,7 @@ def ccxt_client_for(
         "warnOnFetchOpenOrdersWithoutSymbol": False,
     }
     client_options.update(options or {})
-    exchange = ccxt.binance(
+    exchange = cls(
         {
             "apiKey": api_key,
             "secret": secret,
@@ -134,6 +179,11 @@ class BinanceEmulator(StartStop):
         self.api = BinanceApi(self.engine, self.server_time_ms, check_timestamps)
         self._host, self._port = host, port
         self._server: EmulatorHTTPServer | None = None
+        self._ws: StreamServer | None = None
+        self._user_events = UserEventTracker(self.engine)
+        self._book_updates = 0
+        self.api.on_change = self.publish_user_events
+        self.api.on_listen_key_closed = self._listen_key_closed
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -142,9 +192,16 @@ class BinanceEmulator(StartStop):
             raise RuntimeError("emulator already started")
         server = EmulatorHTTPServer(self.api, self.faults, self._admin, self._host, self._port)
         self._server = server.start()
+        self._ws = StreamServer(
+            lambda: dict(self.api.listen_keys),
+            lambda: {a.api_key: a.secret for a in self._accounts},
+            self._host,
+        ).start()
         return self
 
     def stop(self) -> None:
+        if self._ws is not None:
+            self._ws.stop()
         if self._server is not None:
             self._server.stop()
 
@@ -162,6 +219,18 @@ class BinanceEmulator(StartStop):
     @property
     def port(self) -> int:
         return self._srv.port
+
+    @property
+    def streams(self) -> StreamServer:
+        """The WebSocket server (market streams, user data stream, WebSocket API)."""
+        if self._ws is None:
+            raise RuntimeError("emulator not started: use `with BinanceEmulator(...)` or start()")
+        return self._ws
+
+    @property
+    def ws_url(self) -> str:
+        """e.g. ws://127.0.0.1:54322: market streams under /ws, the WebSocket API at /ws-api/v3."""
+        return self.streams.url
 
     @property
     def internal_errors(self) -> list[str]:
@@ -189,14 +258,94 @@ class BinanceEmulator(StartStop):
             self.url, api_key, secret, timeout_ms=timeout_ms, options=options, **config
         )
 
+    def ccxt_pro_client(
+        self,
+        api_key: str | None = None,
+        secret: str | None = None,
+        *,
+        timeout_ms: int = 10_000,
+        options: Mapping[str, Any] | None = None,
+        **config: Any,
+    ) -> ccxt.pro.binance:
+        """A real async `ccxt.pro.binance` pointed here (REST and WebSocket); close it with
+        `await client.close()`."""
+        if api_key is None:
+            api_key = self._accounts[0].api_key
+        if secret is None:
+            known = {a.api_key: a.secret for a in self._accounts}
+            secret = known.get(api_key, "")
+        return ccxt_pro_client_for(
+            self.url, self.ws_url, api_key, secret, timeout_ms=timeout_ms, options=options, **config
+        )
+
     # -- clock ---------------------------------------------------------------------------------
 
     def advance(self, candles: int = 1) -> int:
-        """Move to the next candle(s); resting orders fill against each. Returns steps made."""
-        return self.engine.advance(candles)
+        """Move to the next candle(s); resting orders fill against each. Returns steps made.
+        Streams get each closed kline, a trade and the book at its close, then the account's
+        order and balance events."""
+        before = self.engine.now_ms
+        steps = self.engine.advance(candles)
+        self._publish_step(before)
+        return steps
 
     def advance_to(self, timestamp_ms: int) -> int:
-        return self.engine.advance_to(timestamp_ms)
+        before = self.engine.now_ms
+        steps = self.engine.advance_to(timestamp_ms)
+        self._publish_step(before)
+        return steps
+
+    # -- streams -------------------------------------------------------------------------------
+
+    def _publish_step(self, before_ms: int) -> None:
+        if self._ws is None:
+            return
+        with self.engine.lock:
+            after = self.engine.now_ms
+            closed: list[tuple[int, Market, Candle]] = []
+            for market in self.engine.markets.values():
+                for candle in market.feed.closing_between(before_ms, after):
+                    closed.append((candle.close_time, market, candle))
+        closed.sort(key=lambda item: item[0])
+        wall = self.server_time_ms()
+        for _, market, candle in closed:
+            interval = interval_name(market.feed.timeframe_ms)
+            stream = market.id.lower()
+            if interval is not None:
+                event = kline_event(market.id, interval, candle, wall)
+                self._ws.publish_market(f"{stream}@kline_{interval}", event)
+            self._publish_price(market, candle.close, candle.volume, candle.close_time - 1, wall)
+        self.publish_user_events()
+
+    def _publish_price(
+        self, market: Market, price: Decimal, qty: Decimal, at_ms: int, wall_ms: int
+    ) -> None:
+        assert self._ws is not None
+        stream = market.id.lower()
+        trade = trade_event(market.id, price, qty, at_ms, wall_ms)
+        self._ws.publish_market(f"{stream}@trade", trade)
+        self._book_updates += 1
+        book = book_ticker_event(market.id, price, price, qty, self._book_updates)
+        self._ws.publish_market(f"{stream}@bookTicker", book)
+
+    def publish_tick(self, symbol: str, price: Decimal, qty: Decimal = Decimal("1")) -> None:
+        """A trade and a book update at `price` on the streams only (the engine's price, and
+        so fills, stay at the candle close): a price move between candles."""
+        market = self.engine.market(symbol.replace("/", ""))
+        self._publish_price(market, price, qty, self.now_ms, self.server_time_ms())
+
+    def publish_user_events(self) -> None:
+        """Send each account's executionReport / outboundAccountPosition events for whatever
+        changed since the last call (the REST side calls this after every order request)."""
+        events = self._user_events.collect(self.server_time_ms())
+        if self._ws is None:
+            return
+        for api_key, event in events:
+            self._ws.publish_user(api_key, event)
+
+    def _listen_key_closed(self, listen_key: str) -> None:
+        if self._ws is not None:
+            self._ws.close_listen_key(listen_key)
 
     @property
     def now_ms(self) -> int:
@@ -264,6 +413,19 @@ class BinanceEmulator(StartStop):
         if (method, route) == ("POST", "lag"):
             self.set_visibility_lag(int(body.get("queries", 0)), float(body.get("seconds", 0)))
             return 200, {}
+        if (method, route) == ("POST", "tick"):
+            self.publish_tick(str(body["symbol"]), Decimal(str(body["price"])))
+            return 200, {}
+        if (method, route) == ("POST", "ws/drop"):
+            self.streams.drop_connections()
+            return 200, {}
+        if (method, route) == ("POST", "ws/silence"):
+            self.streams.silenced = bool(body.get("on", True))
+            return 200, {}
+        if (method, route) == ("GET", "ws/counts"):
+            return 200, self.streams.counter.snapshot()
+        if (method, route) == ("GET", "ws/clients"):
+            return 200, self.streams.describe()
         if (method, route) == ("POST", "clock_skew"):
             self.clock_skew_ms = int(body["ms"])
             return 200, {}
@@ -289,4 +451,5 @@ class BinanceEmulator(StartStop):
                 "markets": markets,
                 "pending_faults": [r.model_dump() for r in self.faults.pending()],
                 "requests": self.request_counts(),
+                "ws_url": self.ws_url if self._ws is not None else None,
             }

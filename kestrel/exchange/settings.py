@@ -29,6 +29,11 @@ class ExchangeSettings(BaseModel):
         description="override every ccxt API URL with this base, e.g. http://127.0.0.1:8765 "
         "(the emulator); empty: the exchange's own URLs",
     )
+    ws_url: str | None = Field(
+        default=None,
+        description="override the WebSocket stream base (the live engine's ccxt.pro client), "
+        "e.g. ws://127.0.0.1:8766 (the emulator); empty: the exchange's own",
+    )
     credentials: CredentialSource = Field(
         default="env",
         description="env: KESTREL_<EXCHANGE>_API_KEY/_API_SECRET; block: an ExchangeAccount block",

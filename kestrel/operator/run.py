@@ -41,8 +41,15 @@ def widened_fields(installed: KestrelSettings, asked: KestrelSettings) -> dict[s
             list(installed.real_exchange_whitelist),
             list(asked.real_exchange_whitelist),
         )
-    if asked.mode is TradingMode.REAL and asked.exchange_api.url != installed.exchange_api.url:
-        widened["exchange_api.url"] = (installed.exchange_api.url, asked.exchange_api.url)
+    if asked.mode is TradingMode.REAL:
+        # The REST and WebSocket endpoints alike: a stream can feed the prices REAL trades on.
+        for field in ("url", "ws_url"):
+            mine, theirs = (
+                getattr(installed.exchange_api, field),
+                getattr(asked.exchange_api, field),
+            )
+            if theirs != mine:
+                widened[f"exchange_api.{field}"] = (mine, theirs)
     return widened
 
 

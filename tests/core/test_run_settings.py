@@ -64,6 +64,8 @@ def test_config_cannot_move_the_real_endpoint(
     monkeypatch.setenv("KESTREL_MODE", "REAL")
     with pytest.raises(SecurityError, match=r"exchange_api\.url None -> 'http://evil\.example'"):
         settings_for_run({"exchange_api": {"url": "http://evil.example"}})
+    with pytest.raises(SecurityError, match=r"exchange_api\.ws_url None -> 'ws://evil\.example'"):
+        settings_for_run({"exchange_api": {"ws_url": "ws://evil.example"}})
     demo = settings_for_run({"mode": "DEMO", "exchange_api": {"url": "http://127.0.0.1:9"}})
     assert demo.exchange_api.url == "http://127.0.0.1:9"  # DEMO: it only feeds prices
 

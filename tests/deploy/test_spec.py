@@ -26,6 +26,7 @@ EXPECTED = {
     "telegram-bot": "CANCEL_NEW",
     "emergency-stop": None,
     "dashboards": "CANCEL_NEW",
+    "live-engine": "CANCEL_NEW",  # one engine per installation: a second start is refused
     # Operator actions: never queued behind anything; tokens and request ids make them safe.
     "manual-order": None,
     "manual-close": None,

@@ -1,0 +1,48 @@
+"""`kestrel live`: what is live now (no subcommand: orders, protection, today's PnL, from the
+store), and `kestrel live run`: the live engine (flows/live.py) in this process: streams in,
+a cycle per closed candle, syncs on account events, exits on ticks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli._common import app, fail, load_cli_settings, prepare_prefect
+
+live_app = typer.Typer(
+    help="What is live now (no subcommand), or `run` the live engine.",
+    invoke_without_command=True,
+)
+app.add_typer(live_app, name="live")
+
+
+@live_app.callback()
+def live(ctx: typer.Context) -> None:
+    """Live orders (with where their status came from), open positions with their
+    protection, and today's PnL, from the store (no exchange request)."""
+    if ctx.invoked_subcommand is None:
+        from cli.orders import live_status
+
+        live_status()
+
+
+@live_app.command("run")
+def run(
+    run_for: Annotated[
+        float | None,
+        typer.Option("--for", min=1, help="stop after this many seconds (default: until Ctrl-C)"),
+    ] = None,
+) -> None:
+    """Run the live engine here: one process, every step a Prefect subflow or task."""
+    from kestrel.errors import ConfigError
+
+    settings = load_cli_settings()
+    prepare_prefect(settings.data_dir.resolve())
+    from flows.live import live_engine  # after prepare_prefect
+
+    try:
+        summary = live_engine(config=settings.model_dump(mode="json"), run_for_s=run_for)
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from None
+    typer.echo(summary)
