@@ -108,6 +108,34 @@ def upkeep_loop(
     return report
 
 
+def _upkeep_run(
+    flow_name: str,
+    label: str,
+    job: Literal["order-sync", "position-monitor"],
+    task: Task[[KestrelSettings], SyncReport] | Task[[KestrelSettings], MonitorReport],
+    blocks: BlockRefs | None,
+    config: SettingsOverrides | None,
+    window_s: float | None,
+    poll_s: float | None,
+    access: Literal["sync", "monitor"],
+) -> LoopReport | State[Any]:
+    """One upkeep flow's run: its settings once (flows/_entry.py), then the polling loop for
+    the window; `access` names the window and poll defaults in settings.exchange_api."""
+
+    def body() -> LoopReport | State[Any]:
+        with entry_run(flow_name, blocks, config, dashboards=label) as settings:
+            api = settings.exchange_api
+            return upkeep_loop(
+                settings,
+                job,
+                task,
+                window_for(window_s, getattr(api, f"{access}_window_s")),
+                getattr(api, f"{access}_poll_s") if poll_s is None else poll_s,
+            )
+
+    return settle(label, body)
+
+
 @flow(name=SYNC_FLOW, log_prints=True)
 def order_sync(
     blocks: BlockRefs | None = None,
@@ -118,18 +146,17 @@ def order_sync(
     """Reconcile every live order with the exchange, then protect the open positions, every
     `poll_s` seconds for `window_s` seconds (defaults: settings.exchange_api)."""
 
-    def body() -> LoopReport | State[Any]:
-        with entry_run(SYNC_FLOW, blocks, config, dashboards="order sync") as settings:
-            access = settings.exchange_api
-            return upkeep_loop(
-                settings,
-                "order-sync",
-                sync_orders_task,
-                window_for(window_s, access.sync_window_s),
-                access.sync_poll_s if poll_s is None else poll_s,
-            )
-
-    return settle("order sync", body)
+    return _upkeep_run(
+        SYNC_FLOW,
+        "order sync",
+        "order-sync",
+        sync_orders_task,
+        blocks,
+        config,
+        window_s,
+        poll_s,
+        "sync",
+    )
 
 
 @flow(name=MONITOR_FLOW, log_prints=True)
@@ -141,15 +168,14 @@ def position_monitor(
 ) -> LoopReport | State[Any]:
     """Mark open positions to market and exit on stop-loss / take-profit / trailing hits."""
 
-    def body() -> LoopReport | State[Any]:
-        with entry_run(MONITOR_FLOW, blocks, config, dashboards="position monitor") as settings:
-            access = settings.exchange_api
-            return upkeep_loop(
-                settings,
-                "position-monitor",
-                monitor_positions_task,
-                window_for(window_s, access.monitor_window_s),
-                access.monitor_poll_s if poll_s is None else poll_s,
-            )
-
-    return settle("position monitor", body)
+    return _upkeep_run(
+        MONITOR_FLOW,
+        "position monitor",
+        "position-monitor",
+        monitor_positions_task,
+        blocks,
+        config,
+        window_s,
+        poll_s,
+        "monitor",
+    )
