@@ -22,7 +22,9 @@ from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import State
 
+from flows._entry import settle
 from flows.trading_cycle import run_cycle
 from flows.upkeep import order_sync
 from kestrel.books.wallet import real_credentials
@@ -136,8 +138,15 @@ async def _serve(
 
 
 @flow(name="live-engine", log_prints=True)
-def live_engine(config: dict[str, Any] | None = None, run_for_s: float | None = None) -> str:
-    """Run the live engine until cancelled (or for `run_for_s` seconds)."""
+def live_engine(
+    config: dict[str, Any] | None = None, run_for_s: float | None = None
+) -> str | State[Any]:
+    """Run the live engine until cancelled (or for `run_for_s` seconds). A bad setting (a
+    mode other than REAL included) ends the run Cancelled with one WARNING (flows/_entry.py)."""
+    return settle("live engine", lambda: _run_engine(config, run_for_s))
+
+
+def _run_engine(config: dict[str, Any] | None, run_for_s: float | None) -> str:
     settings = load_effective(config, run="live-engine")
     if settings.mode is not TradingMode.REAL:
         raise ConfigError(

@@ -175,3 +175,23 @@ def test_the_emergency_stop_says_so_once_at_the_cycle_level(
     decided = state.result()
     assert isinstance(decided, list) and [d.symbol for d in decided] == ["BTC/USDT"]
     emergency_stop(action=StopAction.RESUME, reason="drill over")
+
+
+def test_the_live_engine_outside_real_mode_is_cancelled_in_one_warning(
+    prefect_api: str, demo_env: Path
+) -> None:
+    """The live engine streams from the exchange, so it runs in REAL only: in DEMO it stands
+    down with a clear Cancelled state and one WARNING, not a Failed run with a traceback."""
+    from prefect.logging.handlers import APILogWorker
+    from prefect.states import State
+
+    from flows.live import live_engine
+
+    state = live_engine(config={"mode": "DEMO"}, return_state=True)
+    assert isinstance(state, State)
+    assert state.is_cancelled(), state
+    assert "REAL mode" in (state.message or "")
+    APILogWorker.drain_all(timeout=10)
+    lines = run_levels(UUID(str(state.state_details.flow_run_id)))
+    assert [m for level, m in lines if level >= logging.ERROR] == [], lines
+    assert [m for level, m in lines if level == logging.WARNING and "live engine" in m], lines
