@@ -103,28 +103,32 @@ def refresh_circuit_breaker(
     if state.counts_since is not None and state.counts_since > since:
         since = state.counts_since
     found = streaks(store, since)
-    if found.failed_orders >= gates.max_consecutive_failed_orders:
-        return trip_circuit_breaker(
-            store,
-            trigger="failed_orders",
-            streak=found.failed_orders,
-            reason=f"{found.failed_orders} consecutive failed orders "
-            f"(max {gates.max_consecutive_failed_orders})",
-            cool_off_s=gates.cool_off_s,
-            by="risk",
-            fingerprint=f"orders:{found.last_failed_event}",
-            now=now,
-        )
-    if found.losing_trades >= gates.max_consecutive_losses:
-        return trip_circuit_breaker(
-            store,
-            trigger="losing_trades",
-            streak=found.losing_trades,
-            reason=f"{found.losing_trades} consecutive losing trades "
-            f"(max {gates.max_consecutive_losses})",
-            cool_off_s=gates.cool_off_s,
-            by="risk",
-            fingerprint=f"losses:{found.last_losing_position}",
-            now=now,
-        )
+    streaks_to_check = (
+        (
+            "failed_orders",
+            found.failed_orders,
+            gates.max_consecutive_failed_orders,
+            "consecutive failed orders",
+            f"orders:{found.last_failed_event}",
+        ),
+        (
+            "losing_trades",
+            found.losing_trades,
+            gates.max_consecutive_losses,
+            "consecutive losing trades",
+            f"losses:{found.last_losing_position}",
+        ),
+    )
+    for trigger, streak, limit, what, fingerprint in streaks_to_check:
+        if streak >= limit:
+            return trip_circuit_breaker(
+                store,
+                trigger=trigger,
+                streak=streak,
+                reason=f"{streak} {what} (max {limit})",
+                cool_off_s=gates.cool_off_s,
+                by="risk",
+                fingerprint=fingerprint,
+                now=now,
+            )
     return state
