@@ -85,7 +85,7 @@ def result_markdown(result: BacktestResult, folder: Path | None, chart: Path | N
     return "\n".join(parts)
 
 
-@flow(name="backtest", log_prints=True)
+@flow(name="kestrel-backtest", log_prints=True)
 def backtest(
     spec: BacktestSpec, config: dict[str, Any] | None = None, charts: bool = True
 ) -> dict[str, Any]:

@@ -137,7 +137,7 @@ async def _serve(
         await client.close()
 
 
-@flow(name="live-engine", log_prints=True)
+@flow(name="kestrel-live-engine", log_prints=True)
 def live_engine(
     config: dict[str, Any] | None = None, run_for_s: float | None = None
 ) -> str | State[Any]:
