@@ -379,11 +379,17 @@ def prepare(settings: KestrelSettings, spec: BacktestSpec, store: Store) -> Back
     )
 
 
-def execute(run: BacktestRun, progress: Progress | None = None) -> BacktestRun:
+def execute(
+    run: BacktestRun,
+    progress: Progress | None = None,
+    analysts: list[tuple[Analyst, float]] | None = None,
+) -> BacktestRun:
     """Run every step (the last one only syncs: its orders fill at the next price, as the
-    demo's final sync). Ctrl-C stops after the step under way and marks the run partial."""
+    demo's final sync). Ctrl-C stops after the step under way and marks the run partial.
+    `analysts`: another panel than the spec's (default: `spec_panel`, which replays)."""
     feed = run.feed
-    analysts = spec_panel(run.settings, run.spec)
+    if analysts is None:
+        analysts = spec_panel(run.settings, run.spec)
     total = len(run.schedule)
     began = time.perf_counter()
     with trading_mode(TradingMode.DEMO), simulated_clock(lambda: moment(feed.now)):
