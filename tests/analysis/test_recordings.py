@@ -137,5 +137,5 @@ def test_a_bad_recordings_file_names_the_line(tmp_path: Path) -> None:
     path.write_text('{"key": "k", "answer": {}}\nnot json\n')
     with pytest.raises(ConfigError, match="line 2"):
         load_recordings(path)
-    with pytest.raises(ConfigError, match="missing.jsonl"):
+    with pytest.raises(ConfigError, match=r"missing\.jsonl"):
         load_recordings(tmp_path / "missing.jsonl")

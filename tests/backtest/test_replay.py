@@ -99,7 +99,5 @@ def test_a_miss_holds_when_asked_to(tmp_path: Path, server: FakeChatServer) -> N
         run = execute(prepare(settings, spec(sine_folder(tmp_path, steps=3)), store))
         held = store.list_events(types=[EventType.TRADE_HELD])
         assert run.cycles == 3 and len(held) == 3
-        assert all(
-            e.data["analysis"]["abstentions"][0]["kind"] == "no_recording" for e in held
-        )
+        assert all(e.data["analysis"]["abstentions"][0]["kind"] == "no_recording" for e in held)
     assert server.requests() == []
