@@ -91,6 +91,13 @@ def run(
     ] = None,
     label: Annotated[str, typer.Option(help="a note stored with the result")] = "",
     charts: Annotated[bool, typer.Option(help="write PNG and HTML charts")] = True,
+    recordings: Annotated[
+        Path | None,
+        typer.Option(help="LLM / sentiment answers to replay (`kestrel backtest recordings`)"),
+    ] = None,
+    on_missing_answer: Annotated[
+        str, typer.Option(help="an answer not recorded: hold (abstain) or error (stop)")
+    ] = "hold",
 ) -> None:
     """Backtest the live settings over CSV candles; prints the tables and stores the result."""
     from pydantic import ValidationError
@@ -130,6 +137,8 @@ def run(
             full_history=full_history,
             currency=currency,
             label=label,
+            recordings=recordings,
+            on_missing_answer=on_missing_answer,
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
@@ -285,6 +294,33 @@ def books_table(rows: list[dict[str, str]]) -> Any:
     for field in (f for f in (rows[0] if rows else {}) if f != "currency"):
         table.add_row(field.replace("_", " "), *(row[field] for row in rows))
     return table
+
+
+@backtest_app.command("recordings")
+def recordings_cmd(
+    out: Annotated[Path, typer.Option(help="the JSON-lines file to write")],
+    config: Annotated[Path | None, typer.Option(help="a kestrel.toml (its store)")] = None,
+) -> None:
+    """Export the LLM / sentiment answers live runs recorded in this mode's store, for
+    `kestrel backtest run --recordings FILE` to replay."""
+    if config is not None:
+        if not config.is_file():
+            raise fail(f"--config {config}: no such file", 2)
+        os.environ["KESTREL_CONFIG"] = str(config)
+    from cli._common import load_cli_settings
+    from kestrel.analysis.recordings import export_recordings
+    from kestrel.store import open_store
+    from kestrel.store.recordings import StoreRecordings
+
+    settings = load_cli_settings()
+    store = open_store(settings, settings.mode)
+    try:
+        count = export_recordings(StoreRecordings(store).items(), out)
+    except OSError as exc:
+        raise fail(f"--out {out}: {exc.strerror or exc}", 2) from None
+    finally:
+        store.close()
+    typer.echo(f"{count} recorded answers ({settings.mode.value} store) written to {out}")
 
 
 def _root(results_dir: Path | None) -> Path:

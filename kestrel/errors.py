@@ -11,6 +11,7 @@ could not do", never a bug (a bug is any other exception).
     ├── InvalidMarketData            candles that cannot be trusted
     ├── MarketDataUnavailable        no trustworthy market data now: the run stands down
     ├── AnalystAbstained             an analyst declines to vote (`.kind`, `.detail`)
+    ├── MissingRecording             a backtest lacks a recorded analyst answer (stops it)
     ├── LeaseBusy, LeaseLost         kestrel.execution.lease (they carry the Lease they are about)
     ├── StoreError
     │   ├── DuplicateClientOrderId
@@ -61,6 +62,7 @@ __all__ = [
     "KestrelError",
     "ManualError",
     "MarketDataUnavailable",
+    "MissingRecording",
     "NotFound",
     "NotifyError",
     "OrderNotFoundOnExchange",
@@ -143,6 +145,12 @@ class AnalystAbstained(KestrelError):
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
+
+
+class MissingRecording(KestrelError):
+    """A backtest asked for a recorded analyst answer that was never recorded, and the user
+    chose `on_missing_answer="error"`: the backtest stops (never an abstention, never a call
+    to the live service). The message names the analyst, the symbol and the candle."""
 
 
 # -- the exchange -----------------------------------------------------------------------------

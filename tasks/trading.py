@@ -12,15 +12,26 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kestrel.analysis.base import AnalystInput, Vote
+from kestrel.analysis.recordings import Recordings
 from kestrel.config.settings import KestrelSettings, WatchlistItem
 from kestrel.execution.lease import Lease
 from kestrel.mode import trading_mode
 from kestrel.models import AnalysisResult, CandleSeries, Decision, Order, RiskVerdict
 from kestrel.runtime import get_runtime
+from kestrel.store.recordings import StoreRecordings
 from kestrel.strategy.resolve import SymbolPlan
 from kestrel.strategy.settings import AnalystSpec
 from kestrel.trading import cycle
 from tasks.retry import RETRY_OPTIONS
+
+
+def recordings_for(settings: KestrelSettings) -> Recordings | None:
+    """The mode's store, where analysts that call out record their answers for backtests;
+    None when the panel is only technical (nothing to record, no store opened)."""
+    if all(spec.kind == "technical" for spec in settings.trading.analysis.panel()):
+        return None
+    with trading_mode(settings.mode):
+        return StoreRecordings(get_runtime(settings).store)
 
 
 @task(name="fetch", cache_policy=NO_CACHE, **RETRY_OPTIONS)
@@ -34,7 +45,9 @@ def analyze_task(
     settings: KestrelSettings, plan: SymbolPlan, series: CandleSeries
 ) -> AnalysisResult:
     """SOLO: the one analyst, in this task."""
-    return cycle.analyze_candles(series, plan.profile, settings.trading.analysis)
+    return cycle.analyze_candles(
+        series, plan.profile, settings.trading.analysis, recordings_for(settings)
+    )
 
 
 @task(name="indicators", cache_policy=NO_CACHE)
@@ -44,7 +57,7 @@ def prepare_task(plan: SymbolPlan, series: CandleSeries) -> AnalystInput:
 
 @task(name="analyst", cache_policy=NO_CACHE)
 def analyst_task(settings: KestrelSettings, spec: AnalystSpec, data: AnalystInput) -> Vote:
-    return cycle.consult_analyst(settings.trading.analysis, spec, data)
+    return cycle.consult_analyst(settings.trading.analysis, spec, data, recordings_for(settings))
 
 
 @task(name="consensus", cache_policy=NO_CACHE)

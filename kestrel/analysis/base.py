@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from kestrel.errors import AnalystAbstained
+from kestrel.errors import AnalystAbstained, MissingRecording
 from kestrel.models import CandleSeries, Signal
 from kestrel.models.analysis import Abstention
 from kestrel.strategy.profiles import StrategyProfile
@@ -69,9 +69,12 @@ class Analyst(Protocol):
 
 
 def consult(analyst: Analyst, data: AnalystInput) -> Vote:
-    """Ask one analyst; whatever goes wrong becomes an Abstention (never a trade)."""
+    """Ask one analyst; whatever goes wrong becomes an Abstention (never a trade), except a
+    backtest's MissingRecording, which the user asked to stop the backtest."""
     try:
         signal = analyst.judge(data)
+    except MissingRecording:
+        raise
     except AnalystAbstained as exc:
         return Abstention(analyst=analyst.name, kind=exc.kind, detail=exc.detail[:500])
     except Exception as exc:  # an analyst bug must not become a trade, nor stop the others

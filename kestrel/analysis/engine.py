@@ -17,6 +17,7 @@ from kestrel.analysis.cache import IndicatorCache, indicators_for
 from kestrel.analysis.frame import candles_to_frame
 from kestrel.analysis.indicators import last_values
 from kestrel.analysis.llm import LLMAnalyst
+from kestrel.analysis.recordings import Recordings
 from kestrel.analysis.sentiment import SentimentAnalyst
 from kestrel.analysis.swarm import abstentions, dissent, solo, swarm
 from kestrel.analysis.technical import PREVIOUS_ROW_COLUMNS, TechnicalAnalyst
@@ -64,12 +65,15 @@ def prepare(
     )
 
 
-def build_analyst(spec: AnalystSpec, settings: AnalysisSettings) -> Analyst:
+def build_analyst(
+    spec: AnalystSpec, settings: AnalysisSettings, recordings: Recordings | None = None
+) -> Analyst:
+    """`recordings`: where analysts that call out record their answers (live runs)."""
     if spec.kind == "technical":
         return TechnicalAnalyst(spec.label)
     if spec.kind == "llm":
-        return LLMAnalyst(spec.llm or settings.llm, spec.label)
-    return SentimentAnalyst(settings.sentiment, spec.label)
+        return LLMAnalyst(spec.llm or settings.llm, spec.label, recordings)
+    return SentimentAnalyst(settings.sentiment, spec.label, recordings)
 
 
 def conclude(
@@ -133,14 +137,17 @@ def analyze(
     settings: AnalysisSettings | None = None,
     analysts: Sequence[tuple[Analyst, float]] | None = None,
     cache: IndicatorCache | None = None,
+    recordings: Recordings | None = None,
 ) -> AnalysisResult:
     """Everything in-process. The panel is `analysts` (analyst, weight) if given, else the
-    one `settings` describes (default: SOLO with the technical analyst). `cache`: see
-    `prepare`."""
+    one `settings` describes (default: SOLO with the technical analyst), recording answers
+    to `recordings`. `cache`: see `prepare`."""
     settings = settings or AnalysisSettings()
     data = prepare(series, profile, cache=cache)
     if analysts is None:
-        analysts = [(build_analyst(spec, settings), spec.weight) for spec in settings.panel()]
+        analysts = [
+            (build_analyst(spec, settings, recordings), spec.weight) for spec in settings.panel()
+        ]
     votes = [consult(analyst, data) for analyst, _ in analysts] if data.enough_data else []
     return conclude(
         data,

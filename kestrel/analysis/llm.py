@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kestrel.analysis.base import AnalystInput
 from kestrel.analysis.http import bounded_request
+from kestrel.analysis.recordings import Recordings, record, recording_key
 from kestrel.errors import AnalystAbstained
 from kestrel.models import Action, Signal
 from kestrel.money import to_decimal
@@ -169,10 +170,40 @@ def check_levels(verdict: LLMVerdict, price: Decimal) -> None:
         )
 
 
+def request_key(name: str, settings: LLMSettings, body: dict[str, Any]) -> str:
+    """The recording key of one request: the analyst, its model and the exact body sent."""
+    return recording_key(name, settings.model, body)
+
+
+def verdict_signal(content: str, data: AnalystInput, settings: LLMSettings, name: str) -> Signal:
+    """The Signal of an answer's message content, live or replayed (same checks both ways)."""
+    verdict = parse_verdict(content)
+    check_levels(verdict, data.price)
+    reasoning = " ".join(verdict.reasoning.split())[:600]
+
+    def level(value: float | None) -> Decimal | None:
+        return to_decimal(value) if value is not None and verdict.action == "BUY" else None
+
+    return Signal(
+        action=Action(verdict.action),
+        confidence=round(verdict.confidence, 4),
+        reasoning=f"{settings.model}: {reasoning or '(no reasoning given)'}",
+        analyst=name,
+        suggested_entry=level(verdict.entry),
+        suggested_stop_loss=level(verdict.stop_loss),
+        suggested_take_profit=level(verdict.take_profit),
+    )
+
+
 class LLMAnalyst:
-    def __init__(self, settings: LLMSettings, name: str = "llm") -> None:
+    """`recordings`: where each answer received is recorded for backtests to replay."""
+
+    def __init__(
+        self, settings: LLMSettings, name: str = "llm", recordings: Recordings | None = None
+    ) -> None:
         self.settings = settings
         self.name = name
+        self.recordings = recordings
 
     @property
     def url(self) -> str:
@@ -190,10 +221,11 @@ class LLMAnalyst:
         if not data.enough_data:
             data.frame()  # raises the insufficient_data abstention
         settings = self.settings
+        body = build_request(settings, data)
         answer = bounded_request(
             "POST",
             self.url,
-            json_body=build_request(settings, data),
+            json_body=body,
             headers=self.headers(),
             timeout_s=settings.timeout_s,
             connect_timeout_s=settings.connect_timeout_s,
@@ -203,19 +235,19 @@ class LLMAnalyst:
             raise AnalystAbstained(
                 "http_error", f"HTTP {answer.status}: {_error_message(answer.body)}"
             )
-        verdict = parse_verdict(extract_content(answer.body))
-        check_levels(verdict, data.price)
-        reasoning = " ".join(verdict.reasoning.split())[:600]
-
-        def level(value: float | None) -> Decimal | None:
-            return to_decimal(value) if value is not None and verdict.action == "BUY" else None
-
-        return Signal(
-            action=Action(verdict.action),
-            confidence=round(verdict.confidence, 4),
-            reasoning=f"{settings.model}: {reasoning or '(no reasoning given)'}",
-            analyst=self.name,
-            suggested_entry=level(verdict.entry),
-            suggested_stop_loss=level(verdict.stop_loss),
-            suggested_take_profit=level(verdict.take_profit),
+        content = extract_content(answer.body)
+        last = data.series.last
+        record(
+            self.recordings,
+            request_key(self.name, settings, body),
+            {
+                "analyst": self.name,
+                "kind": "llm",
+                "model": settings.model,
+                "symbol": data.symbol,
+                "timeframe": data.timeframe,
+                "candle": last.timestamp if last is not None else None,
+                "content": content,
+            },
         )
+        return verdict_signal(content, data, settings, self.name)

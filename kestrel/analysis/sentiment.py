@@ -3,7 +3,8 @@ greed), read contrarian - extreme fear leans BUY, extreme greed leans SELL, the 
 
 Same interface and same failure rule as every analyst: an unreachable, slow or malformed
 source abstains. The index changes about daily, so answers are cached per URL for
-`cache_s` (failures are not cached).
+`cache_s` (failures are not cached). With `recordings`, each answer is recorded under the
+UTC day of the candle judged (the index is daily), so a backtest replays the index of that day.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime
 
 from kestrel.analysis.base import AnalystInput
 from kestrel.analysis.http import bounded_request
+from kestrel.analysis.recordings import Recordings, record, recording_key
 from kestrel.errors import AnalystAbstained
-from kestrel.models import Action, Signal
+from kestrel.models import Action, Signal, timeframe_ms
 from kestrel.strategy.settings import SentimentSettings
 
 _cache: dict[str, tuple[float, float, str]] = {}  # url -> (fetched at, value, label)
@@ -56,10 +59,30 @@ def sentiment_signal(value: float, label: str, settings: SentimentSettings, name
     return Signal(action=Action.HOLD, confidence=0.5, reasoning=f"{text}: no extreme", analyst=name)
 
 
+def judged_day(data: AnalystInput) -> str:
+    """The UTC day (YYYY-MM-DD) at the close of the last candle: when a live run asks."""
+    last = data.series.last
+    if last is None:
+        return "unknown"
+    closed = last.timestamp + timeframe_ms(data.timeframe)
+    return datetime.fromtimestamp(closed / 1000, UTC).strftime("%Y-%m-%d")
+
+
+def index_key(name: str, settings: SentimentSettings, data: AnalystInput) -> str:
+    """The recording key: the analyst, the index's URL and the day judged."""
+    return recording_key(name, settings.url, {"url": settings.url, "day": judged_day(data)})
+
+
 class SentimentAnalyst:
-    def __init__(self, settings: SentimentSettings, name: str = "sentiment") -> None:
+    def __init__(
+        self,
+        settings: SentimentSettings,
+        name: str = "sentiment",
+        recordings: Recordings | None = None,
+    ) -> None:
         self.settings = settings
         self.name = name
+        self.recordings = recordings
 
     def read_index(self) -> tuple[float, str]:
         url = self.settings.url
@@ -78,6 +101,17 @@ class SentimentAnalyst:
 
     def judge(self, data: AnalystInput) -> Signal:
         value, label = self.read_index()
+        record(
+            self.recordings,
+            index_key(self.name, self.settings, data),
+            {
+                "analyst": self.name,
+                "kind": "sentiment",
+                "day": judged_day(data),
+                "value": value,
+                "label": label,
+            },
+        )
         return sentiment_signal(value, label, self.settings, self.name)
 
 

@@ -35,11 +35,12 @@ from pathlib import Path
 from kestrel.analysis.base import Analyst
 from kestrel.analysis.cache import IndicatorCache
 from kestrel.analysis.engine import analyze, build_analyst
-from kestrel.backtest.analysts import RecordedOnly
+from kestrel.analysis.recordings import Recordings, load_recordings
+from kestrel.backtest.analysts import OnMissing, ReplayedLLM, ReplayedSentiment
 from kestrel.backtest.feed import BacktestFeed
 from kestrel.backtest.spec import BacktestSpec, backtest_settings, starting_balances
 from kestrel.config.settings import KestrelSettings
-from kestrel.errors import ConfigError
+from kestrel.errors import ConfigError, MissingRecording
 from kestrel.exchange.paper import PaperExchange
 from kestrel.exchange.paper_factory import watchlist_markets
 from kestrel.execution.lease import symbol_lease
@@ -170,19 +171,31 @@ def backtest_store(directory: Path | None = None) -> Iterator[Store]:
             store.close()
 
 
-def panel(settings: KestrelSettings) -> list[tuple[Analyst, float]]:
-    """The configured analysts; those that would call a live service (LLM, sentiment) answer
-    from recordings only (kestrel.backtest.analysts)."""
+def panel(
+    settings: KestrelSettings,
+    recordings: Recordings | None = None,
+    on_missing: OnMissing = "hold",
+) -> list[tuple[Analyst, float]]:
+    """The configured analysts; those that would call a live service (LLM, sentiment) replay
+    answers recorded live instead (kestrel.backtest.analysts), never an HTTP call."""
     analysis = settings.trading.analysis
     chosen: list[tuple[Analyst, float]] = []
     for spec in analysis.panel():
-        analyst: Analyst = (
-            build_analyst(spec, analysis)
-            if spec.kind == "technical"
-            else RecordedOnly(spec.label, spec.kind)
-        )
+        analyst: Analyst
+        if spec.kind == "technical":
+            analyst = build_analyst(spec, analysis)
+        elif spec.kind == "llm":
+            analyst = ReplayedLLM(spec.llm or analysis.llm, spec.label, recordings, on_missing)
+        else:
+            analyst = ReplayedSentiment(analysis.sentiment, spec.label, recordings, on_missing)
         chosen.append((analyst, spec.weight))
     return chosen
+
+
+def spec_panel(settings: KestrelSettings, spec: BacktestSpec) -> list[tuple[Analyst, float]]:
+    """The panel of this backtest: its recordings file (if any) read once, up front."""
+    recordings = load_recordings(spec.recordings) if spec.recordings is not None else None
+    return panel(settings, recordings, spec.on_missing_answer)
 
 
 def analyze_plan(
@@ -241,6 +254,8 @@ def trade_symbols(
             limit = max(limit, len(run.feed.data[plan.symbol].analysis.candles))
         try:
             analyses.append((plan, analyze_plan(rt, plan, analysts, run.indicators, limit)))
+        except MissingRecording:
+            raise  # the user chose on_missing_answer="error": the backtest stops
         except Exception as exc:
             errors.append(
                 f"{moment(rt.now_ms(plan.symbol))} {plan.symbol}: {type(exc).__name__}: {exc}"
@@ -364,11 +379,17 @@ def prepare(settings: KestrelSettings, spec: BacktestSpec, store: Store) -> Back
     )
 
 
-def execute(run: BacktestRun, progress: Progress | None = None) -> BacktestRun:
+def execute(
+    run: BacktestRun,
+    progress: Progress | None = None,
+    analysts: list[tuple[Analyst, float]] | None = None,
+) -> BacktestRun:
     """Run every step (the last one only syncs: its orders fill at the next price, as the
-    demo's final sync). Ctrl-C stops after the step under way and marks the run partial."""
+    demo's final sync). Ctrl-C stops after the step under way and marks the run partial.
+    `analysts`: another panel than the spec's (default: `spec_panel`, which replays)."""
     feed = run.feed
-    analysts = panel(run.settings)
+    if analysts is None:
+        analysts = spec_panel(run.settings, run.spec)
     total = len(run.schedule)
     began = time.perf_counter()
     with trading_mode(TradingMode.DEMO), simulated_clock(lambda: moment(feed.now)):

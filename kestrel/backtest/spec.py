@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -76,6 +76,16 @@ class BacktestSpec(BaseModel):
         default=None, description="what equity is valued in (default: the first symbol's quote)"
     )
     label: str = Field(default="", max_length=200)
+    recordings: Path | None = Field(
+        default=None,
+        description="JSON-lines file of recorded LLM / sentiment answers to replay, as "
+        "`kestrel backtest recordings` exports them from a live store (docs/backtest.md)",
+    )
+    on_missing_answer: Literal["hold", "error"] = Field(
+        default="hold",
+        description="an LLM / sentiment answer not recorded: 'hold' abstains (kind "
+        "no_recording), 'error' stops the backtest naming the analyst, symbol and candle",
+    )
 
     @field_validator("timeframe")
     @classmethod

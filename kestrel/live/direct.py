@@ -22,6 +22,7 @@ from kestrel.live.ticks import Levels, StreamPricedExchange
 from kestrel.mode import current_mode
 from kestrel.models import CandleSeries, Decision, Event, EventType, timeframe_ms
 from kestrel.runtime import Runtime
+from kestrel.store.recordings import StoreRecordings
 from kestrel.strategy.resolve import resolve_plan
 from kestrel.trading import cycle
 
@@ -66,7 +67,9 @@ class DirectHooks:
             log.warning("%s %s: no cycle: %s", symbol, timeframe, problem)
             self._stood_down(symbol, timeframe, open_time, problem)
             return
-        analysis = cycle.analyze_candles(series, plan.profile, settings.trading.analysis)
+        analysis = cycle.analyze_candles(
+            series, plan.profile, settings.trading.analysis, StoreRecordings(self.rt.store)
+        )
         rt, wait_s = self.rt, settings.ops.cycle_lock_timeout_s
         try:
             with symbol_lease(rt.store, rt.exchange.id, symbol, self.holder, wait_s=wait_s):

@@ -15,6 +15,7 @@ from typing import Any
 
 from kestrel.analysis.base import AnalystInput, Vote, consult
 from kestrel.analysis.engine import analyze, build_analyst, conclude, prepare
+from kestrel.analysis.recordings import Recordings
 from kestrel.config.settings import KestrelSettings, WatchlistItem
 from kestrel.errors import InvalidMarketData
 from kestrel.execution.lease import Lease, LeaseBusy
@@ -75,18 +76,25 @@ def analyze_candles(
     series: CandleSeries,
     profile: StrategyProfile | None = None,
     settings: AnalysisSettings | None = None,
+    recordings: Recordings | None = None,
 ) -> AnalysisResult:
-    """The whole panel in-process (SOLO by default)."""
-    return analyze(series, profile, settings=settings)
+    """The whole panel in-process (SOLO by default); answers of analysts that call out are
+    recorded to `recordings` (a live run's store) for backtests to replay."""
+    return analyze(series, profile, settings=settings, recordings=recordings)
 
 
 def prepare_analysis(series: CandleSeries, profile: StrategyProfile) -> AnalystInput:
     return prepare(series, profile)
 
 
-def consult_analyst(settings: AnalysisSettings, spec: AnalystSpec, data: AnalystInput) -> Vote:
+def consult_analyst(
+    settings: AnalysisSettings,
+    spec: AnalystSpec,
+    data: AnalystInput,
+    recordings: Recordings | None = None,
+) -> Vote:
     """One analyst's vote; with too few candles every analyst abstains without any I/O."""
-    return consult(build_analyst(spec, settings), data)
+    return consult(build_analyst(spec, settings, recordings), data)
 
 
 def conclude_analysis(

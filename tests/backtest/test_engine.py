@@ -111,7 +111,7 @@ def test_llm_and_sentiment_analysts_never_call_out(tmp_path: Path) -> None:
                 },
             },
         )
-        assert [type(a).__name__ for a, _ in panel(settings)] == ["RecordedOnly"]
+        assert [type(a).__name__ for a, _ in panel(settings)] == ["ReplayedLLM"]
         with backtest_store() as store:
             run = execute(prepare(settings, spec(sine_folder(tmp_path, steps=6)), store))
             held = store.list_events(types=[EventType.TRADE_HELD])
