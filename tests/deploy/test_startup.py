@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from uuid import UUID
 
 import httpx
 import pytest
@@ -227,6 +228,7 @@ def test_deployment_creation_is_retried(proxy: Proxy) -> None:
     sleeps = Sleeps()
     deployment_id = retry_startup("creating deployment", deployment.apply, policy(sleeps))
     assert sleeps.waited == [3, 3]
+    assert isinstance(deployment_id, UUID)
     with get_client(sync_client=True) as client:
         assert client.read_deployment(deployment_id).name == "dashboards"
 
