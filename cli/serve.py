@@ -118,17 +118,22 @@ def _serve(
 
     from blocks.registry import register_block_types
     from deployments.spec import load_specs, runner_deployment
+    from deployments.startup import StartupFailed, retry_startup, wait_ready
 
-    register_block_types()
     specs = [s for s in load_specs() if not only or s.name in only]
     unknown = set(only) - {s.name for s in specs}
     if unknown:
         raise fail(f"no such deployment in prefect.yaml: {', '.join(sorted(unknown))}", 2)
     deployments = [runner_deployment(spec) for spec in specs]
-    for item in deployments:
-        item.apply()  # so the dead-man's switch can find them before serving starts
-    if deadman:
-        _install_deadman(settings)
+    try:  # a fresh server may answer /api/health before its database does
+        wait_ready()
+        retry_startup("registering block types", register_block_types)
+        for item in deployments:  # so the dead-man's switch can find them before serving
+            retry_startup(f"creating deployment {item.name}", item.apply)
+        if deadman:
+            retry_startup("installing the dead-man's switch", lambda: _install_deadman(settings))
+    except StartupFailed as exc:
+        raise fail(str(exc)) from None
     typer.echo(f"Serving {len(deployments)} deployments (at most {limit} runs at once)")
     # query_seconds: Prefect's default (10 s) would delay an emergency stop run from the UI.
     prefect_serve(*deployments, limit=limit, query_seconds=poll)
@@ -185,11 +190,17 @@ def deploy(
     prepare_prefect(settings.data_dir.resolve())
     url = require_api()
     from blocks.registry import register_block_types
+    from deployments.startup import StartupFailed, retry_startup, wait_ready
     from deployments.steps import project_root
 
-    if ensure_work_pool(pool):
-        typer.echo(f"created work pool {pool}")
-    typer.echo(f"block types: {', '.join(register_block_types())}")
+    try:
+        wait_ready()
+        if retry_startup(f"creating work pool {pool}", lambda: ensure_work_pool(pool)):
+            typer.echo(f"created work pool {pool}")
+        slugs = retry_startup("registering block types", register_block_types)
+    except StartupFailed as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"block types: {', '.join(slugs)}")
     env = {**os.environ, "PREFECT_API_URL": url}
     done = subprocess.run(
         [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
@@ -209,8 +220,13 @@ def blocks_register() -> None:
     prepare_prefect(load_cli_settings().data_dir.resolve())
     require_api()
     from blocks.registry import register_block_types
+    from deployments.startup import StartupFailed, retry_startup
 
-    for slug in register_block_types():
+    try:
+        slugs = retry_startup("registering block types", register_block_types)
+    except StartupFailed as exc:
+        raise fail(str(exc)) from None
+    for slug in slugs:
         typer.echo(f"registered {slug}")
 
 
