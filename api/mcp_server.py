@@ -138,6 +138,20 @@ def build_mcp(api: ApiContext, stdio: StdioCaller | None = None) -> MCPServer:
     async def settings_show(ctx: Context) -> dict[str, Any]:
         return await run(ctx, svc.settings)
 
+    @server.tool(description="Stored backtests, oldest first, with headline metrics.")
+    async def list_backtests(ctx: Context) -> list[dict[str, Any]]:
+        return await run(ctx, svc.backtests)
+
+    @server.tool(
+        description="One stored backtest: metrics, tables, trade list, strategy identities."
+    )
+    async def show_backtest(ctx: Context, backtest_id: str) -> dict[str, Any]:
+        return await run(ctx, lambda who: svc.backtest(who, backtest_id))
+
+    @server.tool(description="Two stored backtests' metrics side by side (diff = b - a).")
+    async def compare_backtests(ctx: Context, a: str, b: str) -> dict[str, Any]:
+        return await run(ctx, lambda who: svc.compare_backtests(who, a, b))
+
     # -- controls ----------------------------------------------------------------------------
     @server.tool(description="Pause trading (sets the emergency stop; no new entries).")
     async def pause(ctx: Context, reason: str = "paused via MCP") -> dict[str, Any]:

@@ -17,7 +17,8 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
@@ -34,6 +35,9 @@ from kestrel.operator.tokens import peek_token
 from kestrel.risk.controls import circuit_breaker_state, emergency_stop_state, set_emergency_stop
 from kestrel.runtime import Runtime
 from kestrel.store.base import Store
+
+if TYPE_CHECKING:
+    from kestrel.backtest.results import BacktestResult
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +226,68 @@ class ApiService:
             except ConfigError as exc:
                 raise ServiceError(409, "settings_invalid", str(exc)) from None
 
+    # -- backtests (kestrel.backtest.storage: the results `kestrel backtest` stores) ---------
+    def backtests(self, who: Principal) -> list[dict[str, Any]]:
+        """Every stored backtest, oldest first: id, range, strategies and headline metrics."""
+        who.require(Tier.READ, "backtests")
+        from kestrel.backtest.storage import list_results
+
+        return [_backtest_row(r) for r in list_results(self.backend.base.data_dir)]
+
+    def backtest(self, who: Principal, result_id: str) -> dict[str, Any]:
+        """One stored backtest: metrics, the per-symbol / exit-reason / books tables, the
+        trade list, the strategy identities and which charts were drawn (the equity curve
+        itself is the equity chart, not repeated here)."""
+        who.require(Tier.READ, "backtest")
+        result = self._load_backtest(result_id)
+        out = result.model_dump(mode="json", exclude={"equity"})
+        out["charts"] = self._charts_of(result.id)
+        return out
+
+    def compare_backtests(self, who: Principal, first: str, second: str) -> dict[str, Any]:
+        """Two stored backtests' metrics side by side, with b - a where both are numbers."""
+        who.require(Tier.READ, "backtest compare")
+        from kestrel.backtest.results import compare_results
+
+        return compare_results(self._load_backtest(first), self._load_backtest(second))
+
+    def backtest_chart(self, who: Principal, result_id: str, chart: str = "equity") -> Path:
+        """The stored PNG of a backtest's equity (or prices) chart; 404 when not drawn."""
+        who.require(Tier.READ, "backtest chart")
+        from kestrel.backtest.storage import BadResultId, chart_file
+
+        try:
+            path = chart_file(self.backend.base.data_dir, result_id, chart)
+        except BadResultId as exc:
+            raise ServiceError(422, "bad_backtest_id", str(exc)) from None
+        except ConfigError as exc:
+            raise ServiceError(404, "not_found", str(exc)) from None
+        if path is None:
+            raise ServiceError(
+                404, "not_found", f"backtest {result_id!r} has no {chart} chart (run with charts)"
+            )
+        return path
+
+    def _load_backtest(self, result_id: str) -> BacktestResult:
+        from kestrel.backtest.storage import BadResultId, load
+
+        try:
+            return load(self.backend.base.data_dir, result_id)
+        except BadResultId as exc:
+            raise ServiceError(422, "bad_backtest_id", str(exc)) from None
+        except ConfigError as exc:
+            raise ServiceError(404, "not_found", str(exc)) from None
+        except ValidationError:
+            raise ServiceError(
+                409, "backtest_unreadable", f"backtest {result_id!r} is stored but unreadable"
+            ) from None
+
+    def _charts_of(self, result_id: str) -> list[str]:
+        from kestrel.backtest.storage import CHARTS, result_dir
+
+        folder = result_dir(self.backend.base.data_dir, result_id)
+        return [name for name, file in CHARTS.items() if (folder / file).is_file()]
+
     # -- changes -----------------------------------------------------------------------------
     def set_stop(self, who: Principal, *, active: bool, reason: str, action: str) -> dict[str, Any]:
         """Pause / emergency stop (active) and resume: the one persistent kill switch every
@@ -409,6 +475,25 @@ class ApiService:
             return kind(value.upper())
         except ValueError:
             raise ServiceError(422, "bad_argument", f"{name}: unknown value {value!r}") from None
+
+
+def _backtest_row(result: BacktestResult) -> dict[str, Any]:
+    m = result.metrics
+    return {
+        "id": result.id,
+        "label": result.label,
+        "status": result.status,
+        "created_at": result.created_at.isoformat(),
+        "start": result.start.isoformat(),
+        "end": result.end.isoformat(),
+        "strategies": result.strategies,
+        "strategy_ids": result.strategy_ids,
+        "trades": m.trade_count,
+        "total_return": m.total_return,
+        "max_drawdown": m.max_drawdown,
+        "sharpe": m.sharpe,
+        "reconciled": result.reconciled,
+    }
 
 
 def _change_result(needs_confirmation: bool, changed: bool) -> str:
