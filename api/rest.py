@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from api.auth.tiers import AuthError, Principal
 from api.auth.tokens import TokenPair
 from api.context import ApiContext
-from api.service import ManualCall, SettingsCall
+from api.service import BacktestCall, ManualCall, SettingsCall
 
 
 class LoginBody(BaseModel):
@@ -145,6 +145,13 @@ def settings(who: Who, ctx: Ctx) -> dict[str, Any]:
 def backtests(who: Who, ctx: Ctx) -> list[dict[str, Any]]:
     """Stored backtests (`kestrel backtest run` or POST /api/backtests), oldest first."""
     return ctx.service.backtests(who)
+
+
+@router.post("/backtests", tags=["backtest", "change"], status_code=202)
+def run_backtest(body: BacktestCall, who: Who, ctx: Ctx) -> dict[str, Any]:
+    """ADMIN. Start a backtest of the API's settings in a worker thread; answers its id at
+    once (GET /api/backtests/{id} is 409 backtest_running until the result is stored)."""
+    return ctx.service.run_backtest(who, body)
 
 
 @router.get("/backtests/{result_id}", tags=["backtest"])

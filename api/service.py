@@ -14,6 +14,8 @@ nothing here ever echoes a secret.
 from __future__ import annotations
 
 import logging
+import secrets
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,9 +100,28 @@ class SettingsCall(BaseModel):
     confirm: str | None = Field(default=None, max_length=64)
 
 
+class BacktestCall(BaseModel):
+    """A backtest to run on the API's settings: a kestrel.backtest.BacktestSpec (`data_dir`:
+    a folder of CSV candles on the API's host; a relative one is under the data dir)."""
+
+    spec: dict[str, Any] = Field(description="BacktestSpec fields: data_dir, symbols, start...")
+    charts: bool = True
+
+
+@dataclass
+class BacktestJob:
+    """A backtest the API started: running until its thread ends, then done or failed."""
+
+    thread: threading.Thread
+    state: str = "running"
+    error: str = ""
+
+
 class ApiService:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self.backtest_jobs: dict[str, BacktestJob] = {}
+        self._jobs_lock = threading.Lock()
 
     @property
     def mode(self) -> TradingMode:
@@ -276,11 +297,75 @@ class ApiService:
         except BadResultId as exc:
             raise ServiceError(422, "bad_backtest_id", str(exc)) from None
         except ConfigError as exc:
+            self._job_state(result_id)
             raise ServiceError(404, "not_found", str(exc)) from None
         except ValidationError:
             raise ServiceError(
                 409, "backtest_unreadable", f"backtest {result_id!r} is stored but unreadable"
             ) from None
+
+    def _job_state(self, result_id: str) -> None:
+        """A result not stored yet: say so if the API is running it or it failed."""
+        job = self.backtest_jobs.get(result_id)
+        if job is not None and job.state == "running":
+            raise ServiceError(409, "backtest_running", f"backtest {result_id!r} is still running")
+        if job is not None and job.state == "failed":
+            raise ServiceError(
+                422, "backtest_failed", f"backtest {result_id!r} failed: {job.error}"
+            )
+
+    def run_backtest(self, who: Principal, call: BacktestCall) -> dict[str, Any]:
+        """ADMIN: start kestrel.backtest.run_backtest on the API's settings in a worker
+        thread (one at a time: the box is small) and answer its id at once; the result is
+        then at GET /api/backtests/{id} (409 backtest_running until it is stored)."""
+        who.require(Tier.ADMIN, "backtest run")
+        from kestrel.backtest import BacktestSpec
+        from kestrel.backtest.storage import unused_id
+
+        data_dir = self.backend.base.data_dir
+        fields = dict(call.spec)
+        try:
+            spec = BacktestSpec.model_validate(fields)
+        except ValidationError as exc:
+            raise ServiceError(422, "bad_request", _problems(exc)) from None
+        spec = spec.model_copy(update={"data_dir": Path(data_dir) / spec.data_dir})
+        if not spec.data_dir.is_dir():
+            raise ServiceError(422, "bad_request", f"data_dir {spec.data_dir}: no such folder")
+        with self._audit(who, "backtest.run", spec.model_dump(mode="json")) as note:
+            with self._jobs_lock:
+                if any(job.state == "running" for job in self.backtest_jobs.values()):
+                    raise ServiceError(
+                        409, "busy", "a backtest is already running; wait until it is stored"
+                    )
+                result_id = unused_id(
+                    data_dir, f"api-{utcnow():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+                )
+                job = BacktestJob(
+                    threading.Thread(
+                        target=self._backtest_worker,
+                        args=(result_id, spec, call.charts),
+                        name=f"backtest-{result_id}",
+                        daemon=True,
+                    )
+                )
+                self.backtest_jobs[result_id] = job
+                job.thread.start()
+            note["outcome"] = f"started {result_id}"
+        return {"id": result_id, "state": "running"}
+
+    def _backtest_worker(self, result_id: str, spec: Any, charts: bool) -> None:
+        from kestrel.backtest import run_backtest
+
+        job = self.backtest_jobs[result_id]
+        try:
+            run_backtest(self.backend.base, spec, charts=charts, result_id=result_id)
+        except (KestrelError, ValueError) as exc:
+            job.error, job.state = str(exc)[:500], "failed"
+        except Exception as exc:  # a worker thread must end in a state, never silently
+            log.exception("backtest %s failed", result_id)
+            job.error, job.state = type(exc).__name__, "failed"
+        else:
+            job.state = "done"
 
     def _charts_of(self, result_id: str) -> list[str]:
         from kestrel.backtest.storage import CHARTS, result_dir
@@ -508,4 +593,12 @@ def _problems(exc: ValidationError) -> str:
     ).replace("Value error, ", "")
 
 
-__all__ = ["ApiService", "Backend", "ManualCall", "ServiceError", "SettingsCall"]
+__all__ = [
+    "ApiService",
+    "Backend",
+    "BacktestCall",
+    "BacktestJob",
+    "ManualCall",
+    "ServiceError",
+    "SettingsCall",
+]

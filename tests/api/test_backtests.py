@@ -13,6 +13,7 @@ from mcp import Client
 
 from kestrel.backtest import BacktestResult, run_backtest
 from kestrel.backtest.storage import load
+from tests.backtest.fixtures import sine_candles, write_csv
 from tests.backtest.helpers import btc_settings, sine_folder, spec
 
 from .conftest import Served
@@ -139,3 +140,52 @@ def test_mcp_backtests_need_a_token(demo_api: Served) -> None:
         assert "no_token" in error_text(refused)
 
     with_mcp(demo_api, None, body)
+
+
+def test_admin_starts_a_backtest_in_a_worker_thread(demo_api: Served, tmp_path: Path) -> None:
+    """POST /api/backtests runs kestrel.backtest.run_backtest on the API's own settings (its
+    BTC/USDT watchlist) over synthetic candles; READ may not start one, nor may a bad spec."""
+    candles = tmp_path / "candles"
+    write_csv(candles, "BTC/USDT", "5m", sine_candles(160, "5m"))
+    body = {"spec": {"data_dir": str(candles), "symbols": ["BTC/USDT"], "timeframe": "5m",
+                     "warmup": 100, "label": "api"}, "charts": False}  # fmt: skip
+    svc = demo_api.ctx.service
+    with demo_api.client(demo_api.key("viewer", "READ")) as http:
+        refused = http.post("/api/backtests", json=body)
+        assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+        assert "ADMIN" in refused.json()["detail"]
+    with demo_api.client() as anonymous:
+        assert anonymous.post("/api/backtests", json=body).status_code == 401
+    assert svc.backtest_jobs == {}
+    with demo_api.client(demo_api.key("ops", "ADMIN")) as http:
+        bad = http.post("/api/backtests", json={"spec": {**body["spec"], "timeframe": "7q"}})
+        assert bad.status_code == 422 and "unknown timeframe '7q'" in bad.json()["detail"]
+        nowhere = http.post("/api/backtests", json={"spec": {"data_dir": "no/such"}})
+        assert nowhere.status_code == 422 and "no such folder" in nowhere.json()["detail"]
+        started = http.post("/api/backtests", json=body)
+        assert started.status_code == 202, started.text
+        result_id = started.json()["id"]
+        job = svc.backtest_jobs[result_id]
+        job.thread.join()  # the run's end, not a timing assumption
+        assert job.state == "done", job.error
+        shown = http.get(f"/api/backtests/{result_id}")
+        assert shown.status_code == 200, shown.text
+        assert shown.json()["id"] == result_id and shown.json()["label"] == "api"
+        assert shown.json()["charts"] == [] and shown.json()["reconciled"] is True
+        assert [r["id"] for r in http.get("/api/backtests").json()] == [result_id]
+    audits = [e for e in svc.store.list_events() if e.data.get("action") == "backtest.run"]
+    assert [e.data["result"] for e in audits] == [f"started {result_id}"]
+
+
+def test_failed_run_is_reported_by_id(demo_api: Served, tmp_path: Path) -> None:
+    """A run that fails after it started (no candles for the symbol) stores nothing and its
+    id answers why, instead of a bare 404."""
+    (tmp_path / "empty").mkdir()
+    with demo_api.client(demo_api.key("ops", "ADMIN")) as http:
+        started = http.post("/api/backtests", json={"spec": {"data_dir": str(tmp_path / "empty")}})
+        assert started.status_code == 202, started.text
+        result_id = started.json()["id"]
+        demo_api.ctx.service.backtest_jobs[result_id].thread.join()
+        answer = http.get(f"/api/backtests/{result_id}")
+        assert answer.status_code == 422 and answer.json()["error"] == "backtest_failed"
+        assert answer.json()["detail"].startswith(f"backtest {result_id!r} failed: ")
