@@ -130,8 +130,11 @@ def test_backtest_tools_over_mcp(
         assert "bad_backtest_id" in error_text(traversal)
         traversal = await client.call_tool("compare_backtests", {"a": first.id, "b": "/etc"})
         assert "bad_backtest_id" in error_text(traversal)
+        refused = await client.call_tool("run_backtest", {"spec": {"data_dir": "."}})
+        assert "forbidden: backtest run needs the ADMIN tier" in error_text(refused)
 
     with_mcp(demo_api, secret, body)
+    assert demo_api.ctx.service.backtest_jobs == {}
 
 
 def test_mcp_backtests_need_a_token(demo_api: Served) -> None:
@@ -189,3 +192,5 @@ def test_failed_run_is_reported_by_id(demo_api: Served, tmp_path: Path) -> None:
         answer = http.get(f"/api/backtests/{result_id}")
         assert answer.status_code == 422 and answer.json()["error"] == "backtest_failed"
         assert answer.json()["detail"].startswith(f"backtest {result_id!r} failed: ")
+    assert not (demo_api.ctx.service.backend.base.data_dir / "backtests" / result_id).exists()
+    assert demo_api.ctx.service.backtest_jobs[result_id].state == "failed"
