@@ -20,7 +20,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from api.auth.tiers import AuthError, Principal
 from api.context import ApiContext
-from api.service import ManualCall, ServiceError, SettingsCall
+from api.service import BacktestCall, ManualCall, ServiceError, SettingsCall
 from kestrel.operator.risk_changes import SettingsRequest
 
 StdioCaller = Callable[[], Principal]
@@ -137,6 +137,30 @@ def build_mcp(api: ApiContext, stdio: StdioCaller | None = None) -> MCPServer:
     @server.tool(description="The settings in force and which were changed live.")
     async def settings_show(ctx: Context) -> dict[str, Any]:
         return await run(ctx, svc.settings)
+
+    @server.tool(description="Stored backtests, oldest first, with headline metrics.")
+    async def list_backtests(ctx: Context) -> list[dict[str, Any]]:
+        return await run(ctx, svc.backtests)
+
+    @server.tool(
+        description="One stored backtest: metrics, tables, trade list, strategy identities."
+    )
+    async def show_backtest(ctx: Context, backtest_id: str) -> dict[str, Any]:
+        return await run(ctx, lambda who: svc.backtest(who, backtest_id))
+
+    @server.tool(description="Two stored backtests' metrics side by side (diff = b - a).")
+    async def compare_backtests(ctx: Context, a: str, b: str) -> dict[str, Any]:
+        return await run(ctx, lambda who: svc.compare_backtests(who, a, b))
+
+    @server.tool(
+        description="ADMIN. Start a backtest of the bot's settings (spec: BacktestSpec fields, "
+        "data_dir a folder of CSV candles on the API host); returns its id at once."
+    )
+    async def run_backtest(
+        ctx: Context, spec: dict[str, Any], charts: bool = True
+    ) -> dict[str, Any]:
+        call = BacktestCall(spec=spec, charts=charts)
+        return await run(ctx, lambda who: svc.run_backtest(who, call))
 
     # -- controls ----------------------------------------------------------------------------
     @server.tool(description="Pause trading (sets the emergency stop; no new entries).")

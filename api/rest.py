@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from api.auth.tiers import AuthError, Principal
 from api.auth.tokens import TokenPair
 from api.context import ApiContext
-from api.service import ManualCall, SettingsCall
+from api.service import BacktestCall, ManualCall, SettingsCall
 
 
 class LoginBody(BaseModel):
@@ -138,6 +139,42 @@ def candles(
 @router.get("/settings", tags=["read"])
 def settings(who: Who, ctx: Ctx) -> dict[str, Any]:
     return ctx.service.settings(who)
+
+
+@router.get("/backtests", tags=["backtest"])
+def backtests(who: Who, ctx: Ctx) -> list[dict[str, Any]]:
+    """Stored backtests (`kestrel backtest run` or POST /api/backtests), oldest first."""
+    return ctx.service.backtests(who)
+
+
+@router.post("/backtests", tags=["backtest", "change"], status_code=202)
+def run_backtest(body: BacktestCall, who: Who, ctx: Ctx) -> dict[str, Any]:
+    """ADMIN. Start a backtest of the API's settings in a worker thread; answers its id at
+    once (GET /api/backtests/{id} is 409 backtest_running until the result is stored)."""
+    return ctx.service.run_backtest(who, body)
+
+
+@router.get("/backtests/{result_id}", tags=["backtest"])
+def backtest(result_id: str, who: Who, ctx: Ctx) -> dict[str, Any]:
+    """One backtest: metrics, tables, trade list, strategy identities, charts drawn."""
+    return ctx.service.backtest(who, result_id)
+
+
+@router.get("/backtests/{result_id}/compare/{other_id}", tags=["backtest"])
+def compare_backtests(result_id: str, other_id: str, who: Who, ctx: Ctx) -> dict[str, Any]:
+    """Two backtests' metrics side by side (a = result_id, b = other_id, diff = b - a)."""
+    return ctx.service.compare_backtests(who, result_id, other_id)
+
+
+@router.get(
+    "/backtests/{result_id}/charts/{chart}.png",
+    tags=["backtest"],
+    response_class=FileResponse,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def backtest_chart(result_id: str, chart: str, who: Who, ctx: Ctx) -> FileResponse:
+    """The stored equity (or prices) chart as PNG."""
+    return FileResponse(ctx.service.backtest_chart(who, result_id, chart), media_type="image/png")
 
 
 @router.post("/settings", tags=["change"])

@@ -14,10 +14,13 @@ nothing here ever echoes a secret.
 from __future__ import annotations
 
 import logging
+import secrets
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
@@ -34,6 +37,9 @@ from kestrel.operator.tokens import peek_token
 from kestrel.risk.controls import circuit_breaker_state, emergency_stop_state, set_emergency_stop
 from kestrel.runtime import Runtime
 from kestrel.store.base import Store
+
+if TYPE_CHECKING:
+    from kestrel.backtest.results import BacktestResult
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +100,28 @@ class SettingsCall(BaseModel):
     confirm: str | None = Field(default=None, max_length=64)
 
 
+class BacktestCall(BaseModel):
+    """A backtest to run on the API's settings: a kestrel.backtest.BacktestSpec (`data_dir`:
+    a folder of CSV candles on the API's host; a relative one is under the data dir)."""
+
+    spec: dict[str, Any] = Field(description="BacktestSpec fields: data_dir, symbols, start...")
+    charts: bool = True
+
+
+@dataclass
+class BacktestJob:
+    """A backtest the API started: running until its thread ends, then done or failed."""
+
+    thread: threading.Thread
+    state: str = "running"
+    error: str = ""
+
+
 class ApiService:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self.backtest_jobs: dict[str, BacktestJob] = {}
+        self._jobs_lock = threading.Lock()
 
     @property
     def mode(self) -> TradingMode:
@@ -221,6 +246,132 @@ class ApiService:
                 return describe(self.backend.base, self.store)
             except ConfigError as exc:
                 raise ServiceError(409, "settings_invalid", str(exc)) from None
+
+    # -- backtests (kestrel.backtest.storage: the results `kestrel backtest` stores) ---------
+    def backtests(self, who: Principal) -> list[dict[str, Any]]:
+        """Every stored backtest, oldest first: id, range, strategies and headline metrics."""
+        who.require(Tier.READ, "backtests")
+        from kestrel.backtest.storage import list_results
+
+        return [_backtest_row(r) for r in list_results(self.backend.base.data_dir)]
+
+    def backtest(self, who: Principal, result_id: str) -> dict[str, Any]:
+        """One stored backtest: metrics, the per-symbol / exit-reason / books tables, the
+        trade list, the strategy identities and which charts were drawn (the equity curve
+        itself is the equity chart, not repeated here)."""
+        who.require(Tier.READ, "backtest")
+        result = self._load_backtest(result_id)
+        out = result.model_dump(mode="json", exclude={"equity"})
+        out["charts"] = self._charts_of(result.id)
+        return out
+
+    def compare_backtests(self, who: Principal, first: str, second: str) -> dict[str, Any]:
+        """Two stored backtests' metrics side by side, with b - a where both are numbers."""
+        who.require(Tier.READ, "backtest compare")
+        from kestrel.backtest.results import compare_results
+
+        return compare_results(self._load_backtest(first), self._load_backtest(second))
+
+    def backtest_chart(self, who: Principal, result_id: str, chart: str = "equity") -> Path:
+        """The stored PNG of a backtest's equity (or prices) chart; 404 when not drawn."""
+        who.require(Tier.READ, "backtest chart")
+        from kestrel.backtest.storage import BadResultId, chart_file
+
+        try:
+            path = chart_file(self.backend.base.data_dir, result_id, chart)
+        except BadResultId as exc:
+            raise ServiceError(422, "bad_backtest_id", str(exc)) from None
+        except ConfigError as exc:
+            raise ServiceError(404, "not_found", str(exc)) from None
+        if path is None:
+            raise ServiceError(
+                404, "not_found", f"backtest {result_id!r} has no {chart} chart (run with charts)"
+            )
+        return path
+
+    def _load_backtest(self, result_id: str) -> BacktestResult:
+        from kestrel.backtest.storage import BadResultId, load
+
+        try:
+            return load(self.backend.base.data_dir, result_id)
+        except BadResultId as exc:
+            raise ServiceError(422, "bad_backtest_id", str(exc)) from None
+        except ConfigError as exc:
+            self._job_state(result_id)
+            raise ServiceError(404, "not_found", str(exc)) from None
+        except ValidationError:
+            raise ServiceError(
+                409, "backtest_unreadable", f"backtest {result_id!r} is stored but unreadable"
+            ) from None
+
+    def _job_state(self, result_id: str) -> None:
+        """A result not stored yet: say so if the API is running it or it failed."""
+        job = self.backtest_jobs.get(result_id)
+        if job is not None and job.state == "running":
+            raise ServiceError(409, "backtest_running", f"backtest {result_id!r} is still running")
+        if job is not None and job.state == "failed":
+            raise ServiceError(
+                422, "backtest_failed", f"backtest {result_id!r} failed: {job.error}"
+            )
+
+    def run_backtest(self, who: Principal, call: BacktestCall) -> dict[str, Any]:
+        """ADMIN: start kestrel.backtest.run_backtest on the API's settings in a worker
+        thread (one at a time: the box is small) and answer its id at once; the result is
+        then at GET /api/backtests/{id} (409 backtest_running until it is stored)."""
+        who.require(Tier.ADMIN, "backtest run")
+        from kestrel.backtest import BacktestSpec
+        from kestrel.backtest.storage import unused_id
+
+        data_dir = self.backend.base.data_dir
+        fields = dict(call.spec)
+        try:
+            spec = BacktestSpec.model_validate(fields)
+        except ValidationError as exc:
+            raise ServiceError(422, "bad_request", _problems(exc)) from None
+        spec = spec.model_copy(update={"data_dir": Path(data_dir) / spec.data_dir})
+        if not spec.data_dir.is_dir():
+            raise ServiceError(422, "bad_request", f"data_dir {spec.data_dir}: no such folder")
+        with self._audit(who, "backtest.run", spec.model_dump(mode="json")) as note:
+            with self._jobs_lock:
+                if any(job.state == "running" for job in self.backtest_jobs.values()):
+                    raise ServiceError(
+                        409, "busy", "a backtest is already running; wait until it is stored"
+                    )
+                result_id = unused_id(
+                    data_dir, f"api-{utcnow():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+                )
+                job = BacktestJob(
+                    threading.Thread(
+                        target=self._backtest_worker,
+                        args=(result_id, spec, call.charts),
+                        name=f"backtest-{result_id}",
+                        daemon=True,
+                    )
+                )
+                self.backtest_jobs[result_id] = job
+                job.thread.start()
+            note["outcome"] = f"started {result_id}"
+        return {"id": result_id, "state": "running"}
+
+    def _backtest_worker(self, result_id: str, spec: Any, charts: bool) -> None:
+        from kestrel.backtest import run_backtest
+
+        job = self.backtest_jobs[result_id]
+        try:
+            run_backtest(self.backend.base, spec, charts=charts, result_id=result_id)
+        except (KestrelError, ValueError) as exc:
+            job.error, job.state = str(exc)[:500], "failed"
+        except Exception as exc:  # a worker thread must end in a state, never silently
+            log.exception("backtest %s failed", result_id)
+            job.error, job.state = type(exc).__name__, "failed"
+        else:
+            job.state = "done"
+
+    def _charts_of(self, result_id: str) -> list[str]:
+        from kestrel.backtest.storage import CHARTS, result_dir
+
+        folder = result_dir(self.backend.base.data_dir, result_id)
+        return [name for name, file in CHARTS.items() if (folder / file).is_file()]
 
     # -- changes -----------------------------------------------------------------------------
     def set_stop(self, who: Principal, *, active: bool, reason: str, action: str) -> dict[str, Any]:
@@ -411,6 +562,25 @@ class ApiService:
             raise ServiceError(422, "bad_argument", f"{name}: unknown value {value!r}") from None
 
 
+def _backtest_row(result: BacktestResult) -> dict[str, Any]:
+    m = result.metrics
+    return {
+        "id": result.id,
+        "label": result.label,
+        "status": result.status,
+        "created_at": result.created_at.isoformat(),
+        "start": result.start.isoformat(),
+        "end": result.end.isoformat(),
+        "strategies": result.strategies,
+        "strategy_ids": result.strategy_ids,
+        "trades": m.trade_count,
+        "total_return": m.total_return,
+        "max_drawdown": m.max_drawdown,
+        "sharpe": m.sharpe,
+        "reconciled": result.reconciled,
+    }
+
+
 def _change_result(needs_confirmation: bool, changed: bool) -> str:
     if needs_confirmation:
         return "needs_confirmation"
@@ -423,4 +593,12 @@ def _problems(exc: ValidationError) -> str:
     ).replace("Value error, ", "")
 
 
-__all__ = ["ApiService", "Backend", "ManualCall", "ServiceError", "SettingsCall"]
+__all__ = [
+    "ApiService",
+    "Backend",
+    "BacktestCall",
+    "BacktestJob",
+    "ManualCall",
+    "ServiceError",
+    "SettingsCall",
+]

@@ -384,3 +384,24 @@ def build_result(run: BacktestRun, result_id: str | None = None) -> BacktestResu
             (p.timestamp, float(p.equity) if p.equity is not None else None) for p in run.equity
         ],
     )
+
+
+def compare_results(a: BacktestResult, b: BacktestResult) -> dict[str, Any]:
+    """Two results side by side: each metric of `a` and `b` and, where both are numbers,
+    b - a. What `kestrel backtest compare` prints, as data for the API."""
+    left, right = a.metrics.model_dump(mode="json"), b.metrics.model_dump(mode="json")
+    rows = []
+    for name in Metrics.model_fields:
+        x, y = left[name], right[name]
+        numbers = isinstance(x, int | float) and isinstance(y, int | float)
+        rows.append({"metric": name, "a": x, "b": y, "diff": y - x if numbers else None})
+    return {
+        "a": {"id": a.id, "strategies": a.strategies, "strategy_ids": a.strategy_ids},
+        "b": {"id": b.id, "strategies": b.strategies, "strategy_ids": b.strategy_ids},
+        "range": {
+            "a": [a.start.isoformat(), a.end.isoformat()],
+            "b": [b.start.isoformat(), b.end.isoformat()],
+        },
+        "metrics": rows,
+        "reconciled": {"a": a.reconciled, "b": b.reconciled},
+    }

@@ -36,13 +36,15 @@ def run_backtest(
     progress: Progress | None = None,
     charts: bool = True,
     store: bool = True,
+    result_id: str | None = None,
 ) -> Outcome:
     """Run `spec` on `settings`; store the result under `results_root` (default: the
-    settings' data dir) unless `store` is False. Bad input raises before anything is stored."""
+        settings' data dir) unless `store` is False, under `result_id` when given (the API names
+    a run before it starts). Bad input raises before anything is stored."""
     with backtest_store() as books:
         run = prepare(settings, spec, books)
         execute(run, progress)
-        result = build_result(run)
+        result = build_result(run, result_id)
         if not store:
             return Outcome(result, None, {})
         root = results_root or settings.data_dir
