@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,16 +21,29 @@ app = typer.Typer(
 )
 
 
-def load_cli_settings() -> KestrelSettings:
-    """Settings from env / kestrel.toml; an invalid one exits 2 with the field named."""
-    from kestrel.config.settings import load_settings
+def load_cli_settings(config: Path | None = None) -> KestrelSettings:
+    """Settings from env / kestrel.toml (or the file `config` names, for this call only: the
+    process environment is left as it was); an invalid one exits 2 with the field named."""
+    from kestrel.config.settings import CONFIG_ENV, load_settings
     from kestrel.errors import ConfigError
 
+    before = os.environ.get(CONFIG_ENV)
+    if config is not None:
+        if not config.is_file():
+            typer.echo(f"--config {config}: no such file", err=True)
+            raise typer.Exit(2)
+        os.environ[CONFIG_ENV] = str(config)
     try:
         return load_settings()
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+    finally:
+        if config is not None:
+            if before is None:
+                os.environ.pop(CONFIG_ENV, None)
+            else:
+                os.environ[CONFIG_ENV] = before
 
 
 def actor() -> str:

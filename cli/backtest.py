@@ -6,7 +6,6 @@ backtests as is; the options say only what differs (data, range, stake, fees, ba
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -102,16 +101,11 @@ def run(
     """Backtest the live settings over CSV candles; prints the tables and stores the result."""
     from pydantic import ValidationError
 
-    from kestrel.errors import KestrelError
-
-    if config is not None:
-        if not config.is_file():
-            raise fail(f"--config {config}: no such file", 2)
-        os.environ["KESTREL_CONFIG"] = str(config)
     from cli._common import load_cli_settings
     from kestrel.backtest import BacktestSpec, run_backtest
+    from kestrel.errors import KestrelError
 
-    settings = load_cli_settings()
+    settings = load_cli_settings(config)
     try:
         fee_value = Decimal(fee) if fee is not None else None
         stake_value = Decimal(stake) if stake is not None else None
@@ -303,16 +297,12 @@ def recordings_cmd(
 ) -> None:
     """Export the LLM / sentiment answers live runs recorded in this mode's store, for
     `kestrel backtest run --recordings FILE` to replay."""
-    if config is not None:
-        if not config.is_file():
-            raise fail(f"--config {config}: no such file", 2)
-        os.environ["KESTREL_CONFIG"] = str(config)
     from cli._common import load_cli_settings
     from kestrel.analysis.recordings import export_recordings
     from kestrel.store import open_store
     from kestrel.store.recordings import StoreRecordings
 
-    settings = load_cli_settings()
+    settings = load_cli_settings(config)
     store = open_store(settings, settings.mode)
     try:
         count = export_recordings(StoreRecordings(store).items(), out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,21 @@ def test_bad_input_is_named_and_nothing_is_stored(tmp_path: Path) -> None:
     bad = CliRunner().invoke(app, ["backtest", "run", "--data", str(folder), "--balance", "USDT:5"])
     assert bad.exit_code == 2 and "CURRENCY=AMOUNT" in bad.output
     assert list_results(settings.data_dir) == []
+
+
+def test_the_config_option_does_not_leak_into_the_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--config` is for this command only: the process's KESTREL_CONFIG stays as it was, so
+    whatever runs next in the same process (a CliRunner, a flow) reads its own settings."""
+    from kestrel.config.settings import CONFIG_ENV
+
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    config = tmp_path / "kestrel.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    out = tmp_path / "recordings.jsonl"
+    result = CliRunner().invoke(
+        app, ["backtest", "recordings", "--out", str(out), "--config", str(config)]
+    )
+    assert result.exit_code == 0, result.output
+    assert CONFIG_ENV not in os.environ

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from typer.testing import CliRunner
@@ -94,7 +94,8 @@ def test_a_wrong_type_is_refused_before_any_run_starts(
 ) -> None:
     from prefect import get_client
 
-    spec = specs_by_name()["order-sync"]
+    # A deployment of its own: other tests on this server run the order-sync deployment.
+    spec = specs_by_name()["order-sync"].model_copy(update={"name": f"typed-{uuid4().hex[:8]}"})
     deployment_id = runner_deployment(spec).apply()
     env = cli_env(prefect_api, client_home)
     name = f"{spec.load_flow().name}/{spec.name}"

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -218,7 +218,9 @@ def test_deployment_creation_is_retried(proxy: Proxy) -> None:
 
     from deployments.spec import load_specs, runner_deployment
 
-    spec = next(s for s in load_specs() if s.name == "dashboards")
+    # A name no earlier test on this server used: the apply creates, never updates.
+    name = f"dashboards-{uuid4().hex[:8]}"
+    spec = next(s for s in load_specs() if s.name == "dashboards").model_copy(update={"name": name})
     deployment = runner_deployment(spec)
 
     def fail(method: str, path: str, seen: int) -> int | None:
@@ -230,7 +232,7 @@ def test_deployment_creation_is_retried(proxy: Proxy) -> None:
     assert sleeps.waited == [3, 3]
     assert isinstance(deployment_id, UUID)
     with get_client(sync_client=True) as client:
-        assert client.read_deployment(deployment_id).name == "dashboards"
+        assert client.read_deployment(deployment_id).name == name
 
 
 def test_an_unreachable_api_is_reported_after_the_attempts() -> None:
