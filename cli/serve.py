@@ -148,6 +148,7 @@ def _install_deadman(settings: KestrelSettings) -> dict[str, Any]:
         token=token.get_secret_value() if token is not None else None,
         cycle_after_s=settings.ops.deadman_cycle_after_s,
         sync_after_s=settings.ops.deadman_sync_after_s,
+        engine_after_s=settings.ops.deadman_engine_after_s,
     )
     alerts = "Telegram" if result["telegram"] else "the Prefect UI only (no Telegram bot set)"
     typer.echo(

@@ -7,6 +7,10 @@ Telegram when Kestrel stops working, including when every Kestrel process is gon
   completed a run for `ops.deadman_sync_after_s` / `ops.deadman_cycle_after_s` (a proactive
   trigger: it fires on the *absence* of Completed events, so it catches a dead worker, a
   paused schedule or runs that always fail, none of which any Kestrel process could report).
+- `kestrel-deadman-live-engine`: a live engine's heartbeats (flows/handover.py) stopped for
+  `ops.deadman_engine_after_s` without a clean stop: it resumes the per-job schedules the
+  engine had paused (order-sync, position-monitor, notifications, the trading cycles) and
+  their silence alarms, and says so. The schedules are the fallback while the engine is down.
 
 The alert is sent by the server's own actions service through Prefect's built-in Custom
 Webhook notification block pointed at Telegram's sendMessage (the server cannot load a
@@ -22,6 +26,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
+from flows.handover import (
+    ENGINE_RESOURCE_PREFIX,
+    HEARTBEAT_EVENT,
+    SILENT_PREFIX,
+    STOPPED_EVENT,
+    fallback_deployments,
+)
 from kestrel.notify.settings import TelegramSettings
 
 if TYPE_CHECKING:
@@ -31,7 +42,7 @@ if TYPE_CHECKING:
 
 WEBHOOK_BLOCK = "kestrel-deadman-telegram"
 CRASH_AUTOMATION = "kestrel-deadman-crashed"
-SILENT_PREFIX = "kestrel-deadman-silent-"
+ENGINE_AUTOMATION = "kestrel-deadman-live-engine"
 KESTREL_TAG = "kestrel"
 WATCHED_FLOWS = ("kestrel-order-sync", "kestrel-trading-cycle")
 
@@ -125,6 +136,46 @@ def silence_automation(watched: Watched, block_id: UUID | None) -> AutomationCor
     )
 
 
+def engine_automation(
+    fallback: list[tuple[str, UUID]],
+    silence: list[UUID],
+    block_id: UUID | None,
+    after_s: float,
+) -> AutomationCore:
+    """Heartbeats of one engine stopped without its `stopped` event: resume the `fallback`
+    deployments (name, id) and the `silence` automations, and alert."""
+    from prefect.events.actions import ResumeAutomation, ResumeDeployment
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    names = ", ".join(name for name, _ in fallback) or "none deployed"
+    resume: list[ActionTypes] = [
+        ResumeDeployment(source="selected", deployment_id=deployment_id)
+        for _, deployment_id in fallback
+    ]
+    resume += [ResumeAutomation(source="selected", automation_id=a) for a in silence]
+    alert = _actions(
+        block_id,
+        "KESTREL ALERT: the live engine is silent",
+        f"No heartbeat from the live engine for {after_s:g} s. The scheduled deployments "
+        f"are active again: {names}. Check the engine's run in the Prefect UI.",
+    )
+    return AutomationCore(
+        name=ENGINE_AUTOMATION,
+        description="A live engine stopped beating: the per-job schedules take over again.",
+        tags=[KESTREL_TAG],
+        trigger=EventTrigger(
+            match={"prefect.resource.id": ENGINE_RESOURCE_PREFIX + "*"},
+            after={HEARTBEAT_EVENT},
+            expect={HEARTBEAT_EVENT, STOPPED_EVENT},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=after_s),
+        ),
+        actions=[*resume, *alert],
+    )
+
+
 def upsert_automation(client: SyncPrefectClient, automation: AutomationCore) -> UUID:
     """Create, or replace the definition of, the automation with this name."""
     existing = client.read_automations_by_name(automation.name)
@@ -166,8 +217,10 @@ def install_deadman(
     token: str | None,
     cycle_after_s: float,
     sync_after_s: float,
+    engine_after_s: float = 120.0,
 ) -> dict[str, Any]:
-    """Create or update every dead-man automation on the current Prefect API."""
+    """Create or update every dead-man automation on the current Prefect API (run it again
+    after adding a deployment: the engine's automation resumes the ones it knows)."""
     from prefect import get_client
 
     block_id = save_telegram_webhook(telegram, token) if token and telegram.can_notify else None
@@ -180,6 +233,10 @@ def install_deadman(
         for item in watched:
             automation = silence_automation(item, block_id)
             created[automation.name] = upsert_automation(client, automation)
+        fallback = [(d.name, d.id) for d in fallback_deployments(client, None)]
+        silence = [i for n, i in created.items() if n.startswith(SILENT_PREFIX)]
+        engine = engine_automation(fallback, silence, block_id, engine_after_s)
+        created[ENGINE_AUTOMATION] = upsert_automation(client, engine)
     return {
         "automations": {name: str(automation_id) for name, automation_id in created.items()},
         "telegram": block_id is not None,

@@ -57,6 +57,12 @@ class OpsSettings(BaseModel):
         ge=10,
         description="alert when order-sync completed no run for this long",
     )
+    deadman_engine_after_s: float = Field(
+        default=120.0,
+        ge=60,
+        description="the live engine's heartbeats (every 30 s) missing for this long: the "
+        "dead-man's switch resumes the per-job schedules it had paused, and alerts",
+    )
     dashboard_rows: int = Field(
         default=200, ge=1, le=5000, description="rows kept in the Executed and Audit tables"
     )
