@@ -22,6 +22,10 @@ takes its watchlist from settings rather than its `items` parameter) keeps its s
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -37,7 +41,9 @@ __all__ = [
     "STOPPED_EVENT",
     "TOOK_OVER_EVENT",
     "Handover",
+    "Keeper",
     "covered_by",
+    "engine_active",
     "fallback_deployments",
 ]
 
@@ -166,3 +172,99 @@ class Handover:
         from prefect.events import emit_event
 
         emit_event(event=event, resource=self.resource, payload=payload)
+
+
+HEARTBEAT_S = 30.0
+STUCK_AFTER_S = 20.0  # the engine's loop checks every second; this long without one is stuck
+
+
+class Keeper:
+    """One step every `tick_s` beside a running engine: drain notifications when due, and
+    every `beat_s` a heartbeat while the engine's loop is alive. A stuck loop stops the
+    beats, so the dead-man's switch hands the schedules back. The Prefect server being
+    briefly unreachable is logged and retried at the next beat: trading does not stop."""
+
+    def __init__(
+        self,
+        handover: Handover,
+        alive: Callable[[float], str | None],
+        drain: Callable[[], None] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        beat_s: float = HEARTBEAT_S,
+    ) -> None:
+        """alive(now): the engine's stats line, or None when its loop is stuck."""
+        self.handover = handover
+        self.alive = alive
+        self.drain = drain
+        self.clock = clock
+        self.beat_s = beat_s
+        self.last_beat: float | None = None
+
+    def step(self) -> None:
+        now = self.clock()
+        if self.drain is not None:
+            self.drain()
+        if self.last_beat is not None and now - self.last_beat < self.beat_s:
+            return
+        stats = self.alive(now)
+        if stats is None:
+            log.warning(
+                "the live engine's loop is stuck: no heartbeat (the dead-man's switch "
+                "resumes the per-job schedules if it stays so)"
+            )
+            return
+        self.last_beat = now
+        try:
+            self.handover.heartbeat(stats)
+        except Exception as exc:  # the server's trouble must not stop the engine
+            log.warning(
+                "heartbeat not sent (%s: %s); next try in %.0f s",
+                type(exc).__name__,
+                exc,
+                self.beat_s,
+            )
+
+
+@contextmanager
+def engine_active(keeper: Keeper, tick_s: float = 2.0) -> Iterator[None]:
+    """Take over, run the keeper's steps on a daemon thread, hand back on the way out
+    (however the engine ended)."""
+    try:
+        keeper.handover.take_over()
+    except Exception as exc:
+        log.warning(
+            "could not pause the per-job schedules (%s: %s): they keep running beside the "
+            "engine (safe: symbol leases and candle claims), at their cost",
+            type(exc).__name__,
+            exc,
+        )
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(tick_s):
+            try:
+                keeper.step()
+            except Exception:
+                log.exception("live engine keeper step failed; next in %.0f s", tick_s)
+
+    thread = threading.Thread(target=loop, name="live-engine-keeper", daemon=True)
+    thread.start()
+    why = "the engine stopped"
+    try:
+        yield
+    except BaseException as exc:
+        why = f"the engine ended with {type(exc).__name__}"
+        raise
+    finally:
+        stop.set()
+        thread.join()
+        try:
+            keeper.handover.hand_back(why)
+        except Exception as exc:
+            log.warning(
+                "could not resume the per-job schedules (%s: %s): the dead-man's switch "
+                "resumes them when the heartbeats are missed",
+                type(exc).__name__,
+                exc,
+            )

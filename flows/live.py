@@ -10,6 +10,11 @@ The monitor never waits on Prefect: it first asks for the position-monitor deplo
 concurrency slot (so a scheduled run and the engine do not both pass at once) for at most
 `SLOT_WAIT_S`; when the slot cannot be had, the engine runs its own pass anyway and logs why.
 Exits are safe either way: every exit is placed under the symbol's lease in the store.
+
+While it runs, the engine is the active side (flows/handover.py): it pauses the schedules of
+the order-sync, position-monitor, notifications and covered trading-cycle deployments, drains
+the notification outbox itself when events arrive, beats a heartbeat every 30 s and resumes
+the schedules when it stops; if it dies, the dead-man's switch resumes them.
 """
 
 from __future__ import annotations
@@ -23,8 +28,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import State
+from prefect.runtime import flow_run
 
 from flows._entry import settle
+from flows.handover import STUCK_AFTER_S, Handover, Keeper, engine_active
+from flows.notifications import telegram_missing
 from flows.trading_cycle import run_cycle
 from flows.upkeep import order_sync
 from kestrel.books.wallet import real_credentials
@@ -36,9 +44,11 @@ from kestrel.live.engine import EngineConfig, EngineStats, LiveEngine
 from kestrel.live.source import CcxtProSource
 from kestrel.live.ticks import Levels
 from kestrel.mode import TradingMode, trading_mode
+from kestrel.notify.pacer import DrainPacer
 from kestrel.operator.live import load_effective
 from kestrel.runtime import Runtime, get_runtime
 from tasks.live import live_monitor_task
+from tasks.notify import drain_notifications_task, telegram_settings
 from tasks.upkeep import one_at_a_time, prepare_exchange_access
 
 log = logging.getLogger(__name__)
@@ -66,6 +76,9 @@ class PrefectHooks:
         self.config = settings.model_dump(mode="json")
         self.direct = DirectHooks(rt, holder="live engine")
         self._context = contextvars.copy_context()
+        self.engine: LiveEngine | None = None
+        self.telegram = telegram_settings(settings, None)
+        self.pacer = DrainPacer(rt.store)
 
     def _in_flow[**P](self, fn: Callable[P, None], *args: P.args, **kw: P.kwargs) -> None:
         self._context.copy().run(fn, *args, **kw)
@@ -104,6 +117,31 @@ class PrefectHooks:
     def levels(self) -> list[Levels]:
         return self.direct.levels()
 
+    def alive(self, now: float) -> str | None:
+        """The heartbeat's line, or None when the engine's loop has not checked in lately."""
+        engine = self.engine
+        if engine is None:
+            return "starting"
+        if now - engine.last_check > STUCK_AFTER_S:
+            return None
+        stats = engine.stats
+        return f"{stats.cycles} cycle(s), {stats.tick_triggers} tick trigger(s)"
+
+    def drain_notifications(self) -> None:
+        """The notifications deployment is paused while the engine runs: drain when due."""
+        if telegram_missing(self.telegram) is not None:
+            return
+        why = self.pacer.due()
+        if why is not None:
+            self._in_flow(self._drain, why)
+
+    def _drain(self, why: str) -> None:
+        get_run_logger().info("notifications: %s", why)
+        try:  # no retries here: the pacer retries, and the heartbeat must not wait on them
+            drain_notifications_task.with_options(retries=0)(self.settings, self.telegram)
+        finally:
+            self.pacer.drained()
+
 
 def engine_config(settings: KestrelSettings, exchange_id: str) -> EngineConfig:
     access = settings.exchange_api
@@ -129,6 +167,7 @@ async def _serve(
             hooks,
             on_price=hooks.direct.price,
         )
+        hooks.engine = engine
         if run_for_s is not None:
             asyncio.get_running_loop().call_later(run_for_s, engine.stop_event.set)
         await engine.run()
@@ -157,6 +196,11 @@ def _run_engine(config: dict[str, Any] | None, run_for_s: float | None) -> str:
         prepare_exchange_access(settings)
         rt = get_runtime(settings)
         hooks = PrefectHooks(settings, rt)
+        handover = Handover(
+            engine_id=str(flow_run.get_id() or "local"),
+            watchlist=frozenset((i.symbol, i.timeframe) for i in settings.watchlist),
+        )
+        keeper = Keeper(handover, alive=hooks.alive, drain=hooks.drain_notifications)
         result: list[EngineStats] = []
         errors: list[BaseException] = []
 
@@ -168,8 +212,9 @@ def _run_engine(config: dict[str, Any] | None, run_for_s: float | None) -> str:
                 errors.append(exc)
 
         engine_thread = threading.Thread(target=serve, name="live-engine-loop", daemon=True)
-        engine_thread.start()
-        engine_thread.join()
+        with engine_active(keeper):
+            engine_thread.start()
+            engine_thread.join()
         if errors:
             raise errors[0]
         stats = result[0]

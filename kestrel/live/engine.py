@@ -134,6 +134,7 @@ class LiveEngine:
         self.watchdogs: dict[str, Watchdog] = {}
         self._last_sync = clock()
         self._last_monitor = clock()
+        self.last_check = clock()  # the loop's pulse: a keeper stops beating when it stalls
         self._cycle_lock = asyncio.Lock()
 
     # -- jobs ----------------------------------------------------------------------------------
@@ -288,7 +289,7 @@ class LiveEngine:
 
     async def check(self) -> None:
         """One supervision step: periodic sync/monitor, REST polling for silent streams."""
-        now = self.clock()
+        now = self.last_check = self.clock()
         if now - self._last_sync >= self.config.sync_every_s:
             self._last_sync = now
             self.sync.request("safety net (periodic)")

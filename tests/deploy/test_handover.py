@@ -147,3 +147,46 @@ def test_a_silent_engine_hands_back_through_the_deadman_switch(
         assert "the live engine is silent" in alerts[0]
         assert "order-sync" in alerts[0] and "trading-cycle-majors" in alerts[0]
         assert all(alarms_enabled().values())
+
+
+def test_the_keeper_beats_only_while_the_engine_loop_is_alive(
+    deployments: dict[str, UUID],
+) -> None:
+    from prefect import get_client
+
+    from flows.handover import Keeper
+
+    now = [0.0]
+    loop_alive = [True]
+    drains: list[float] = []
+    engine = Handover(engine_id="test-engine-keeper", watchlist=MAJORS)
+    keeper = Keeper(
+        engine,
+        alive=lambda t: "1 cycle" if loop_alive[0] else None,
+        drain=lambda: drains.append(now[0]),
+        clock=lambda: now[0],
+        beat_s=30,
+    )
+    engine.take_over()
+
+    def resumed_behind_its_back() -> None:
+        with get_client(sync_client=True) as client:
+            client.resume_deployment(deployments["order-sync"])
+
+    resumed_behind_its_back()
+    keeper.step()  # the first beat: re-asserts the takeover
+    assert "order-sync" in paused(deployments)
+    resumed_behind_its_back()
+    now[0] = 29.0
+    keeper.step()  # not a beat yet; notifications still drained at every step
+    assert "order-sync" not in paused(deployments)
+    assert drains == [0.0, 29.0]
+    loop_alive[0] = False
+    now[0] = 31.0
+    keeper.step()  # a stuck loop: no beat, so nothing re-asserted
+    assert "order-sync" not in paused(deployments)
+    loop_alive[0] = True
+    now[0] = 32.0
+    keeper.step()
+    assert "order-sync" in paused(deployments)
+    engine.hand_back("test over")
