@@ -77,6 +77,7 @@ class EngineConfig:
     holder: str = "live-engine"
     history: int = 200  # candles a cycle reads: the depth that must have no hole
     silence_s: float = 90.0
+    poll_every_s: float = 10.0  # REST polling of a silent series: first step of its backoff
     sync_every_s: float = 60.0  # the safety net, streams or not
     monitor_every_s: float = 60.0
     check_every_s: float = 1.0
@@ -135,6 +136,8 @@ class LiveEngine:
         self._last_sync = clock()
         self._last_monitor = clock()
         self.last_check = clock()  # the loop's pulse: a keeper stops beating when it stalls
+        self._poll_next: dict[tuple[str, str], float] = {}
+        self._poll_gap: dict[tuple[str, str], float] = {}
         self._cycle_lock = asyncio.Lock()
 
     # -- jobs ----------------------------------------------------------------------------------
@@ -298,11 +301,33 @@ class LiveEngine:
             self.monitor.request("safety net (periodic)")
         for symbol, timeframe in self.config.watchlist:
             dog = self.watchdogs.get(f"candles {symbol} {timeframe}")
-            if dog is not None and dog.silent():
-                self.stats.polls += 1
-                rows = await self.source.fetch_candles(symbol, timeframe, None, 3)
-                await self.on_candles(symbol, timeframe, rows)
+            if dog is not None and dog.silent() and self._poll_due(symbol, timeframe, now):
+                await self._poll(symbol, timeframe, now)
         # A quiet account stream is normal (no orders changed): the periodic sync covers it.
+
+    def _poll_due(self, symbol: str, timeframe: str, now: float) -> bool:
+        """A silent series is polled only once a candle it has not seen should have closed,
+        and then with backoff (poll_every_s, doubling while nothing new comes, up to
+        silence_s): a quiet market must not cost a request a second."""
+        period = timeframe_ms(timeframe)
+        last = self.book.last(symbol, period)
+        if last is not None and self.now_ms() < last + 2 * period:
+            return False  # the candle after the newest one known is still forming
+        return now >= self._poll_next.get((symbol, timeframe), now)
+
+    async def _poll(self, symbol: str, timeframe: str, now: float) -> None:
+        period = timeframe_ms(timeframe)
+        before = self.book.last(symbol, period)
+        self.stats.polls += 1
+        rows = await self.source.fetch_candles(symbol, timeframe, None, 3)
+        await self.on_candles(symbol, timeframe, rows)
+        key = (symbol, timeframe)
+        if self.book.last(symbol, period) != before:
+            gap = self.config.poll_every_s
+        else:
+            gap = self._poll_gap.get(key, self.config.poll_every_s / 2) * 2
+        self._poll_gap[key] = min(gap, self.config.silence_s)
+        self._poll_next[key] = now + self._poll_gap[key]
 
     # -- running -------------------------------------------------------------------------------
 

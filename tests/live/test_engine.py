@@ -206,6 +206,52 @@ def test_a_silent_candle_stream_falls_back_to_rest_polling(
     assert hooks.cycles == [("BTC/USDT", "1h", T0 + H)]
 
 
+def test_a_silent_series_is_polled_when_a_close_is_due_and_then_with_backoff(
+    emu: BinanceEmulator, store: Store, hooks: Recorder, clock: ManualClock
+) -> None:
+    wall = [T0 + 2 * H - 1]  # the candle after T0 has not closed yet
+
+    async def body(client: Any) -> None:
+        config = EngineConfig(
+            watchlist=CONFIG.watchlist,
+            exchange_id="binance",
+            history=3,
+            silence_s=30,
+            poll_every_s=10,
+        )
+        engine = _engine(store, client, hooks, clock, config=config, now_ms=lambda: wall[0])
+        await engine.seed("BTC/USDT", "1h")  # the book knows T0 as the newest closed candle
+        tasks = engine.stream_tasks()
+        await _subscribed(emu, "btcusdt@kline_1h")
+        emu.streams.silenced = True  # connected, but says nothing
+        clock.now += 31
+        await engine.check()
+        assert engine.stats.polls == 0  # nothing new can have closed: no request
+        wall[0] = T0 + 2 * H  # T0 + H closes now
+        emu.advance()
+        await engine.check()
+        assert engine.stats.polls == 1 and hooks.cycles == [("BTC/USDT", "1h", T0 + H)]
+        wall[0] = T0 + 3 * H + 1  # the next close is due, but the exchange has nothing yet
+        await engine.check()
+        assert engine.stats.polls == 1  # 10 s after a fresh candle, not sooner
+        gaps = []
+        for _ in range(4):
+            before = engine.stats.polls
+            waited = 0
+            while engine.stats.polls == before:
+                clock.now += 1
+                waited += 1
+                await engine.check()
+            gaps.append(waited)
+        assert gaps == [10, 20, 30, 30]  # doubling while nothing new comes, up to silence_s
+        engine.stop_event.set()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    _run(emu, body)
+
+
 def test_the_safety_net_runs_sync_and_monitor_on_the_clock(
     emu: BinanceEmulator, store: Store, hooks: Recorder, clock: ManualClock
 ) -> None:
