@@ -24,7 +24,7 @@ from emulator import BinanceEmulator, MarketConfig
 from kestrel.config.settings import KestrelSettings, load_settings
 from kestrel.exchange.paper import PaperExchange
 from kestrel.exchange.paper_factory import build_paper_exchange
-from kestrel.live import CcxtProSource, EngineConfig, LiveEngine, build_pro_client
+from kestrel.live import CcxtProSource, EngineConfig, LiveEngine, OrderUpdate, build_pro_client
 from kestrel.live.direct import DirectHooks
 from kestrel.market import CcxtLiveFeed
 from kestrel.mode import TradingMode, trading_mode
@@ -41,13 +41,17 @@ HISTORY_H = 24  # hours closed at start
 SAFETY_S = 20
 
 
+DIP = T0 + (HISTORY_H + 1) * HOUR + 5 * MINUTE  # a 1m candle whose low is 95
+
+
 def _minutes() -> list[list[float | int | str]]:
-    """30 hours of 1m candles: 100 for 24 hours, then 101 (the close rises: a BUY)."""
+    """30 hours of 1m candles: 100 for 24 hours, then 101 (the close rises: a BUY), with one
+    minute dipping to 95 (a resting stop fills on it)."""
     rows: list[list[float | int | str]] = []
     for i in range(30 * 60):
         p = Decimal(100 if i < HISTORY_H * 60 else 101)
-        rows.append([T0 + i * MINUTE, str(p), str(p + Decimal("0.2")), str(p - Decimal("0.2")),
-                     str(p), "1000"])  # fmt: skip
+        low = Decimal(95) if T0 + i * MINUTE == DIP else p - Decimal("0.2")
+        rows.append([T0 + i * MINUTE, str(p), str(p + Decimal("0.2")), str(low), str(p), "1000"])
     return rows
 
 
@@ -208,3 +212,87 @@ def test_a_demo_engine_trades_fills_exits_and_reconciles_on_streamed_candles(
         summary = summarize(demo.rt, demo.rt.settings.paper.starting_balances(), cycles=1)
     assert summary.reconciled, summary.books
     assert summary.fills == 2
+
+
+def test_a_stop_resting_on_the_paper_exchange_fills_by_its_rules_and_is_booked(
+    emu: BinanceEmulator, tmp_path: Path
+) -> None:
+    """Native protection: the sync that books the entry places the stop on the paper exchange;
+    a tick below it is the exchange's business (no monitor exit), and the 1m candle whose low
+    crosses it fills it, booked when that candle closes on the stream."""
+
+    async def body(demo: Demo) -> None:
+        await demo.advance(60)
+        await demo.until(lambda: len(demo.orders(OrderRole.PRIMARY)) == 1)
+        await demo.advance()
+        await demo.until(lambda: len(demo.orders(OrderRole.STOP_LOSS)) == 1)
+        await demo.engine.refresh_levels()
+        [position] = demo.rt.store.list_positions(status=PositionStatus.OPEN)
+        assert position.stop_loss is not None
+        assert await demo.engine.on_tick(SYMBOL, position.stop_loss - 1, DIP) is None
+        await demo.advance((DIP - demo.emu.now_ms) // MINUTE + 1)  # through the dip's close
+        await demo.until(lambda: demo.rt.store.list_positions(status=PositionStatus.OPEN) == [])
+
+    demo = run_demo(emu, tmp_path, "native", body)
+    trades = demo.paper.fetch_my_trades(SYMBOL)
+    assert [(t["side"], t["timestamp"]) for t in trades][-1] == ("sell", DIP)
+    [stop] = demo.orders(OrderRole.STOP_LOSS)
+    assert stop.status is OrderStatus.FILLED
+    assert demo.orders(OrderRole.EXIT) == [] and demo.engine.stats.tick_triggers == 0
+    assert not any("safety net" in why for why in demo.syncs)
+    with trading_mode(TradingMode.DEMO):
+        summary = summarize(demo.rt, demo.rt.settings.paper.starting_balances(), cycles=1)
+    assert summary.reconciled, summary.books
+
+
+def test_a_matching_candle_runs_the_sync_only_for_a_symbol_with_live_orders(
+    tmp_path: Path,
+) -> None:
+    """No live order on the symbol: nothing can fill, no sync. A live order: one sync per
+    new closed candle; a replayed or still-forming candle asks for nothing."""
+    from tests.lifecycle.intents import intent
+    from tests.live.conftest import Recorder
+
+    store = SQLiteStore(tmp_path / "kestrel_demo.sqlite3", TradingMode.DEMO)
+    hooks = Recorder()
+    now = T0 + 10 * MINUTE
+    config = EngineConfig(
+        watchlist=((SYMBOL, "1h"),), exchange_id="paper", account_stream=False,
+        match_timeframe="1m",
+    )  # fmt: skip
+
+    def row(i: int) -> list[float]:
+        return [float(T0 + i * MINUTE), 100.0, 100.0, 100.0, 100.0, 1.0]
+
+    async def main() -> None:
+        engine = LiveEngine(config, store, _NoSource(), hooks, now_ms=lambda: now)
+        assert await engine.on_match_candles(SYMBOL, [row(8)]) is None
+        store.insert_order(intent("demo", mode=TradingMode.DEMO))  # NEW: live
+        task = await engine.on_match_candles(SYMBOL, [row(8), row(9), row(10)])
+        assert task is not None
+        await task
+        assert await engine.on_match_candles(SYMBOL, [row(9)]) is None  # seen already
+        assert await engine.on_match_candles("ETH/USDT", [row(9)]) is None  # no order there
+
+    with trading_mode(TradingMode.DEMO):
+        asyncio.run(asyncio.wait_for(main(), SAFETY_S))
+    store.close()
+    assert hooks.syncs == [f"{SYMBOL} 1m candle {T0 + 9 * MINUTE} closed (paper fills)"]
+
+
+class _NoSource:
+    """The engine's market source, never called here (the candles are handed over)."""
+
+    async def watch_candles(self, symbol: str, timeframe: str) -> list[list[float]]:
+        raise AssertionError("not streamed in this test")
+
+    async def watch_tick(self, symbol: str) -> tuple[Decimal, int]:
+        raise AssertionError("not streamed in this test")
+
+    async def watch_orders(self) -> list[OrderUpdate]:
+        raise AssertionError("DEMO has no account stream")
+
+    async def fetch_candles(
+        self, symbol: str, timeframe: str, since: int | None, limit: int
+    ) -> list[list[float]]:
+        raise AssertionError("not fetched in this test")
