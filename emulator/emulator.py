@@ -282,8 +282,8 @@ class BinanceEmulator(StartStop):
 
     def advance(self, candles: int = 1) -> int:
         """Move to the next candle(s); resting orders fill against each. Returns steps made.
-        Streams get each closed kline, a trade and the book at its close, then the account's
-        order and balance events."""
+        Streams get each closed kline (the feed's interval, and every coarser one it closes),
+        a trade and the book at its close, then the account's order and balance events."""
         before = self.engine.now_ms
         steps = self.engine.advance(candles)
         self._publish_step(before)
