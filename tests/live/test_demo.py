@@ -188,6 +188,9 @@ def test_a_demo_engine_trades_fills_exits_and_reconciles_on_streamed_candles(
         assert demo.paper.fetch_my_trades(SYMBOL) == []
         await demo.advance()  # its 1m candle closes: the paper fills it, the engine books it
         await demo.until(lambda: demo.orders(OrderRole.PRIMARY)[0].status is OrderStatus.FILLED)
+        # The sync that booked it is done (it holds the symbol's lease while protecting: a
+        # monitor pass meanwhile would defer its exit to the next tick, and there is one).
+        await demo.until(lambda: not demo.engine.sync.busy)
         [position] = demo.rt.store.list_positions(status=PositionStatus.OPEN)
         assert position.stop_loss is not None
         await demo.engine.refresh_levels()
