@@ -34,7 +34,8 @@ def run(
         typer.Option("--for", min=1, help="stop after this many seconds (default: until Ctrl-C)"),
     ] = None,
 ) -> None:
-    """Run the live engine here: one process, every step a Prefect subflow or task."""
+    """Run the live engine here: one process, every step a Prefect subflow or task. REAL
+    trades the account (keys); DEMO the paper wallet on live public data (no keys)."""
     from kestrel.errors import ConfigError
 
     settings = load_cli_settings()

@@ -88,6 +88,7 @@ class CandleFeed:
         self.candles = candles
         self.timeframe_ms = timeframe_ms
         self._close_times = [c.close_time for c in candles]
+        self._open_times = [c.open_time for c in candles]
 
     @classmethod
     def from_rows(
@@ -144,6 +145,24 @@ class CandleFeed:
 
     def visible(self, now_ms: int) -> list[Candle]:
         return self.candles[: self.closed_count(now_ms)]
+
+    def served_intervals(self) -> list[int]:
+        """The kline intervals this feed can serve: its own and every coarser multiple."""
+        return [ms for ms in INTERVAL_MS.values() if ms % self.timeframe_ms == 0]
+
+    def closed_klines(self, interval_ms: int, after_ms: int, upto_ms: int) -> list[Candle]:
+        """Klines of `interval_ms` whose close falls in (after_ms, upto_ms], aggregated from
+        the feed's candles in each (what Binance's kline stream sends as it closes them).
+        Only buckets whose last feed candle has closed by `upto_ms` are complete."""
+        out: list[Candle] = []
+        close = (after_ms // interval_ms + 1) * interval_ms
+        while close <= upto_ms:
+            lo = bisect.bisect_left(self._open_times, close - interval_ms)
+            hi = min(bisect.bisect_left(self._open_times, close), self.closed_count(upto_ms))
+            if hi > lo:
+                out.extend(_aggregate(self.candles[lo:hi], interval_ms))
+            close += interval_ms
+        return out
 
     # -- klines -------------------------------------------------------------------------------
 

@@ -282,8 +282,8 @@ class BinanceEmulator(StartStop):
 
     def advance(self, candles: int = 1) -> int:
         """Move to the next candle(s); resting orders fill against each. Returns steps made.
-        Streams get each closed kline, a trade and the book at its close, then the account's
-        order and balance events."""
+        Streams get each closed kline (the feed's interval, and every coarser one it closes),
+        a trade and the book at its close, then the account's order and balance events."""
         before = self.engine.now_ms
         steps = self.engine.advance(candles)
         self._publish_step(before)
@@ -314,8 +314,26 @@ class BinanceEmulator(StartStop):
             if interval is not None:
                 event = kline_event(market.id, interval, candle, wall)
                 self._ws.publish_market(f"{stream}@kline_{interval}", event)
+            self._publish_coarser(market, candle, wall)
             self._publish_price(market, candle.close, candle.volume, candle.close_time - 1, wall)
         self.publish_user_events()
+
+    def _publish_coarser(self, market: Market, candle: Candle, wall_ms: int) -> None:
+        """The klines of every coarser interval this candle closes (Binance streams every
+        interval, not only the feed's): a 1h kline when the 60th 1m candle of the hour closes.
+        Built only for streams someone listens to."""
+        assert self._ws is not None
+        feed, stream = market.feed, market.id.lower()
+        for interval_ms in feed.served_intervals():
+            name = interval_name(interval_ms)
+            if interval_ms == feed.timeframe_ms or name is None:
+                continue
+            channel = f"{stream}@kline_{name}"
+            if candle.close_time % interval_ms or not self._ws.subscribers(channel):
+                continue
+            window = (candle.close_time - 1, candle.close_time)
+            for kline in feed.closed_klines(interval_ms, *window):
+                self._ws.publish_market(channel, kline_event(market.id, name, kline, wall_ms))
 
     def _publish_price(
         self, market: Market, price: Decimal, qty: Decimal, at_ms: int, wall_ms: int

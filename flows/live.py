@@ -3,6 +3,13 @@
 closes, the order sync when account events arrive (and every exchange_api.sync_window_s as
 a safety net), and the position monitor when a tick crosses a level (and periodically).
 
+REAL trades the exchange account (keys, user data stream). DEMO trades the paper wallet
+(kestrel.live.wallet): no keys, public streams only; the paper exchange is priced by the
+exchange's live candles (paper.market_data "live", or "auto" with the exchange reachable) and
+fills on its matching timeframe's candles (1m), so the engine streams those too and runs the
+order sync as soon as one closes on a symbol with live orders. A DEMO paper market that is not
+live (a replay, a simulation) stands the engine down.
+
 Each of those is a subflow or task of this flow run, so the Prefect UI shows every cycle,
 sync and monitor pass the engine ran, with state and logs. Imports happen once, at start.
 
@@ -35,15 +42,14 @@ from flows.handover import STUCK_AFTER_S, Handover, Keeper, engine_active
 from flows.notifications import telegram_missing
 from flows.trading_cycle import run_cycle
 from flows.upkeep import order_sync
-from kestrel.books.wallet import real_credentials
 from kestrel.config.settings import KestrelSettings
-from kestrel.errors import ConfigError
 from kestrel.live.client import build_pro_client
 from kestrel.live.direct import DirectHooks
 from kestrel.live.engine import EngineConfig, EngineStats, LiveEngine
 from kestrel.live.source import CcxtProSource
 from kestrel.live.ticks import Levels
-from kestrel.mode import TradingMode, trading_mode
+from kestrel.live.wallet import LiveWallet, live_wallet
+from kestrel.mode import trading_mode
 from kestrel.notify.pacer import DrainPacer
 from kestrel.operator.live import load_effective
 from kestrel.runtime import Runtime, get_runtime
@@ -143,25 +149,27 @@ class PrefectHooks:
             self.pacer.drained()
 
 
-def engine_config(settings: KestrelSettings, exchange_id: str) -> EngineConfig:
+def engine_config(settings: KestrelSettings, exchange_id: str, wallet: LiveWallet) -> EngineConfig:
     access = settings.exchange_api
     return EngineConfig(
         watchlist=tuple((i.symbol, i.timeframe) for i in settings.watchlist),
         exchange_id=exchange_id,
         sync_every_s=access.sync_window_s + 10,
         monitor_every_s=access.monitor_window_s + 10,
+        account_stream=wallet.account_stream,
+        match_timeframe=wallet.match_timeframe,
     )
 
 
 async def _serve(
-    settings: KestrelSettings, hooks: PrefectHooks, run_for_s: float | None
+    settings: KestrelSettings, hooks: PrefectHooks, wallet: LiveWallet, run_for_s: float | None
 ) -> EngineStats:
-    client = build_pro_client(settings.exchange, settings.exchange_api, real_credentials(settings))
+    client = build_pro_client(settings.exchange, settings.exchange_api, wallet.credentials)
     try:
         await client.load_markets()
         rt = hooks.direct.rt
         engine = LiveEngine(
-            engine_config(settings, rt.exchange.id),
+            engine_config(settings, rt.exchange.id, wallet),
             rt.store,
             CcxtProSource(client),
             hooks,
@@ -180,21 +188,18 @@ async def _serve(
 def live_engine(
     config: dict[str, Any] | None = None, run_for_s: float | None = None
 ) -> str | State[Any]:
-    """Run the live engine until cancelled (or for `run_for_s` seconds). A bad setting (a
-    mode other than REAL included) ends the run Cancelled with one WARNING (flows/_entry.py)."""
+    """Run the live engine until cancelled (or for `run_for_s` seconds), on the REAL account
+    or the DEMO paper wallet. A bad setting (REAL without keys, a DEMO paper market that is
+    not live data) ends the run Cancelled with one WARNING (flows/_entry.py)."""
     return settle("live engine", lambda: _run_engine(config, run_for_s))
 
 
 def _run_engine(config: dict[str, Any] | None, run_for_s: float | None) -> str:
     settings = load_effective(config, run="live-engine")
-    if settings.mode is not TradingMode.REAL:
-        raise ConfigError(
-            "the live engine streams from the exchange: it runs in REAL mode (point "
-            "exchange_api.url and exchange_api.ws_url at the emulator to rehearse)"
-        )
     with trading_mode(settings.mode):
         prepare_exchange_access(settings)
         rt = get_runtime(settings)
+        wallet = live_wallet(settings, rt.feed)
         hooks = PrefectHooks(settings, rt)
         handover = Handover(
             engine_id=str(flow_run.get_id() or "local"),
@@ -207,7 +212,7 @@ def _run_engine(config: dict[str, Any] | None, run_for_s: float | None) -> str:
         def serve() -> None:
             try:
                 with trading_mode(settings.mode):  # a new thread starts without the flow's
-                    result.append(asyncio.run(_serve(settings, hooks, run_for_s)))
+                    result.append(asyncio.run(_serve(settings, hooks, wallet, run_for_s)))
             except BaseException as exc:
                 errors.append(exc)
 
@@ -222,5 +227,7 @@ def _run_engine(config: dict[str, Any] | None, run_for_s: float | None) -> str:
         f"{stats.cycles} cycle(s), {stats.missed} missed candle(s), {stats.duplicates} "
         f"duplicate(s), {stats.tick_triggers} tick trigger(s), {stats.polls} REST poll(s)"
     )
+    if wallet.match_timeframe is not None:
+        summary += f", {stats.fill_triggers} paper fill sync(s) (DEMO)"
     get_run_logger().info("live engine stopped: %s", summary)
     return summary

@@ -13,6 +13,7 @@ from kestrel.live.protect import levels_from_store, monitor_at
 from kestrel.live.source import CcxtProSource
 from kestrel.live.stream import Watchdog, consume
 from kestrel.live.ticks import Levels, ProtectionWatch, StreamPricedExchange, levels_of
+from kestrel.live.wallet import LiveWallet, live_wallet
 
 __all__ = [
     "CANDLE_MISSED",
@@ -26,6 +27,7 @@ __all__ = [
     "EngineStats",
     "Levels",
     "LiveEngine",
+    "LiveWallet",
     "MarketSource",
     "OrderUpdate",
     "OrderUpdateFilter",
@@ -40,6 +42,7 @@ __all__ = [
     "hole",
     "levels_from_store",
     "levels_of",
+    "live_wallet",
     "monitor_at",
     "point_streams_at",
     "record_missed",

@@ -1,5 +1,6 @@
 """The live engine's ccxt.pro client, built from the same settings and credentials as the
-REST one (kestrel.exchange.ccxt_exchange), with `exchange_api.ws_url` for the streams."""
+REST one (kestrel.exchange.ccxt_exchange), with `exchange_api.ws_url` for the streams.
+Without credentials (DEMO) it is a public client: market streams and REST candles only."""
 
 from __future__ import annotations
 
@@ -23,21 +24,23 @@ def point_streams_at(client: Any, ws_url: str) -> None:
 
 
 def build_pro_client(
-    exchange_id: str, settings: ExchangeSettings, credentials: ExchangeCredentials
+    exchange_id: str, settings: ExchangeSettings, credentials: ExchangeCredentials | None
 ) -> Any:
-    """An async `ccxt.pro` client; its owner must `await client.close()`."""
+    """An async `ccxt.pro` client; its owner must `await client.close()`. `credentials`
+    None: keyless, for public data only (no account stream, no order)."""
     import ccxt.pro
 
     exchange_class = getattr(ccxt.pro, exchange_id, None)
     if exchange_class is None or not isinstance(exchange_class, type):
         raise ConfigError(f"exchange {exchange_id!r} has no ccxt.pro (WebSocket) client")
     config: dict[str, Any] = {
-        "apiKey": credentials.api_key.get_secret_value(),
-        "secret": credentials.secret.get_secret_value(),
         "enableRateLimit": settings.rate_limit,
         "timeout": int(settings.timeout_s * 1000),
         "options": _ccxt_options(exchange_id, settings),
     }
+    if credentials is not None:
+        config["apiKey"] = credentials.api_key.get_secret_value()
+        config["secret"] = credentials.secret.get_secret_value()
     client = exchange_class(config)
     if settings.url is not None:
         ws = client.urls["api"].get("ws")

@@ -13,6 +13,11 @@ market data from a `MarketSource` (ccxt.pro in production, against the emulator 
   runs the monitor pass at once, with the tick as its price.
 - Account events only make the order sync run sooner; the periodic safety-net sync and
   monitor pass stay.
+- DEMO (`match_timeframe` set, `account_stream` off): the wallet is the paper exchange, which
+  has no account stream; it fills orders on the closed candles of its matching timeframe
+  (kestrel.exchange.paper_matching, read by REST). The engine streams those candles for every
+  watchlist symbol, and one that closes on a symbol with live orders runs the sync at once: the
+  sync's reads make the paper account match that candle and book what it filled.
 - Silence: a stream with no message for `silence_s` falls back to REST polling until it
   speaks again.
 """
@@ -34,7 +39,7 @@ from kestrel.live.dedupe import OrderUpdate, OrderUpdateFilter
 from kestrel.live.jobs import CoalescedJob
 from kestrel.live.stream import Clock, Sleep, Watchdog, consume
 from kestrel.live.ticks import Levels, ProtectionWatch
-from kestrel.models import timeframe_ms
+from kestrel.models import LIVE_STATUSES, timeframe_ms
 from kestrel.store.base import Store
 
 __all__ = ["EngineConfig", "EngineHooks", "EngineStats", "LiveEngine", "MarketSource"]
@@ -83,6 +88,8 @@ class EngineConfig:
     check_every_s: float = 1.0
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 30.0
+    account_stream: bool = True  # REAL's user data stream; the paper wallet (DEMO) has none
+    match_timeframe: str | None = None  # DEMO: the paper exchange's matching candles
 
 
 @dataclass
@@ -95,6 +102,7 @@ class EngineStats:
     gaps_filled: int = 0
     claimed_elsewhere: int = 0
     tick_triggers: int = 0
+    fill_triggers: int = 0  # DEMO: syncs asked for by a closed matching candle
     polls: int = 0
     events: list[str] = field(default_factory=list)
 
@@ -126,6 +134,7 @@ class LiveEngine:
         self.sleep = sleep
         self.on_price = on_price
         self.book = CandleBook()
+        self.match_book = CandleBook()  # apart: a watchlist timeframe may equal the matching one
         self.watch = ProtectionWatch()
         self.orders = OrderUpdateFilter()
         self.stats = EngineStats()
@@ -266,6 +275,29 @@ class LiveEngine:
             self.stats.missed += 1
             log.warning("%s %s candle %d: no cycle: %s", symbol, timeframe, open_time, reason)
 
+    # -- the paper wallet's matching candles (DEMO) ---------------------------------------------
+
+    async def on_match_candles(self, symbol: str, rows: Sequence[Row]) -> asyncio.Task[None] | None:
+        """Rows of the matching timeframe: a new closed one on a symbol with live orders runs
+        the sync now (returns its task); the candle itself is read by the paper exchange."""
+        timeframe = self.config.match_timeframe
+        if timeframe is None:
+            return None
+        period, now = timeframe_ms(timeframe), self.now_ms()
+        fresh = [
+            int(row[0])
+            for row in sorted(rows, key=lambda r: r[0])
+            if int(row[0]) + period <= now
+            and self.match_book.see(symbol, period, int(row[0])) is Seen.NEW
+        ]
+        if not fresh or not await asyncio.to_thread(self._has_live_orders, symbol):
+            return None
+        self.stats.fill_triggers += 1
+        return self.sync.request(f"{symbol} {timeframe} candle {fresh[-1]} closed (paper fills)")
+
+    def _has_live_orders(self, symbol: str) -> bool:
+        return bool(self.store.list_orders(symbol=symbol, statuses=LIVE_STATUSES, limit=1))
+
     # -- ticks and account ---------------------------------------------------------------------
 
     async def on_tick(
@@ -338,8 +370,38 @@ class LiveEngine:
     def _backoff(self) -> Backoff:
         return Backoff(self.config.backoff_base_s, self.config.backoff_cap_s)
 
+    def _consume[T](
+        self, name: str, watch: Callable[[], Awaitable[T]], handle: Callable[[T], Awaitable[None]]
+    ) -> asyncio.Task[None]:
+        return asyncio.create_task(
+            consume(
+                watch,
+                handle,
+                watchdog=self._dog(name),
+                backoff=self._backoff(),
+                sleep=self.sleep,
+                stop=self.stop_event,
+            )
+        )
+
+    def match_tasks(self, timeframe: str) -> list[asyncio.Task[None]]:
+        """DEMO: one consumer of the matching timeframe's candles per watchlist symbol. A
+        silent one needs no polling: the periodic sync reads the paper account anyway."""
+        tasks = []
+        for symbol in dict.fromkeys(s for s, _ in self.config.watchlist):
+
+            async def closed(rows: list[list[float]], s: str = symbol) -> None:
+                await self.on_match_candles(s, rows)
+
+            def watch(s: str = symbol) -> Awaitable[list[list[float]]]:
+                return self.source.watch_candles(s, timeframe)
+
+            tasks.append(self._consume(f"matching candles {symbol} {timeframe}", watch, closed))
+        return tasks
+
     def stream_tasks(self) -> list[asyncio.Task[None]]:
-        """One consumer per candle series and per symbol's ticks, one for the account."""
+        """One consumer per candle series and per symbol's ticks; one for the account (REAL)
+        or, for the paper wallet (DEMO), one per symbol for its matching candles."""
         tasks: list[asyncio.Task[None]] = []
         stop = self.stop_event
         for symbol, timeframe in self.config.watchlist:
@@ -385,21 +447,15 @@ class LiveEngine:
                 )
             )
 
+        if self.config.match_timeframe is not None:
+            tasks.extend(self.match_tasks(self.config.match_timeframe))
+        if not self.config.account_stream:
+            return tasks
+
         async def orders(updates: list[OrderUpdate]) -> None:
             await self.on_orders(updates)
 
-        tasks.append(
-            asyncio.create_task(
-                consume(
-                    self.source.watch_orders,
-                    orders,
-                    watchdog=self._dog("orders"),
-                    backoff=self._backoff(),
-                    sleep=self.sleep,
-                    stop=stop,
-                )
-            )
-        )
+        tasks.append(self._consume("orders", self.source.watch_orders, orders))
         return tasks
 
     async def run(self) -> None:

@@ -178,11 +178,12 @@ def test_the_emergency_stop_says_so_once_at_the_cycle_level(
     emergency_stop(action=StopAction.RESUME, reason="drill over")
 
 
-def test_the_live_engine_outside_real_mode_is_cancelled_in_one_warning(
+def test_the_live_engine_on_a_paper_market_that_is_not_live_is_cancelled_in_one_warning(
     prefect_api: str, demo_env: Path
 ) -> None:
-    """The live engine streams from the exchange, so it runs in REAL only: in DEMO it stands
-    down with a clear Cancelled state and one WARNING, not a Failed run with a traceback."""
+    """The live engine streams from the exchange: in DEMO its paper wallet must be priced by
+    live data, so on a simulated market it stands down with a clear Cancelled state and one
+    WARNING, not a Failed run with a traceback."""
     from prefect.logging.handlers import APILogWorker
     from prefect.states import State
 
@@ -191,8 +192,38 @@ def test_the_live_engine_outside_real_mode_is_cancelled_in_one_warning(
     state = live_engine(config={"mode": "DEMO"}, return_state=True)
     assert isinstance(state, State)
     assert state.is_cancelled(), state
-    assert "REAL mode" in (state.message or "")
+    assert "must be priced by live data, not simulated" in (state.message or "")
     APILogWorker.drain_all(timeout=10)
     lines = run_levels(UUID(str(state.state_details.flow_run_id)))
     assert [m for level, m in lines if level >= logging.ERROR] == [], lines
     assert [m for level, m in lines if level == logging.WARNING and "live engine" in m], lines
+
+
+def test_the_live_engine_runs_in_demo_without_keys(prefect_api: str, demo_env: Path) -> None:
+    """DEMO on live data (the emulator's public endpoints), no API keys in the environment:
+    the engine runs (it does not stand down), on public streams only (no listenKey)."""
+    from prefect.logging.handlers import APILogWorker
+    from prefect.states import State
+
+    from emulator import BinanceEmulator
+    from flows.live import live_engine
+    from tests.emulator.scripted import scripted_market
+
+    with BinanceEmulator([scripted_market()]) as emu:
+        config = {
+            "mode": "DEMO",
+            "exchange_api": {"url": emu.url, "ws_url": emu.ws_url},
+            "paper": {"market_data": "live"},
+            "watchlist": [{"symbol": "BTC/USDT", "timeframe": "1h"}],
+        }
+        state = live_engine(config=config, run_for_s=2.0, return_state=True)
+        listen_keys = emu.request_count("/api/v3/userDataStream")
+        klines = emu.request_count("/api/v3/klines")
+    assert isinstance(state, State)
+    assert state.is_completed(), state
+    summary = state.result()
+    assert isinstance(summary, str) and "paper fill sync(s) (DEMO)" in summary, summary
+    assert listen_keys == 0 and klines > 0
+    APILogWorker.drain_all(timeout=10)
+    lines = run_levels(UUID(str(state.state_details.flow_run_id)))
+    assert [m for level, m in lines if level >= logging.WARNING] == [], lines

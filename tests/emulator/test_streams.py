@@ -43,8 +43,8 @@ async def _user_subscribed(emu: BinanceEmulator) -> None:
     assert ok, "no user data stream subscribed"
 
 
-async def _with_client(emu: BinanceEmulator, body: Any) -> Any:
-    client = emu.ccxt_pro_client()
+async def _with_client(emu: BinanceEmulator, body: Any, **keys: str) -> Any:
+    client = emu.ccxt_pro_client(**keys)
     try:
         await client.load_markets()
         return await body(client)
@@ -61,6 +61,31 @@ def test_watch_ohlcv_receives_the_candle_that_closes(emu: BinanceEmulator) -> No
 
     candles = _run(_with_client(emu, body))
     assert candles[-1][:6] == [T0 + HOUR, 100.0, 102.0, 98.0, 101.0, 10.0]
+
+
+def test_a_finer_feed_streams_the_coarser_kline_when_it_closes() -> None:
+    """As on Binance, every interval streams, not only the feed's: a 1m feed's 1h kline
+    arrives (aggregated, closed) when the hour's last minute closes, and not before; public
+    streams need no key."""
+    from emulator import MarketConfig
+
+    minutes = [[T0 + i * 60_000, 100 + i, 100 + i + 1, 100 + i - 1, 100 + i, 1] for i in range(130)]
+    market = MarketConfig(symbol="BTC/USDT", candles=minutes, tick_size=Decimal("0.01"))
+    with BinanceEmulator([market]) as emu:  # candle 0 has closed: the clock is at T0 + 1m
+
+        async def body(client: ccxt.pro.binance) -> tuple[list[list[Any]], list[list[Any]]]:
+            hourly = asyncio.create_task(client.watch_ohlcv("BTC/USDT", "1h"))
+            await _subscribed(emu, "btcusdt@kline_1h")
+            minute = asyncio.create_task(client.watch_ohlcv("BTC/USDT", "1m"))
+            await _subscribed(emu, "btcusdt@kline_1m")
+            await asyncio.to_thread(emu.advance, 58)  # to T0 + 59m: the hour still forms
+            minutes = await minute
+            await asyncio.to_thread(emu.advance)  # minute 59 closes the hour
+            return minutes, await hourly  # the first 1h message, whole: none came early
+
+        minutes, hours = _run(_with_client(emu, body, api_key="", secret=""))
+    assert minutes[0][:6] == [T0 + 60_000, 101.0, 102.0, 100.0, 101.0, 1.0]
+    assert [row[:6] for row in hours] == [[T0, 100.0, 160.0, 99.0, 159.0, 60.0]]
 
 
 def test_watch_trades_and_bids_asks_see_a_tick_between_candles(emu: BinanceEmulator) -> None:
