@@ -114,6 +114,34 @@ def flow_runs_started(api_url: str, since: float) -> int:
         )
 
 
+def wait_for_takeover(api_url: str, timeout_s: float = 600) -> None:
+    """Until the engine has paused the per-job deployments and their last runs ended."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    running = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))
+    )
+    deadline = time.monotonic() + timeout_s
+    with (
+        temporary_settings(updates={PREFECT_API_URL: api_url}),
+        get_client(sync_client=True) as client,
+    ):
+        while time.monotonic() < deadline:
+            deployments = [d for d in client.read_deployments() if d.name in DEPLOYMENTS]
+            busy = client.count_flow_runs(flow_run_filter=running)  # the engine's own: 1
+            if deployments and all(d.paused for d in deployments) and busy <= 1:
+                return
+            time.sleep(2)
+    raise SystemExit("the live engine did not take over within 10 minutes (see the log)")
+
+
 def measure(
     label: str, pids: dict[str, int], emu: Emulator, api_url: str, seconds: float
 ) -> dict[str, Any]:
@@ -195,6 +223,7 @@ def main() -> int:
             engine = subprocess.Popen(
                 [str(KESTREL), "live", "run"], cwd=REPO, env=env, stdout=out, stderr=out
             )
+            wait_for_takeover(server.api_url)
             time.sleep(args.warmup)
             live = measure(
                 "live engine (schedules paused)",
