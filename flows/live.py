@@ -18,40 +18,54 @@ import asyncio
 import contextvars
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import State
 
 from flows._entry import settle
-from flows.trading_cycle import run_cycle
+from flows.trading_cycle import CycleFailed, run_cycle
 from flows.upkeep import order_sync
 from kestrel.books.wallet import real_credentials
 from kestrel.config.settings import KestrelSettings
 from kestrel.errors import ConfigError
 from kestrel.live.client import build_pro_client
-from kestrel.live.direct import DirectHooks
-from kestrel.live.engine import EngineConfig, EngineStats, LiveEngine
+from kestrel.live.direct import DirectHooks, record_stood_down
+from kestrel.live.engine import ClosedCandle, EngineConfig, EngineStats, LiveEngine
 from kestrel.live.source import CcxtProSource
 from kestrel.live.ticks import Levels
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.operator.live import load_effective
 from kestrel.runtime import Runtime, get_runtime
+from kestrel.strategy.resolve import SymbolPlan
 from tasks.live import live_monitor_task
 from tasks.upkeep import one_at_a_time, prepare_exchange_access
 
 log = logging.getLogger(__name__)
 SLOT_WAIT_S = 2.0
+#: how long a claimed candle waits for the other symbols closing at the same instant (their
+#: streams report the close within about a second of each other) to join its cycle
+BATCH_WINDOW_S = 1.0
 
 
-@flow(name="live-cycle", log_prints=True)
-def live_cycle(config: dict[str, Any], symbol: str, timeframe: str, open_time: int) -> int:
-    """The trading cycle for one symbol whose candle just closed; returns decisions made."""
-    settings = load_effective(config, run="live-cycle")
-    one = [i for i in settings.watchlist if i.symbol == symbol and i.timeframe == timeframe]
-    with trading_mode(settings.mode):
-        return len(run_cycle(settings.model_copy(update={"watchlist": one})))
+def live_cycle(settings: KestrelSettings, rt: Runtime, closed: Sequence[ClosedCandle]) -> int:
+    """The trading cycle over the symbols whose candle just closed, as stage tasks of the
+    engine's own flow run (no subflow: a flow run costs Prefect about a second, mostly its
+    heartbeat thread being joined, while the engine's run already heartbeats). A candle whose
+    series does not confirm it stands down with an event; a failing symbol is named in an
+    ERROR line of the engine's run and the decisions table, and the engine goes on. Returns
+    the decisions made."""
+    opened = {candle.symbol: candle.open_time for candle in closed}
+
+    def stood_down(plan: SymbolPlan, why: str) -> None:
+        record_stood_down(rt, plan, opened[plan.symbol], why)
+
+    try:
+        return len(run_cycle(settings, closed=opened, on_stood_down=stood_down))
+    except CycleFailed as failed:
+        get_run_logger().error("live cycle %s: %s", ", ".join(opened), failed)
+        return 0
 
 
 class PrefectHooks:
@@ -70,12 +84,13 @@ class PrefectHooks:
     def _in_flow[**P](self, fn: Callable[P, None], *args: P.args, **kw: P.kwargs) -> None:
         self._context.copy().run(fn, *args, **kw)
 
-    def run_cycle(self, symbol: str, timeframe: str, open_time: int) -> None:
-        name = f"cycle-{symbol}-{timeframe}-{open_time}"
-        self._in_flow(self._cycle, name, symbol, timeframe, open_time)
+    def run_cycle(self, closed: Sequence[ClosedCandle]) -> None:
+        self._in_flow(self._cycle, closed)
 
-    def _cycle(self, name: str, symbol: str, timeframe: str, open_time: int) -> None:
-        live_cycle.with_options(flow_run_name=name)(self.config, symbol, timeframe, open_time)
+    def _cycle(self, closed: Sequence[ClosedCandle]) -> None:
+        settings = load_effective(self.config, run="live-engine")  # `kestrel settings` changes
+        with trading_mode(settings.mode):
+            live_cycle(settings, get_runtime(settings), closed)
 
     def run_sync(self, reason: str) -> None:
         self._in_flow(self._sync, reason)
@@ -112,6 +127,7 @@ def engine_config(settings: KestrelSettings, exchange_id: str) -> EngineConfig:
         exchange_id=exchange_id,
         sync_every_s=access.sync_window_s + 10,
         monitor_every_s=access.monitor_window_s + 10,
+        batch_window_s=BATCH_WINDOW_S,
     )
 
 

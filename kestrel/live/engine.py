@@ -8,7 +8,10 @@ market data from a `MarketSource` (ccxt.pro in production, against the emulator 
   and ordered by the `CandleBook`; a gap since the last known candle is filled by REST before
   anything runs, candles that could not be traded are recorded as missed with a reason, and
   the newest one is claimed in the store (once per symbol and candle, across engines) and its
-  cycle run. A hole that REST cannot fill blocks the cycle: never trade on a hole.
+  cycle run. A hole that REST cannot fill blocks the cycle: never trade on a hole. Symbols
+  whose candles close together (a watchlist on one timeframe closes at one instant) run as
+  one cycle: every candle claimed while a cycle runs (or within `batch_window_s` of the
+  first) joins the next one, so the cycle's fixed cost is paid once, not per symbol.
 - Ticks: checked in memory against the open positions' levels (`ProtectionWatch`); a crossing
   runs the monitor pass at once, with the tick as its price.
 - Account events only make the order sync run sooner; the periodic safety-net sync and
@@ -25,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from kestrel.live.backoff import Backoff
 from kestrel.live.candles import CandleBook, Seen, hole
@@ -37,7 +40,14 @@ from kestrel.live.ticks import Levels, ProtectionWatch
 from kestrel.models import timeframe_ms
 from kestrel.store.base import Store
 
-__all__ = ["EngineConfig", "EngineHooks", "EngineStats", "LiveEngine", "MarketSource"]
+__all__ = [
+    "ClosedCandle",
+    "EngineConfig",
+    "EngineHooks",
+    "EngineStats",
+    "LiveEngine",
+    "MarketSource",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +68,20 @@ class MarketSource(Protocol):
     ) -> list[list[float]]: ...
 
 
+class ClosedCandle(NamedTuple):
+    """A candle the engine claimed: its symbol's cycle is due."""
+
+    symbol: str
+    timeframe: str
+    open_time: int
+
+
 class EngineHooks(Protocol):
     """What the engine runs. Blocking functions: the engine runs them in a worker thread."""
 
-    def run_cycle(self, symbol: str, timeframe: str, open_time: int) -> None: ...
+    def run_cycle(self, closed: Sequence[ClosedCandle]) -> None:
+        """One trading cycle over the symbols of `closed` (one candle per symbol)."""
+        ...
 
     def run_sync(self, reason: str) -> None: ...
 
@@ -82,6 +102,7 @@ class EngineConfig:
     check_every_s: float = 1.0
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 30.0
+    batch_window_s: float = 0.0  # how long a claimed candle waits for others to join it
 
 
 @dataclass
@@ -135,6 +156,7 @@ class LiveEngine:
         self._last_sync = clock()
         self._last_monitor = clock()
         self._cycle_lock = asyncio.Lock()
+        self._due: list[ClosedCandle] = []  # claimed, waiting for the next cycle
 
     # -- jobs ----------------------------------------------------------------------------------
 
@@ -228,12 +250,22 @@ class LiveEngine:
                     earlier.holder,
                 )
                 return
-            self.stats.cycles += 1
-            self.stats.events.append(f"cycle {symbol} {open_time}")
+            self._due.append(ClosedCandle(symbol, timeframe, open_time))
+        await self._run_due()
+
+    async def _run_due(self) -> None:
+        """One cycle over every claimed candle not run yet (none: another call ran ours)."""
+        await self.sleep(self.config.batch_window_s)  # lets the others closing now join
+        async with self._cycle_lock:
+            if not self._due:
+                return
+            batch, self._due = self._due, []
+            self.stats.cycles += len(batch)
+            self.stats.events += [f"cycle {c.symbol} {c.open_time}" for c in batch]
             try:
-                await asyncio.to_thread(self.hooks.run_cycle, symbol, timeframe, open_time)
+                await asyncio.to_thread(self.hooks.run_cycle, batch)
             finally:
-                self.stats.cycles_done += 1
+                self.stats.cycles_done += len(batch)
             await self.refresh_levels()
 
     def _hole(self, symbol: str, period: int, open_time: int) -> int | None:
