@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,20 +76,14 @@ def advance(config: dict[str, object]) -> None:
         feed.advance()
 
 
-def measure(label: str, run: object, config: dict[str, object], repeats: int) -> float:
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run(config)  # type: ignore[operator]
-        timings.append(time.perf_counter() - start)
-        advance(config)
-    return report(label, timings)
+def timed(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
 
 
-def report(label: str, timings: list[float]) -> float:
-    median = statistics.median(timings)
-    print(f"{label:>15}: median {median * 1000:8.1f} ms over {len(timings)} cycles")
-    return median
+def median_ms(timings: list[float]) -> float:
+    return statistics.median(timings) * 1000
 
 
 def closed_now(rt: Any) -> list[Any]:
@@ -103,31 +98,53 @@ def closed_now(rt: Any) -> list[Any]:
     return closed
 
 
-def engine_cycles(config: dict[str, object], repeats: int, prefect: bool) -> list[float]:
-    """`repeats` engine cycles over every symbol (each on a new candle), timed one by one;
-    with `prefect`, as tasks of the flow run this is called in."""
-    from flows.live import live_cycle
-    from kestrel.config.settings import load_settings
-    from kestrel.live.direct import DirectHooks
-    from kestrel.mode import trading_mode
-    from kestrel.runtime import get_runtime
+class EngineSide:
+    """One engine's runtime and hooks: a cycle over every symbol's newest closed candle,
+    through Prefect (`live_cycle`: tasks of the flow run it is called in) or not."""
 
-    settings = load_settings(**config)
-    timings = []
-    with trading_mode(settings.mode):
-        rt = get_runtime(settings)
-        direct = DirectHooks(rt, holder="bench engine")
-        for _ in range(repeats + 1):  # the first is a warm-up
-            closed = closed_now(rt)
-            start = time.perf_counter()
-            if prefect:
-                live_cycle(settings, rt, closed)
+    def __init__(self, config: dict[str, object], prefect: bool) -> None:
+        from kestrel.config.settings import load_settings
+        from kestrel.live.direct import DirectHooks
+        from kestrel.runtime import get_runtime
+
+        self.settings = load_settings(**config)
+        self.prefect = prefect
+        with trading_mode_of(self.settings):
+            self.rt = get_runtime(self.settings)
+        self.direct = DirectHooks(self.rt, holder="bench engine")
+
+    def cycle(self) -> float:
+        from flows.live import live_cycle
+
+        with trading_mode_of(self.settings):
+            closed = closed_now(self.rt)  # outside the timing: the engine knows it already
+            if self.prefect:
+                took = timed(lambda: live_cycle(self.settings, self.rt, closed))
             else:
-                direct.run_cycle(closed)
-            timings.append(time.perf_counter() - start)
-            assert rt.feed is not None
-            rt.feed.advance()
-    return timings[1:]
+                took = timed(lambda: self.direct.run_cycle(closed))
+            assert self.rt.feed is not None
+            self.rt.feed.advance()
+        return took
+
+
+def trading_mode_of(settings: Any) -> Any:
+    from kestrel.mode import trading_mode
+
+    return trading_mode(settings.mode)
+
+
+def engine_phase(configs: dict[str, dict[str, object]], repeats: int) -> dict[str, list[float]]:
+    """In one running flow run (the engine's): direct, engine cycle and engine direct,
+    interleaved repeat by repeat so a busy machine weighs on each side alike."""
+    engine, plain = EngineSide(configs["engine"], True), EngineSide(configs["plain"], False)
+    engine.cycle(), plain.cycle()  # warm-up
+    timings: dict[str, list[float]] = {"direct": [], "engine cycle": [], "engine direct": []}
+    for _ in range(repeats):
+        timings["direct"].append(timed(lambda: direct_cycle(configs["direct"])))
+        advance(configs["direct"])
+        timings["engine cycle"].append(engine.cycle())
+        timings["engine direct"].append(plain.cycle())
+    return timings
 
 
 def main() -> None:
@@ -144,31 +161,38 @@ def main() -> None:
         from flows.trading_cycle import trading_cycle
 
         @flow(name="bench-live-engine")
-        def engine_run(config: dict[str, object], repeats: int) -> list[float]:
-            return engine_cycles(config, repeats, prefect=True)
+        def engine_run(
+            configs: dict[str, dict[str, object]], repeats: int
+        ) -> dict[str, list[float]]:
+            return engine_phase(configs, repeats)
 
-        direct_config = settings_for(root / "direct", args.symbols)
-        prefect_config = settings_for(root / "prefect", args.symbols)
-        engine_config = settings_for(root / "engine", args.symbols)
-        plain_config = settings_for(root / "plain", args.symbols)
-        direct_cycle(direct_config)  # warm-up: imports, numba, markets
+        names = ("direct", "prefect", "engine", "plain")
+        configs = {name: settings_for(root / name, args.symbols) for name in names}
+        direct_cycle(configs["direct"])  # warm-up: imports, numba, markets
+        advance(configs["direct"])
         with prefect_test_harness(server_startup_timeout=180):
-            trading_cycle(config=prefect_config)  # warm-up: first flow run
-            direct = measure("direct", direct_cycle, direct_config, args.repeats)
-            through = measure(
-                "scheduled flow", lambda c: trading_cycle(config=c), prefect_config, args.repeats
-            )
-            engine = report("engine cycle", engine_run(engine_config, args.repeats))
-            plain = report("engine direct", engine_cycles(plain_config, args.repeats, False))
-    print(f"symbols: {args.symbols}; Prefect's share against the direct baseline:")
-    for label, median in (("scheduled flow", through), ("engine cycle", engine)):
+            trading_cycle(config=configs["prefect"])  # warm-up: first flow run
+            advance(configs["prefect"])
+            scheduled: dict[str, list[float]] = {"direct": [], "scheduled flow": []}
+            for _ in range(args.repeats):  # interleaved, as in the engine's phase
+                scheduled["direct"].append(timed(lambda: direct_cycle(configs["direct"])))
+                advance(configs["direct"])
+                flow_run = timed(lambda: trading_cycle(config=configs["prefect"]))
+                scheduled["scheduled flow"].append(flow_run)
+                advance(configs["prefect"])
+            in_engine = engine_run(configs, args.repeats)
+    print(f"symbols: {args.symbols}, {args.repeats} cycles per side; medians:")
+    for phase, label in ((scheduled, "scheduled flow"), (in_engine, "engine cycle")):
+        base, through = median_ms(phase["direct"]), median_ms(phase[label])
         print(
-            f"  {label:>15} / direct = {median / direct:.2f}x "
-            f"(+{(median - direct) * 1000:.0f} ms per cycle)"
+            f"  {label:>14}: {through:7.1f} ms, direct {base:6.1f} ms in the same phase: "
+            f"Prefect / direct = {through / base:.2f}x (+{through - base:.0f} ms)"
         )
+    plain = median_ms(in_engine["engine direct"])
+    engine = median_ms(in_engine["engine cycle"])
     print(
-        f"  {'engine cycle':>15} / engine direct = {engine / plain:.2f}x "
-        f"(+{(engine - plain) * 1000:.0f} ms per cycle)"
+        f"  {'engine direct':>14}: {plain:7.1f} ms (the engine cycle without Prefect: leases "
+        f"and candle checks included): engine cycle / engine direct = {engine / plain:.2f}x"
     )
 
 

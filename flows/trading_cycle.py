@@ -86,22 +86,14 @@ def quoted[T](value: T) -> T:
     return cast(T, quote(value))
 
 
-def stage_name(stage: str, plans: list[SymbolPlan]) -> str:
-    """A stage's task run name: the stage and the symbols it covers (a few named)."""
-    symbols = [plan.symbol for plan in plans]
-    named = ",".join(symbols[:4]) + (f",+{len(symbols) - 4}" if len(symbols) > 4 else "")
-    return f"{stage}-{named}"
-
-
-def run_stage[R](settings: KestrelSettings, stage: Task[..., R], name: str, *args: Any) -> R:
+def run_stage[R](settings: KestrelSettings, stage: Task[..., R], *args: Any) -> R:
     """One stage as one task run. Arguments go `quote`d (Prefect would walk every candle
     looking for futures). On threads the stage runs in the flow's thread (it is sequential
     anyway; fetching fans out inside); on Dask it is submitted to a worker."""
-    named = stage.with_options(task_run_name=name)
     wrapped = [quoted(arg) for arg in args]
     if settings.ops.task_runner == "dask":
-        return named.submit(*wrapped).result()
-    return named(*wrapped)
+        return stage.submit(*wrapped).result()
+    return stage(*wrapped)
 
 
 def swarm_analyses(
@@ -160,27 +152,21 @@ def run_cycle(
         return []
     logger.info("market data: %s", start.data_source)
     vet = closed_candle_vet(closed) if closed is not None else None
-    fetched = run_stage(
-        settings, fetch_stage, stage_name("fetch", plans), settings, plans, Progress(), vet
-    )
+    fetched = run_stage(settings, fetch_stage, settings, plans, Progress(), vet)
     if on_stood_down is not None:
         for plan in plans:
             if plan.symbol in fetched.stood_down:
                 on_stood_down(plan, fetched.stood_down[plan.symbol])
     ready = [plan for plan in plans if plan.symbol in fetched.done]
     if settings.trading.analysis.mode == "SOLO":
-        analyzed = run_stage(
-            settings, analyze_stage, stage_name("analyze", ready), settings, ready, fetched,
-            Progress(),
-        )  # fmt: skip
+        analyzed = run_stage(settings, analyze_stage, settings, ready, fetched, Progress())
     else:
         analyzed = swarm_analyses(settings, ready, fetched)
     run = f"trading-cycle run {flow_run.get_name() or 'local'} ({flow_run.get_id() or 'no id'})"
     decided = [plan for plan in ready if plan.symbol in analyzed.done]
     traded = run_stage(
-        settings, trade_stage, stage_name("trade", decided), settings, decided, analyzed.done,
-        TradeProgress(), run,
-    )  # fmt: skip
+        settings, trade_stage, settings, decided, analyzed.done, TradeProgress(), run
+    )
     decisions = [traded.done[plan.symbol] for plan in plans if plan.symbol in traded.done]
     failed = failures(plans, fetched, analyzed, traded)
     publish_decisions(settings, decisions, failed, start.data_source)

@@ -16,8 +16,12 @@ order id up before sending). Analyst tasks never retry: a slow or failing analys
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 
 from kestrel.analysis.base import AnalystInput, Vote
 from kestrel.analysis.recordings import Recordings
@@ -33,6 +37,25 @@ from kestrel.trading.batch import Progress, TradeProgress, Vet
 from tasks.retry import RETRY_OPTIONS
 
 RETRIES: int = RETRY_OPTIONS["retries"]
+
+
+def stage_name(stage: str, plans: list[SymbolPlan]) -> str:
+    """A stage's task run name: the stage and the symbols it covers (a few named)."""
+    symbols = [plan.symbol for plan in plans]
+    named = ",".join(symbols[:4]) + (f",+{len(symbols) - 4}" if len(symbols) > 4 else "")
+    return f"{stage}-{named}"
+
+
+def run_name(stage: str) -> Callable[..., str]:
+    """The stage's task run name from its `plans` parameter, computed by Prefect when the run
+    starts. Why not `with_options(task_run_name=...)` per call: that builds a new Task,
+    reading the function's source, about as long as a stage's own work."""
+
+    def name(parameters: dict[str, Any]) -> str:
+        plans = parameters["plans"]
+        return stage_name(stage, plans.unquote() if isinstance(plans, quote) else plans)
+
+    return name
 
 
 def recordings_for(settings: KestrelSettings) -> Recordings | None:
@@ -61,7 +84,7 @@ def consensus_task(
     return cycle.conclude_analysis(settings.trading.analysis, data, votes)
 
 
-@task(name="fetch", cache_policy=NO_CACHE, **RETRY_OPTIONS)
+@task(name="fetch", task_run_name=run_name("fetch"), cache_policy=NO_CACHE, **RETRY_OPTIONS)
 def fetch_stage(
     settings: KestrelSettings,
     plans: list[SymbolPlan],
@@ -83,7 +106,7 @@ def fetch_stage(
         )
 
 
-@task(name="analyze", cache_policy=NO_CACHE)
+@task(name="analyze", task_run_name=run_name("analyze"), cache_policy=NO_CACHE)
 def analyze_stage(
     settings: KestrelSettings,
     plans: list[SymbolPlan],
@@ -102,7 +125,7 @@ def analyze_stage(
         )
 
 
-@task(name="trade", cache_policy=NO_CACHE, **RETRY_OPTIONS)
+@task(name="trade", task_run_name=run_name("trade"), cache_policy=NO_CACHE, **RETRY_OPTIONS)
 def trade_stage(
     settings: KestrelSettings,
     plans: list[SymbolPlan],
