@@ -87,13 +87,13 @@ def quoted[T](value: T) -> T:
 
 
 def run_stage[R](settings: KestrelSettings, stage: Task[..., R], *args: Any) -> R:
-    """One stage as one task run. Arguments go `quote`d (Prefect would walk every candle
-    looking for futures). On threads the stage runs in the flow's thread (it is sequential
-    anyway; fetching fans out inside); on Dask it is submitted to a worker."""
-    wrapped = [quoted(arg) for arg in args]
+    """One stage as one task run. On threads the stage runs in the flow's thread (it is
+    sequential anyway; fetching fans out inside) with its arguments `quote`d (Prefect would
+    walk every candle looking for futures); on Dask it is submitted to a worker as is (a
+    quote does not survive the trip)."""
     if settings.ops.task_runner == "dask":
-        return stage.submit(*wrapped).result()
-    return stage(*wrapped)
+        return stage.submit(*args).result()
+    return stage(*[quoted(arg) for arg in args])
 
 
 def swarm_analyses(
