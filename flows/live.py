@@ -1,10 +1,11 @@
 """`live-engine`: one long-lived process that streams market data and account events
-(kestrel.live over ccxt.pro) and runs, in-process, a trading cycle when a symbol's candle
-closes, the order sync when account events arrive (and every exchange_api.sync_window_s as
+(kestrel.live over ccxt.pro) and runs, in-process, a trading cycle when candles close (one
+cycle over every symbol whose candle closed at that instant), the order sync when account events arrive (and every exchange_api.sync_window_s as
 a safety net), and the position monitor when a tick crosses a level (and periodically).
 
-Each of those is a subflow or task of this flow run, so the Prefect UI shows every cycle,
-sync and monitor pass the engine ran, with state and logs. Imports happen once, at start.
+Each of those is a subflow or task of this flow run, so the Prefect UI shows every cycle
+(its fetch, analyze and trade stage tasks), sync and monitor pass the engine ran, with state
+and logs. Imports happen once, at start.
 
 The monitor never waits on Prefect: it first asks for the position-monitor deployment's
 concurrency slot (so a scheduled run and the engine do not both pass at once) for at most
