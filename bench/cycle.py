@@ -7,7 +7,9 @@ directly, in one run. Prints each median and its ratio to the direct baseline.
 - scheduled flow: the `kestrel-trading-cycle` flow run (what a deployment and `kestrel
   cycle` run: flow run start and end, settings, lock, stage tasks, artifact, dashboards);
 - engine cycle: what the live engine runs when candles close, `flows.live.live_cycle`, as
-  tasks of an already-running flow run (the issue's "in-process cycle");
+  tasks of an already-running flow run (the issue's "in-process cycle"), timed until the
+  cycle returns (orders out, the engine free for the next candles); its decisions table is
+  published after, off the cycle's path, as the engine does (flows.live.TablePublisher);
 - engine direct: the same engine cycle without Prefect (kestrel.live.direct.DirectHooks),
   for the share of the leases and the candle checks, which the baseline does not do.
 
@@ -112,14 +114,17 @@ class EngineSide:
         with trading_mode_of(self.settings):
             self.rt = get_runtime(self.settings)
         self.direct = DirectHooks(self.rt, holder="bench engine")
+        from flows.live import TablePublisher
+
+        self.tables = TablePublisher()
 
     def cycle(self) -> float:
         from flows.live import live_cycle
 
         with trading_mode_of(self.settings):
             closed = closed_now(self.rt)  # outside the timing: the engine knows it already
-            if self.prefect:
-                took = timed(lambda: live_cycle(self.settings, self.rt, closed))
+            if self.prefect:  # its decisions table goes out after, as in the engine
+                took = timed(lambda: live_cycle(self.settings, self.rt, closed, self.tables))
             else:
                 took = timed(lambda: self.direct.run_cycle(closed))
             assert self.rt.feed is not None
@@ -144,6 +149,7 @@ def engine_phase(configs: dict[str, dict[str, object]], repeats: int) -> dict[st
         advance(configs["direct"])
         timings["engine cycle"].append(engine.cycle())
         timings["engine direct"].append(plain.cycle())
+    engine.tables.wait()
     return timings
 
 

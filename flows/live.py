@@ -1,7 +1,8 @@
 """`live-engine`: one long-lived process that streams market data and account events
 (kestrel.live over ccxt.pro) and runs, in-process, a trading cycle when candles close (one
-cycle over every symbol whose candle closed at that instant), the order sync when account events arrive (and every exchange_api.sync_window_s as
-a safety net), and the position monitor when a tick crosses a level (and periodically).
+cycle over every symbol whose candle closed at that instant), the order sync when account
+events arrive (and every exchange_api.sync_window_s as a safety net), and the position
+monitor when a tick crosses a level (and periodically).
 
 Each of those is a subflow or task of this flow run, so the Prefect UI shows every cycle
 (its fetch, analyze and trade stage tasks), sync and monitor pass the engine ran, with state
@@ -20,13 +21,14 @@ import contextvars
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import State
 
 from flows._entry import settle
-from flows.trading_cycle import CycleFailed, run_cycle
+from flows.trading_cycle import CycleFailed, Publish, publish_decisions, run_cycle
 from flows.upkeep import order_sync
 from kestrel.books.wallet import real_credentials
 from kestrel.config.settings import KestrelSettings
@@ -37,6 +39,7 @@ from kestrel.live.engine import ClosedCandle, EngineConfig, EngineStats, LiveEng
 from kestrel.live.source import CcxtProSource
 from kestrel.live.ticks import Levels
 from kestrel.mode import TradingMode, trading_mode
+from kestrel.models import Decision
 from kestrel.operator.live import load_effective
 from kestrel.runtime import Runtime, get_runtime
 from kestrel.strategy.resolve import SymbolPlan
@@ -50,7 +53,42 @@ SLOT_WAIT_S = 2.0
 BATCH_WINDOW_S = 1.0
 
 
-def live_cycle(settings: KestrelSettings, rt: Runtime, closed: Sequence[ClosedCandle]) -> int:
+class TablePublisher:
+    """The engine's decisions tables, published off the cycle's path: a cycle's orders are
+    out and the engine free for the next candles before its table reaches the API (one
+    request, tens of milliseconds). One table at a time, in cycle order, each in a copy of
+    the engine run's context so it is that run's artifact; a failed publish is logged, never
+    fails anything. The worker thread is not a daemon: the process waits for the last table
+    before it exits."""
+
+    def __init__(self) -> None:
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decisions-table")
+
+    def __call__(
+        self, settings: KestrelSettings, decisions: list[Decision], failed: list[str], data: str
+    ) -> None:
+        context = contextvars.copy_context()
+        future = self._worker.submit(
+            context.run, publish_decisions, settings, decisions, failed, data
+        )
+        future.add_done_callback(_said)
+
+    def wait(self) -> None:
+        """Until every table queued so far is published (tests, a bench)."""
+        self._worker.submit(lambda: None).result()
+
+
+def _said(future: Future[None]) -> None:
+    if future.exception() is not None:
+        log.warning("the decisions table was not published: %s", future.exception())
+
+
+def live_cycle(
+    settings: KestrelSettings,
+    rt: Runtime,
+    closed: Sequence[ClosedCandle],
+    publish: Publish | None = None,
+) -> int:
     """The trading cycle over the symbols whose candle just closed, as stage tasks of the
     engine's own flow run (no subflow: a flow run costs Prefect about a second, mostly its
     heartbeat thread being joined, while the engine's run already heartbeats). A candle whose
@@ -63,7 +101,7 @@ def live_cycle(settings: KestrelSettings, rt: Runtime, closed: Sequence[ClosedCa
         record_stood_down(rt, plan, opened[plan.symbol], why)
 
     try:
-        return len(run_cycle(settings, closed=opened, on_stood_down=stood_down))
+        return len(run_cycle(settings, closed=opened, on_stood_down=stood_down, publish=publish))
     except CycleFailed as failed:
         get_run_logger().error("live cycle %s: %s", ", ".join(opened), failed)
         return 0
@@ -80,6 +118,7 @@ class PrefectHooks:
         self.settings = settings
         self.config = settings.model_dump(mode="json")
         self.direct = DirectHooks(rt, holder="live engine")
+        self.tables = TablePublisher()
         self._context = contextvars.copy_context()
 
     def _in_flow[**P](self, fn: Callable[P, None], *args: P.args, **kw: P.kwargs) -> None:
@@ -91,7 +130,7 @@ class PrefectHooks:
     def _cycle(self, closed: Sequence[ClosedCandle]) -> None:
         settings = load_effective(self.config, run="live-engine")  # `kestrel settings` changes
         with trading_mode(settings.mode):
-            live_cycle(settings, get_runtime(settings), closed)
+            live_cycle(settings, get_runtime(settings), closed, self.tables)
 
     def run_sync(self, reason: str) -> None:
         self._in_flow(self._sync, reason)

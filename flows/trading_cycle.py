@@ -71,6 +71,10 @@ FLOW_NAME = "kestrel-trading-cycle"
 DEFAULT_WATCHLIST = "default"
 
 
+#: publishes a cycle's decisions table: (settings, decisions, failures, data source)
+Publish = Callable[[KestrelSettings, list[Decision], list[str], str], None]
+
+
 class CycleFailed(JobFailed):
     """Some symbols failed (each named, already logged); the others were traded."""
 
@@ -132,6 +136,7 @@ def run_cycle(
     settings: KestrelSettings,
     closed: Mapping[str, int] | None = None,
     on_stood_down: Callable[[SymbolPlan, str], None] | None = None,
+    publish: Publish | None = None,
 ) -> list[Decision]:
     """The cycle as three stage tasks (fetch, analyze, trade) over every symbol; usable from
     any flow (the scheduled one, `kestrel cycle`, the live engine's run). `closed`: the live
@@ -141,6 +146,7 @@ def run_cycle(
     An unknown strategy name, symbol or timeframe raises ConfigError before any task runs;
     without market data the cycle stands down (an event and the decisions table say why).
     A symbol failing in any stage is named and the others go on; CycleFailed at the end."""
+    publish = publish or publish_decisions
     plans = resolve_plans(settings)
     if closed is not None:
         plans = [plan for plan in plans if plan.symbol in closed]
@@ -148,7 +154,7 @@ def run_cycle(
     logger = get_run_logger()
     if start.stood_down is not None:
         logger.warning("the cycle stands down: %s", start.stood_down)
-        publish_decisions(settings, [], [f"*: BLOCKED_NO_MARKET_DATA: {start.stood_down}"], "none")
+        publish(settings, [], [f"*: BLOCKED_NO_MARKET_DATA: {start.stood_down}"], "none")
         return []
     logger.info("market data: %s", start.data_source)
     vet = closed_candle_vet(closed) if closed is not None else None
@@ -169,7 +175,7 @@ def run_cycle(
     )
     decisions = [traded.done[plan.symbol] for plan in plans if plan.symbol in traded.done]
     failed = failures(plans, fetched, analyzed, traded)
-    publish_decisions(settings, decisions, failed, start.data_source)
+    publish(settings, decisions, failed, start.data_source)
     if failed:  # one line for the run, from `settle`
         raise CycleFailed(f"{len(failed)} symbol(s) failed: " + "; ".join(failed))
     return decisions
