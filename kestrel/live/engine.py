@@ -10,7 +10,7 @@ market data from a `MarketSource` (ccxt.pro in production, against the emulator 
   the newest one is claimed in the store (once per symbol and candle, across engines) and its
   cycle run. A hole that REST cannot fill blocks the cycle: never trade on a hole. Symbols
   whose candles close together (a watchlist on one timeframe closes at one instant) run as
-  one cycle: every candle claimed while a cycle runs (or within `batch_window_s` of the
+  one cycle: every candle that closes while a cycle runs (or within `batch_window_s` of the
   first) joins the next one, so the cycle's fixed cost is paid once, not per symbol.
 - Ticks: checked in memory against the open positions' levels (`ProtectionWatch`); a crossing
   runs the monitor pass at once, with the tick as its price.
@@ -235,31 +235,20 @@ class LiveEngine:
                     "from the exchange's history: never trade on a hole",
                 )
                 return
-            claim = CandleClaim(
-                symbol=symbol, timeframe=timeframe, open_time=open_time, holder=self.config.holder
-            )
-            earlier = claim_candle(self.store, self.config.exchange_id, claim)
-            if earlier is not None:
-                self.stats.claimed_elsewhere += 1
-                log.info(
-                    "%s %s candle %d: already %s by %s",
-                    symbol,
-                    timeframe,
-                    open_time,
-                    earlier.outcome,
-                    earlier.holder,
-                )
-                return
             self._due.append(ClosedCandle(symbol, timeframe, open_time))
         await self._run_due()
 
     async def _run_due(self) -> None:
-        """One cycle over every claimed candle not run yet (none: another call ran ours)."""
+        """One cycle over every due candle this engine can claim (none left: another call ran
+        ours). Claiming and running happen under the cycle lock together, so a candle is
+        never claimed without its cycle running (an engine stopping between cycles leaves
+        its unclaimed candles to the next one, which records them as missed)."""
         await self.sleep(self.config.batch_window_s)  # lets the others closing now join
         async with self._cycle_lock:
-            if not self._due:
+            due, self._due = self._newest(self._due), []
+            batch = [candle for candle in due if self._claim(candle)]
+            if not batch:
                 return
-            batch, self._due = self._due, []
             self.stats.cycles += len(batch)
             self.stats.events += [f"cycle {c.symbol} {c.open_time}" for c in batch]
             try:
@@ -267,6 +256,42 @@ class LiveEngine:
             finally:
                 self.stats.cycles_done += len(batch)
             await self.refresh_levels()
+
+    def _newest(self, due: list[ClosedCandle]) -> list[ClosedCandle]:
+        """One candle per symbol and timeframe, the newest; an older one (two closed while a
+        cycle ran) is recorded as missed, as its own cycle would have stood down."""
+        newest: dict[tuple[str, str], ClosedCandle] = {}
+        for candle in sorted(due, key=lambda c: c.open_time):
+            older = newest.get((candle.symbol, candle.timeframe))
+            if older is not None:
+                self._missed(
+                    older.symbol,
+                    older.timeframe,
+                    older.open_time,
+                    f"superseded: candle {candle.open_time} closed before its cycle ran",
+                )
+            newest[(candle.symbol, candle.timeframe)] = candle
+        return list(newest.values())
+
+    def _claim(self, candle: ClosedCandle) -> bool:
+        """Claim the candle for this engine (once per symbol and candle, across engines)."""
+        symbol, timeframe, open_time = candle
+        claim = CandleClaim(
+            symbol=symbol, timeframe=timeframe, open_time=open_time, holder=self.config.holder
+        )
+        earlier = claim_candle(self.store, self.config.exchange_id, claim)
+        if earlier is None:
+            return True
+        self.stats.claimed_elsewhere += 1
+        log.info(
+            "%s %s candle %d: already %s by %s",
+            symbol,
+            timeframe,
+            open_time,
+            earlier.outcome,
+            earlier.holder,
+        )
+        return False
 
     def _hole(self, symbol: str, period: int, open_time: int) -> int | None:
         depth = min(self.config.history, len(self._known(symbol, period)))
