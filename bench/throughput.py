@@ -11,9 +11,9 @@ cycle runs in it: one flow per job, no subflow); plus the same cycle called dire
 in-process (no Prefect), and the ratio served / direct.
 
 Part 2, per task, in this process against the same server: a no-op task called from a flow
-vs the bare function, and the cycle's real steps (fetch, analyze, risk, decide, execute per
-symbol) through `run_cycle` on the thread-pool task runner vs the same task functions
-called directly: (Prefect - direct) / number of tasks, and the ratio.
+vs the bare function, and the cycle's real stages (fetch, analyze, trade: one task each over
+every symbol) through `run_cycle` vs the same task functions called directly:
+(Prefect - direct) / number of tasks, and the ratio.
 
 DEMO mode, simulated market, fresh SQLite stores; nothing leaves the machine.
 """
@@ -129,22 +129,23 @@ def cycle_settings(data_dir: Path, size: int) -> Any:
 
 
 def direct_cycle(settings: Any) -> int:
-    """The cycle's SOLO path with each task's own function called directly; returns the
-    number of task calls it stands for."""
+    """The cycle's SOLO path with each stage task's own function called directly (their
+    logger is the module's); returns the number of task calls it stands for."""
     from kestrel.mode import trading_mode
+    from kestrel.runtime import get_runtime
     from kestrel.strategy.resolve import resolve_plans
-    from tasks import trading as steps
+    from kestrel.trading import batch
 
-    calls = 0
     with trading_mode(settings.mode):
-        for plan in resolve_plans(settings):
-            series = steps.fetch_task.fn(settings, plan.item)
-            analysis = steps.analyze_task.fn(settings, plan, series)
-            verdict = steps.risk_task.fn(settings, plan, analysis)
-            decision = steps.decide_task.fn(settings, plan, analysis, verdict)
-            steps.execute_task.fn(settings, decision)
-            calls += 5
-    return calls
+        rt = get_runtime(settings)
+        plans = resolve_plans(settings)
+        fetched = batch.fetch_all(rt, plans, batch.Progress(), may_retry=False)
+        analyzed = batch.analyze_all(rt, plans, fetched.done, batch.Progress())
+        batch.trade_all(
+            rt, plans, analyzed.done, batch.TradeProgress(), run="bench", wait_s=5.0,
+            may_retry=False,
+        )  # fmt: skip
+    return 3
 
 
 def timed(run: Callable[[], Any], repeats: int) -> float:

@@ -1,7 +1,8 @@
 """`live-engine`: one long-lived process that streams market data and account events
-(kestrel.live over ccxt.pro) and runs, in-process, a trading cycle when a symbol's candle
-closes, the order sync when account events arrive (and every exchange_api.sync_window_s as
-a safety net), and the position monitor when a tick crosses a level (and periodically).
+(kestrel.live over ccxt.pro) and runs, in-process, a trading cycle when candles close (one
+cycle over every symbol whose candle closed at that instant), the order sync when account
+events arrive (and every exchange_api.sync_window_s as a safety net), and the position
+monitor when a tick crosses a level (and periodically).
 
 REAL trades the exchange account (keys, user data stream). DEMO trades the paper wallet
 (kestrel.live.wallet): no keys, public streams only; the paper exchange is priced by the
@@ -10,8 +11,9 @@ fills on its matching timeframe's candles (1m), so the engine streams those too 
 order sync as soon as one closes on a symbol with live orders. A DEMO paper market that is not
 live (a replay, a simulation) stands the engine down.
 
-Each of those is a subflow or task of this flow run, so the Prefect UI shows every cycle,
-sync and monitor pass the engine ran, with state and logs. Imports happen once, at start.
+Each of those is a subflow or task of this flow run, so the Prefect UI shows every cycle
+(its fetch, analyze and trade stage tasks), sync and monitor pass the engine ran, with state
+and logs. Imports happen once, at start.
 
 The monitor never waits on Prefect: it first asks for the position-monitor deployment's
 concurrency slot (so a scheduled run and the engine do not both pass at once) for at most
@@ -30,7 +32,8 @@ import asyncio
 import contextvars
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -40,34 +43,84 @@ from prefect.runtime import flow_run
 from flows._entry import settle
 from flows.handover import STUCK_AFTER_S, Handover, Keeper, engine_active
 from flows.notifications import telegram_missing
-from flows.trading_cycle import run_cycle
+from flows.trading_cycle import CycleFailed, Publish, publish_decisions, run_cycle
 from flows.upkeep import order_sync
 from kestrel.config.settings import KestrelSettings
 from kestrel.live.client import build_pro_client
-from kestrel.live.direct import DirectHooks
-from kestrel.live.engine import EngineConfig, EngineStats, LiveEngine
+from kestrel.live.direct import DirectHooks, record_stood_down
+from kestrel.live.engine import ClosedCandle, EngineConfig, EngineStats, LiveEngine
 from kestrel.live.source import CcxtProSource
 from kestrel.live.ticks import Levels
 from kestrel.live.wallet import LiveWallet, live_wallet
 from kestrel.mode import trading_mode
+from kestrel.models import Decision
 from kestrel.notify.pacer import DrainPacer
 from kestrel.operator.live import load_effective
 from kestrel.runtime import Runtime, get_runtime
+from kestrel.strategy.resolve import SymbolPlan
 from tasks.live import live_monitor_task
 from tasks.notify import drain_notifications_task, telegram_settings
 from tasks.upkeep import one_at_a_time, prepare_exchange_access
 
 log = logging.getLogger(__name__)
 SLOT_WAIT_S = 2.0
+#: how long a claimed candle waits for the other symbols closing at the same instant (their
+#: streams report the close within about a second of each other) to join its cycle
+BATCH_WINDOW_S = 1.0
 
 
-@flow(name="live-cycle", log_prints=True)
-def live_cycle(config: dict[str, Any], symbol: str, timeframe: str, open_time: int) -> int:
-    """The trading cycle for one symbol whose candle just closed; returns decisions made."""
-    settings = load_effective(config, run="live-cycle")
-    one = [i for i in settings.watchlist if i.symbol == symbol and i.timeframe == timeframe]
-    with trading_mode(settings.mode):
-        return len(run_cycle(settings.model_copy(update={"watchlist": one})))
+class TablePublisher:
+    """The engine's decisions tables, published off the cycle's path: a cycle's orders are
+    out and the engine free for the next candles before its table reaches the API (one
+    request, tens of milliseconds). One table at a time, in cycle order, each in a copy of
+    the engine run's context so it is that run's artifact; a failed publish is logged, never
+    fails anything. The worker thread is not a daemon: the process waits for the last table
+    before it exits."""
+
+    def __init__(self) -> None:
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decisions-table")
+
+    def __call__(
+        self, settings: KestrelSettings, decisions: list[Decision], failed: list[str], data: str
+    ) -> None:
+        context = contextvars.copy_context()
+        future = self._worker.submit(
+            context.run, publish_decisions, settings, decisions, failed, data
+        )
+        future.add_done_callback(_said)
+
+    def wait(self) -> None:
+        """Until every table queued so far is published (tests, a bench)."""
+        self._worker.submit(lambda: None).result()
+
+
+def _said(future: Future[None]) -> None:
+    if future.exception() is not None:
+        log.warning("the decisions table was not published: %s", future.exception())
+
+
+def live_cycle(
+    settings: KestrelSettings,
+    rt: Runtime,
+    closed: Sequence[ClosedCandle],
+    publish: Publish | None = None,
+) -> int:
+    """The trading cycle over the symbols whose candle just closed, as stage tasks of the
+    engine's own flow run (no subflow: a flow run costs Prefect about a second, mostly its
+    heartbeat thread being joined, while the engine's run already heartbeats). A candle whose
+    series does not confirm it stands down with an event; a failing symbol is named in an
+    ERROR line of the engine's run and the decisions table, and the engine goes on. Returns
+    the decisions made."""
+    opened = {candle.symbol: candle.open_time for candle in closed}
+
+    def stood_down(plan: SymbolPlan, why: str) -> None:
+        record_stood_down(rt, plan, opened[plan.symbol], why)
+
+    try:
+        return len(run_cycle(settings, closed=opened, on_stood_down=stood_down, publish=publish))
+    except CycleFailed as failed:
+        get_run_logger().error("live cycle %s: %s", ", ".join(opened), failed)
+        return 0
 
 
 class PrefectHooks:
@@ -81,6 +134,7 @@ class PrefectHooks:
         self.settings = settings
         self.config = settings.model_dump(mode="json")
         self.direct = DirectHooks(rt, holder="live engine")
+        self.tables = TablePublisher()
         self._context = contextvars.copy_context()
         self.engine: LiveEngine | None = None
         self.telegram = telegram_settings(settings, None)
@@ -89,12 +143,13 @@ class PrefectHooks:
     def _in_flow[**P](self, fn: Callable[P, None], *args: P.args, **kw: P.kwargs) -> None:
         self._context.copy().run(fn, *args, **kw)
 
-    def run_cycle(self, symbol: str, timeframe: str, open_time: int) -> None:
-        name = f"cycle-{symbol}-{timeframe}-{open_time}"
-        self._in_flow(self._cycle, name, symbol, timeframe, open_time)
+    def run_cycle(self, closed: Sequence[ClosedCandle]) -> None:
+        self._in_flow(self._cycle, closed)
 
-    def _cycle(self, name: str, symbol: str, timeframe: str, open_time: int) -> None:
-        live_cycle.with_options(flow_run_name=name)(self.config, symbol, timeframe, open_time)
+    def _cycle(self, closed: Sequence[ClosedCandle]) -> None:
+        settings = load_effective(self.config, run="live-engine")  # `kestrel settings` changes
+        with trading_mode(settings.mode):
+            live_cycle(settings, get_runtime(settings), closed, self.tables)
 
     def run_sync(self, reason: str) -> None:
         self._in_flow(self._sync, reason)
@@ -158,6 +213,7 @@ def engine_config(settings: KestrelSettings, exchange_id: str, wallet: LiveWalle
         monitor_every_s=access.monitor_window_s + 10,
         account_stream=wallet.account_stream,
         match_timeframe=wallet.match_timeframe,
+        batch_window_s=BATCH_WINDOW_S,
     )
 
 

@@ -1,11 +1,15 @@
-"""The trading cycle: fetch -> analyze -> risk -> decide -> execute, per watchlist symbol.
+"""The trading cycle: fetch -> analyze -> risk -> decide -> execute, over the watchlist.
 
-Fetching and analysis run concurrently across symbols (and, in SWARM mode, across the
-analysts of each symbol). Risk -> decide -> execute then run one symbol at a time, in
-watchlist order, so that each symbol's exposure, position count and balance checks see the
-orders the symbols before it just placed. One symbol failing (bad candles, an exchange outage
-past its retries) does not stop the others, and fails the run at the end. Each run publishes
-a table artifact of its decisions with their reason codes.
+Three task runs per cycle, each a stage over all of its symbols (kestrel.trading.batch):
+fetch (concurrent across symbols), analyze (in SWARM mode one task per analyst and symbol,
+concurrent) and trade: risk -> decide -> execute one symbol at a time, in watchlist order, so
+that each symbol's exposure, position count and balance checks see the orders the symbols
+before it just placed. Why stages rather than a task per symbol and step: each task run costs
+Prefect a few milliseconds, about what a symbol's whole step costs, and a cycle of ten symbols
+paid it fifty times. Each stage logs its symbols' outcomes under its task run. One symbol
+failing (bad candles, an exchange outage past its retries) does not stop the others, and fails
+the run at the end naming it. Each run publishes a table artifact of its decisions with their
+reason codes.
 
 Risk -> decide -> execute of a symbol run while this run holds the symbol's lease in the
 store (kestrel.execution.lease): whatever else trades the symbol at the same time (another cycle
@@ -27,7 +31,7 @@ trades a symbol when two runs meet.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from typing import Any, cast
 
@@ -37,6 +41,8 @@ from prefect.client.schemas.objects import State
 from prefect.concurrency.sync import concurrency
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
+from prefect.tasks import Task
+from prefect.utilities.annotations import quote
 
 from blocks.settings import BlockRefs
 from flows._entry import JobFailed, done, entry_run, running_holders, settle
@@ -44,28 +50,29 @@ from flows.logs import ORDER_FILTER
 from flows.params import SettingsOverrides
 from flows.runners import on_task_runner, task_runner_for
 from kestrel.config.settings import KestrelSettings, WatchlistItem
-from kestrel.execution.lease import Lease, LeaseBusy, symbol_lease
+from kestrel.live.direct import closed_candle_vet
 from kestrel.mode import TradingMode
-from kestrel.models import AnalysisResult, Decision, ReasonCode
+from kestrel.models import AnalysisResult, CandleSeries, Decision, ReasonCode
 from kestrel.risk.controls import emergency_stop_state
-from kestrel.runtime import get_runtime
 from kestrel.store import open_store
 from kestrel.strategy.resolve import SymbolPlan, resolve_plans
-from kestrel.trading import cycle
+from kestrel.trading.batch import Progress, TradeProgress, failures
 from kestrel.trading.start import start_cycle
 from tasks.trading import (
     analyst_task,
-    analyze_task,
+    analyze_stage,
     consensus_task,
-    decide_task,
-    execute_task,
-    fetch_task,
+    fetch_stage,
     prepare_task,
-    risk_task,
+    trade_stage,
 )
 
 FLOW_NAME = "kestrel-trading-cycle"
 DEFAULT_WATCHLIST = "default"
+
+
+#: publishes a cycle's decisions table: (settings, decisions, failures, data source)
+Publish = Callable[[KestrelSettings, list[Decision], list[str], str], None]
 
 
 class CycleFailed(JobFailed):
@@ -77,90 +84,101 @@ def later[T](future: PrefectFuture[T]) -> T:
     return cast(T, future)
 
 
-def submit_analysis(settings: KestrelSettings, plan: SymbolPlan) -> PrefectFuture[AnalysisResult]:
+def quoted[T](value: T) -> T:
+    """`value` wrapped so Prefect passes it to the task as is, without walking into it
+    looking for futures (for a series of candles that walk costs more than the task)."""
+    return cast(T, quote(value))
+
+
+def run_stage[R](settings: KestrelSettings, stage: Task[..., R], *args: Any) -> R:
+    """One stage as one task run. On threads the stage runs in the flow's thread (it is
+    sequential anyway; fetching fans out inside) with its arguments `quote`d (Prefect would
+    walk every candle looking for futures); on Dask it is submitted to a worker as is (a
+    quote does not survive the trip)."""
+    if settings.ops.task_runner == "dask":
+        return stage.submit(*args).result()
+    return stage(*[quoted(arg) for arg in args])
+
+
+def swarm_analyses(
+    settings: KestrelSettings, plans: list[SymbolPlan], fetched: Progress[CandleSeries]
+) -> Progress[AnalysisResult]:
+    """SWARM: per symbol prepare -> one task per analyst (concurrent) -> consensus."""
     analysis = settings.trading.analysis
-    series = fetch_task.with_options(task_run_name=f"fetch-{plan.symbol}").submit(
-        settings, plan.item
-    )
-    if analysis.mode == "SOLO":
-        return analyze_task.with_options(task_run_name=f"analyze-{plan.symbol}").submit(
-            settings, plan, later(series)
-        )
-    data = prepare_task.with_options(task_run_name=f"indicators-{plan.symbol}").submit(
-        plan, later(series)
-    )
-    votes = [
-        analyst_task.with_options(task_run_name=f"analyst-{spec.label}-{plan.symbol}").submit(
-            settings, spec, later(data)
-        )
-        for spec in analysis.panel()
-    ]
-    return consensus_task.with_options(task_run_name=f"consensus-{plan.symbol}").submit(
-        settings, later(data), [later(vote) for vote in votes]
-    )
-
-
-def run_cycle(settings: KestrelSettings) -> list[Decision]:
-    """Every symbol's analysis concurrently, then its trade in turn; usable from any flow.
-    An unknown strategy name, symbol or timeframe raises ConfigError before any task runs;
-    without market data the cycle stands down (an event and the decisions table say why)."""
-    plans = resolve_plans(settings)
-    start = start_cycle(settings)
-    if start.stood_down is not None:
-        get_run_logger().warning("the cycle stands down: %s", start.stood_down)
-        publish_decisions(settings, [], [f"*: BLOCKED_NO_MARKET_DATA: {start.stood_down}"], "none")
-        return []
-    get_run_logger().info("market data: %s", start.data_source)
-    analyses = [(plan, submit_analysis(settings, plan)) for plan in plans]
-    rt = get_runtime(settings)
-    run = f"trading-cycle run {flow_run.get_name() or 'local'} ({flow_run.get_id() or 'no id'})"
-    decisions: list[Decision] = []
-    failures: list[str] = []
-    for plan, analysis in analyses:
-        analysis.wait()
-        if not analysis.state.is_completed():
-            failures.append(f"{plan.symbol}: {analysis.state.message}")
+    futures: list[tuple[SymbolPlan, PrefectFuture[AnalysisResult]]] = []
+    for plan in plans:
+        if plan.symbol not in fetched.done:
             continue
-        wait_s = settings.ops.cycle_lock_timeout_s
-        try:
-            with symbol_lease(rt.store, rt.exchange.id, plan.symbol, run, wait_s=wait_s) as held:
-                decision, failure = trade(settings, plan, analysis, held.lease)
-        except LeaseBusy as busy:
-            get_run_logger().warning("%s; this run stands down on %s", busy, plan.symbol)
-            decision, failure = cycle.stand_down(rt, plan, analysis.result(), busy), None
-        if decision is not None:
-            decisions.append(decision)
-        if failure is not None:
-            failures.append(f"{plan.symbol}: {failure}")
-    publish_decisions(settings, decisions, failures, start.data_source)
-    if failures:  # one line for the run, from `settle`
-        raise CycleFailed(f"{len(failures)} symbol(s) failed: " + "; ".join(failures))
-    return decisions
+        data = prepare_task.with_options(task_run_name=f"indicators-{plan.symbol}").submit(
+            plan, quoted(fetched.done[plan.symbol])
+        )
+        votes = [
+            analyst_task.with_options(task_run_name=f"analyst-{spec.label}-{plan.symbol}").submit(
+                settings, spec, later(data)
+            )
+            for spec in analysis.panel()
+        ]
+        conclusion = consensus_task.with_options(task_run_name=f"consensus-{plan.symbol}").submit(
+            settings, later(data), [later(vote) for vote in votes]
+        )
+        futures.append((plan, conclusion))
+    progress: Progress[AnalysisResult] = Progress()
+    for plan, future in futures:
+        future.wait()
+        if future.state.is_completed():
+            progress.done[plan.symbol] = future.result()
+        else:
+            progress.failed[plan.symbol] = future.state.message or "analysis failed"
+    return progress
 
 
-def trade(
+def run_cycle(
     settings: KestrelSettings,
-    plan: SymbolPlan,
-    analysis: PrefectFuture[AnalysisResult],
-    lease: Lease,
-) -> tuple[Decision | None, str | None]:
-    """Risk -> decide -> execute for one symbol under the caller's `lease` (passed to the
-    execute task, which may run on another worker); the decision, and why the order step
-    failed (None if it did not)."""
-    verdict = risk_task.with_options(task_run_name=f"risk-{plan.symbol}").submit(
-        settings, plan, later(analysis)
+    closed: Mapping[str, int] | None = None,
+    on_stood_down: Callable[[SymbolPlan, str], None] | None = None,
+    publish: Publish | None = None,
+) -> list[Decision]:
+    """The cycle as three stage tasks (fetch, analyze, trade) over every symbol; usable from
+    any flow (the scheduled one, `kestrel cycle`, the live engine's run). `closed`: the live
+    engine's candles that just closed (symbol -> open time): only those symbols, and only
+    on series that confirm that candle (`on_stood_down` is told about a refused one).
+
+    An unknown strategy name, symbol or timeframe raises ConfigError before any task runs;
+    without market data the cycle stands down (an event and the decisions table say why).
+    A symbol failing in any stage is named and the others go on; CycleFailed at the end."""
+    publish = publish or publish_decisions
+    plans = resolve_plans(settings)
+    if closed is not None:
+        plans = [plan for plan in plans if plan.symbol in closed]
+    start = start_cycle(settings)
+    logger = get_run_logger()
+    if start.stood_down is not None:
+        logger.warning("the cycle stands down: %s", start.stood_down)
+        publish(settings, [], [f"*: BLOCKED_NO_MARKET_DATA: {start.stood_down}"], "none")
+        return []
+    logger.info("market data: %s", start.data_source)
+    vet = closed_candle_vet(closed) if closed is not None else None
+    fetched = run_stage(settings, fetch_stage, settings, plans, Progress(), vet)
+    if on_stood_down is not None:
+        for plan in plans:
+            if plan.symbol in fetched.stood_down:
+                on_stood_down(plan, fetched.stood_down[plan.symbol])
+    ready = [plan for plan in plans if plan.symbol in fetched.done]
+    if settings.trading.analysis.mode == "SOLO":
+        analyzed = run_stage(settings, analyze_stage, settings, ready, fetched, Progress())
+    else:
+        analyzed = swarm_analyses(settings, ready, fetched)
+    run = f"trading-cycle run {flow_run.get_name() or 'local'} ({flow_run.get_id() or 'no id'})"
+    decided = [plan for plan in ready if plan.symbol in analyzed.done]
+    traded = run_stage(
+        settings, trade_stage, settings, decided, analyzed.done, TradeProgress(), run
     )
-    decision = decide_task.with_options(task_run_name=f"decide-{plan.symbol}").submit(
-        settings, plan, later(analysis), later(verdict)
-    )
-    order = execute_task.with_options(task_run_name=f"execute-{plan.symbol}").submit(
-        settings, later(decision), lease
-    )
-    order.wait()
-    decision.wait()  # on Dask a future's state is read from the API and may lag
-    order_state = order.state
-    decided = decision.result() if decision.state.is_completed() else None
-    return decided, None if order_state.is_completed() else order_state.message
+    decisions = [traded.done[plan.symbol] for plan in plans if plan.symbol in traded.done]
+    failed = failures(plans, fetched, analyzed, traded)
+    publish(settings, decisions, failed, start.data_source)
+    if failed:  # one line for the run, from `settle`
+        raise CycleFailed(f"{len(failed)} symbol(s) failed: " + "; ".join(failed))
+    return decisions
 
 
 def _reason_values(decision: Decision, code: str, key: str) -> str:

@@ -2,31 +2,34 @@
 Prefect-less deployment runs. The flow layer (flows/live.py) wraps the same steps as
 subflows and tasks so each shows in the Prefect UI.
 
-A cycle here is the trading cycle's steps for one symbol (kestrel.trading.cycle): fetch by REST,
-refuse a series with a hole or without the candle that closed, analyze, then risk -> decide
--> execute under the symbol's lease, as flows/trading_cycle.py does per symbol.
+A cycle here is the trading cycle's stages (kestrel.trading.batch) over the symbols whose candle
+closed together, the same code flows/trading_cycle.py runs as tasks: fetch by REST, refuse a
+series with a hole or without the candle that closed, analyze, then risk -> decide -> execute
+one symbol at a time under its lease.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-from kestrel.execution.lease import LeaseBusy, symbol_lease
 from kestrel.execution.protection import ProtectionPolicy, protect_positions
 from kestrel.execution.sync import sync_orders
 from kestrel.live.candles import hole
 from kestrel.live.claims import CANDLE_MISSED, candle_key
+from kestrel.live.engine import ClosedCandle
 from kestrel.live.protect import levels_from_store, monitor_at
 from kestrel.live.ticks import Levels, StreamPricedExchange
 from kestrel.mode import current_mode
 from kestrel.models import CandleSeries, Decision, Event, EventType, timeframe_ms
 from kestrel.runtime import Runtime
 from kestrel.store.recordings import StoreRecordings
-from kestrel.strategy.resolve import resolve_plan
-from kestrel.trading import cycle
+from kestrel.strategy.resolve import SymbolPlan, resolve_plans
+from kestrel.trading import batch
+from kestrel.trading.batch import Progress, TradeProgress, Vet
 
-__all__ = ["DirectHooks", "series_problem"]
+__all__ = ["DirectHooks", "closed_candle_vet", "record_stood_down", "series_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,32 @@ def series_problem(series: CandleSeries, open_time: int) -> str | None:
     return None
 
 
+def closed_candle_vet(closed: Mapping[str, int]) -> Vet:
+    """The fetch stage's check for the live engine: each symbol's series must confirm the
+    candle that closed (`closed`: symbol -> its open time) and have no hole."""
+
+    def vet(plan: SymbolPlan, series: CandleSeries) -> str | None:
+        return series_problem(series, closed[plan.symbol])
+
+    return vet
+
+
+def record_stood_down(rt: Runtime, plan: SymbolPlan, open_time: int, why: str) -> None:
+    """The candle was claimed but not traded: one event says why (never silent)."""
+    symbol, timeframe = plan.symbol, plan.item.timeframe
+    key = candle_key(rt.exchange.id, symbol, timeframe, open_time)
+    event = Event(
+        event_id=f"stood-down:{key}",
+        type=EventType.TRADE_BLOCKED,
+        mode=current_mode(),
+        symbol=symbol,
+        reasons=[CANDLE_MISSED],
+        message=f"{symbol} {timeframe} candle {open_time}: no cycle: {why}",
+        data={"open_time": open_time, "timeframe": timeframe},
+    )
+    rt.store.append_events([event])
+
+
 class DirectHooks:
     def __init__(self, rt: Runtime, holder: str = "live engine") -> None:
         self.rt = rt
@@ -55,45 +84,36 @@ class DirectHooks:
     def price(self, symbol: str, price: Decimal, timestamp_ms: int) -> None:
         self.prices.set_price(symbol, price, timestamp_ms)
 
-    def run_cycle(self, symbol: str, timeframe: str, open_time: int) -> None:
-        settings = self.rt.settings
-        item = next(
-            i for i in settings.watchlist if i.symbol == symbol and i.timeframe == timeframe
+    def run_cycle(self, closed: Sequence[ClosedCandle]) -> None:
+        """One cycle over the symbols whose candle closed: the stages, without retries."""
+        rt, settings = self.rt, self.rt.settings
+        opened = {candle.symbol: candle.open_time for candle in closed}
+        plans = [plan for plan in resolve_plans(settings) if plan.symbol in opened]
+        fetched = batch.fetch_all(
+            rt,
+            plans,
+            Progress(),
+            may_retry=False,
+            workers=settings.ops.max_workers,
+            vet=closed_candle_vet(opened),
         )
-        plan = resolve_plan(settings, item)
-        series = cycle.fetch_candles(self.rt, plan.item)
-        problem = series_problem(series, open_time)
-        if problem is not None:
-            log.warning("%s %s: no cycle: %s", symbol, timeframe, problem)
-            self._stood_down(symbol, timeframe, open_time, problem)
-            return
-        analysis = cycle.analyze_candles(
-            series, plan.profile, settings.trading.analysis, StoreRecordings(self.rt.store)
+        for plan in plans:
+            if plan.symbol in fetched.stood_down:
+                record_stood_down(rt, plan, opened[plan.symbol], fetched.stood_down[plan.symbol])
+        analyzed = batch.analyze_all(rt, plans, fetched.done, Progress(), StoreRecordings(rt.store))
+        traded = batch.trade_all(
+            rt,
+            plans,
+            analyzed.done,
+            TradeProgress(),
+            run=self.holder,
+            wait_s=settings.ops.cycle_lock_timeout_s,
+            may_retry=False,
         )
-        rt, wait_s = self.rt, settings.ops.cycle_lock_timeout_s
-        try:
-            with symbol_lease(rt.store, rt.exchange.id, symbol, self.holder, wait_s=wait_s):
-                verdict = cycle.assess_risk(self.rt, plan, analysis)
-                decision = cycle.make_decision(self.rt, plan, analysis, verdict)
-                cycle.execute(self.rt, decision)
-        except LeaseBusy as busy:
-            log.warning("%s; the engine stands down on %s for this candle", busy, symbol)
-            return
-        self.decisions.append(decision)
-
-    def _stood_down(self, symbol: str, timeframe: str, open_time: int, why: str) -> None:
-        """The candle was claimed but not traded: one event says why (never silent)."""
-        key = candle_key(self.rt.exchange.id, symbol, timeframe, open_time)
-        event = Event(
-            event_id=f"stood-down:{key}",
-            type=EventType.TRADE_BLOCKED,
-            mode=current_mode(),
-            symbol=symbol,
-            reasons=[CANDLE_MISSED],
-            message=f"{symbol} {timeframe} candle {open_time}: no cycle: {why}",
-            data={"open_time": open_time, "timeframe": timeframe},
-        )
-        self.rt.store.append_events([event])
+        self.decisions += [traded.done[p.symbol] for p in plans if p.symbol in traded.done]
+        failed = batch.failures(plans, fetched, analyzed, traded)
+        if failed:
+            raise batch.SymbolsFailed.naming(failed)
 
     def run_sync(self, reason: str) -> None:
         settings = self.rt.settings

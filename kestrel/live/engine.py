@@ -8,7 +8,10 @@ market data from a `MarketSource` (ccxt.pro in production, against the emulator 
   and ordered by the `CandleBook`; a gap since the last known candle is filled by REST before
   anything runs, candles that could not be traded are recorded as missed with a reason, and
   the newest one is claimed in the store (once per symbol and candle, across engines) and its
-  cycle run. A hole that REST cannot fill blocks the cycle: never trade on a hole.
+  cycle run. A hole that REST cannot fill blocks the cycle: never trade on a hole. Symbols
+  whose candles close together (a watchlist on one timeframe closes at one instant) run as
+  one cycle: every candle that closes while a cycle runs (or within `batch_window_s` of the
+  first) joins the next one, so the cycle's fixed cost is paid once, not per symbol.
 - Ticks: checked in memory against the open positions' levels (`ProtectionWatch`); a crossing
   runs the monitor pass at once, with the tick as its price.
 - Account events only make the order sync run sooner; the periodic safety-net sync and
@@ -30,7 +33,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from kestrel.live.backoff import Backoff
 from kestrel.live.candles import CandleBook, Seen, hole
@@ -42,7 +45,14 @@ from kestrel.live.ticks import Levels, ProtectionWatch
 from kestrel.models import LIVE_STATUSES, timeframe_ms
 from kestrel.store.base import Store
 
-__all__ = ["EngineConfig", "EngineHooks", "EngineStats", "LiveEngine", "MarketSource"]
+__all__ = [
+    "ClosedCandle",
+    "EngineConfig",
+    "EngineHooks",
+    "EngineStats",
+    "LiveEngine",
+    "MarketSource",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +73,20 @@ class MarketSource(Protocol):
     ) -> list[list[float]]: ...
 
 
+class ClosedCandle(NamedTuple):
+    """A candle the engine claimed: its symbol's cycle is due."""
+
+    symbol: str
+    timeframe: str
+    open_time: int
+
+
 class EngineHooks(Protocol):
     """What the engine runs. Blocking functions: the engine runs them in a worker thread."""
 
-    def run_cycle(self, symbol: str, timeframe: str, open_time: int) -> None: ...
+    def run_cycle(self, closed: Sequence[ClosedCandle]) -> None:
+        """One trading cycle over the symbols of `closed` (one candle per symbol)."""
+        ...
 
     def run_sync(self, reason: str) -> None: ...
 
@@ -90,6 +110,7 @@ class EngineConfig:
     backoff_cap_s: float = 30.0
     account_stream: bool = True  # REAL's user data stream; the paper wallet (DEMO) has none
     match_timeframe: str | None = None  # DEMO: the paper exchange's matching candles
+    batch_window_s: float = 0.0  # how long a claimed candle waits for others to join it
 
 
 @dataclass
@@ -148,6 +169,7 @@ class LiveEngine:
         self._poll_next: dict[tuple[str, str], float] = {}
         self._poll_gap: dict[tuple[str, str], float] = {}
         self._cycle_lock = asyncio.Lock()
+        self._due: list[ClosedCandle] = []  # claimed, waiting for the next cycle
 
     # -- jobs ----------------------------------------------------------------------------------
 
@@ -226,28 +248,63 @@ class LiveEngine:
                     "from the exchange's history: never trade on a hole",
                 )
                 return
-            claim = CandleClaim(
-                symbol=symbol, timeframe=timeframe, open_time=open_time, holder=self.config.holder
-            )
-            earlier = claim_candle(self.store, self.config.exchange_id, claim)
-            if earlier is not None:
-                self.stats.claimed_elsewhere += 1
-                log.info(
-                    "%s %s candle %d: already %s by %s",
-                    symbol,
-                    timeframe,
-                    open_time,
-                    earlier.outcome,
-                    earlier.holder,
-                )
+            self._due.append(ClosedCandle(symbol, timeframe, open_time))
+        await self._run_due()
+
+    async def _run_due(self) -> None:
+        """One cycle over every due candle this engine can claim (none left: another call ran
+        ours). Claiming and running happen under the cycle lock together, so a candle is
+        never claimed without its cycle running (an engine stopping between cycles leaves
+        its unclaimed candles to the next one, which records them as missed)."""
+        await self.sleep(self.config.batch_window_s)  # lets the others closing now join
+        async with self._cycle_lock:
+            due, self._due = self._newest(self._due), []
+            batch = [candle for candle in due if self._claim(candle)]
+            if not batch:
                 return
-            self.stats.cycles += 1
-            self.stats.events.append(f"cycle {symbol} {open_time}")
+            self.stats.cycles += len(batch)
+            self.stats.events += [f"cycle {c.symbol} {c.open_time}" for c in batch]
             try:
-                await asyncio.to_thread(self.hooks.run_cycle, symbol, timeframe, open_time)
+                await asyncio.to_thread(self.hooks.run_cycle, batch)
             finally:
-                self.stats.cycles_done += 1
+                self.stats.cycles_done += len(batch)
             await self.refresh_levels()
+
+    def _newest(self, due: list[ClosedCandle]) -> list[ClosedCandle]:
+        """One candle per symbol and timeframe, the newest; an older one (two closed while a
+        cycle ran) is recorded as missed, as its own cycle would have stood down."""
+        newest: dict[tuple[str, str], ClosedCandle] = {}
+        for candle in sorted(due, key=lambda c: c.open_time):
+            older = newest.get((candle.symbol, candle.timeframe))
+            if older is not None:
+                self._missed(
+                    older.symbol,
+                    older.timeframe,
+                    older.open_time,
+                    f"superseded: candle {candle.open_time} closed before its cycle ran",
+                )
+            newest[(candle.symbol, candle.timeframe)] = candle
+        return list(newest.values())
+
+    def _claim(self, candle: ClosedCandle) -> bool:
+        """Claim the candle for this engine (once per symbol and candle, across engines)."""
+        symbol, timeframe, open_time = candle
+        claim = CandleClaim(
+            symbol=symbol, timeframe=timeframe, open_time=open_time, holder=self.config.holder
+        )
+        earlier = claim_candle(self.store, self.config.exchange_id, claim)
+        if earlier is None:
+            return True
+        self.stats.claimed_elsewhere += 1
+        log.info(
+            "%s %s candle %d: already %s by %s",
+            symbol,
+            timeframe,
+            open_time,
+            earlier.outcome,
+            earlier.holder,
+        )
+        return False
 
     def _hole(self, symbol: str, period: int, open_time: int) -> int | None:
         depth = min(self.config.history, len(self._known(symbol, period)))

@@ -1,5 +1,6 @@
-"""The trading cycle fans its symbols out on a Dask cluster when the settings say so
-(ops.task_runner=dask): here a real LocalCluster of two worker processes."""
+"""The trading cycle runs its stages on a Dask cluster when the settings say so
+(ops.task_runner=dask): here a real LocalCluster of two worker processes. Each stage is one
+task over every symbol (tasks/trading.py), so each runs once, on a worker."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from kestrel.store import open_store
 pytestmark = [pytest.mark.prefect, pytest.mark.timeout(300)]
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT"]
-STEPS = ("fetch_task", "risk_task", "decide_task", "execute_task")  # analysis varies by mode
+STEPS = ("fetch_stage", "trade_stage")  # analysis varies by mode
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_runner_choice() -> None:
         OpsSettings(dask_address="dask:8786")
 
 
-def test_cycle_runs_its_symbols_on_dask_workers(
+def test_cycle_runs_its_stages_on_dask_workers(
     prefect_api: str, dask_cluster: Any, tmp_path: Path
 ) -> None:
     from distributed import Client, get_task_stream
@@ -71,7 +72,7 @@ def test_cycle_runs_its_symbols_on_dask_workers(
     workers = set(dask_cluster.scheduler.workers)
     for step in STEPS:
         on_dask = [worker for key, worker in ran if step in key]
-        assert len(on_dask) == len(SYMBOLS), (step, ran)
+        assert len(on_dask) == 1, (step, ran)  # one task run over every symbol
         assert set(on_dask) <= workers
     # Every symbol was decided (and stored, as an event, by a worker process).
     store = open_store(load_settings(**config), TradingMode.DEMO)

@@ -3,7 +3,7 @@ hand-moved clock (no test here waits on wall time)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +12,7 @@ import pytest
 
 from emulator import BinanceEmulator
 from kestrel.live import Levels
+from kestrel.live.engine import ClosedCandle
 from kestrel.mode import TradingMode
 from kestrel.store import SQLiteStore, Store
 from tests.emulator.scripted import account, scripted_market
@@ -52,12 +53,14 @@ class Recorder:
     flow layer passes Prefect subflows here)."""
 
     cycles: list[tuple[str, str, int]] = field(default_factory=list)
+    batches: list[list[ClosedCandle]] = field(default_factory=list)  # one per cycle run
     syncs: list[str] = field(default_factory=list)
     monitors: list[str] = field(default_factory=list)
     current: list[Levels] = field(default_factory=list)
 
-    def run_cycle(self, symbol: str, timeframe: str, open_time: int) -> None:
-        self.cycles.append((symbol, timeframe, open_time))
+    def run_cycle(self, closed: Sequence[ClosedCandle]) -> None:
+        self.batches.append(list(closed))
+        self.cycles += [(c.symbol, c.timeframe, c.open_time) for c in closed]
 
     def run_sync(self, reason: str) -> None:
         self.syncs.append(reason)

@@ -15,9 +15,10 @@ from typing import Any
 
 from emulator import BinanceEmulator
 from kestrel.live import CANDLE_MISSED, CcxtProSource, EngineConfig, LiveEngine
+from kestrel.live.engine import ClosedCandle
 from kestrel.mode import TradingMode, trading_mode
 from kestrel.store import Store
-from tests.emulator.scripted import KEY, T0
+from tests.emulator.scripted import KEY, T0, account, scripted_market
 from tests.live.conftest import ManualClock, Recorder, stop_at
 
 H = 3_600_000
@@ -290,3 +291,33 @@ def test_a_restart_resumes_from_the_store_without_replaying(
     missed = [e for e in store.list_events() if CANDLE_MISSED in e.reasons]
     assert sorted(e.data["open_time"] for e in missed) == [T0 + 2 * H, T0 + 3 * H]
     assert all("not running" in e.message for e in missed)
+
+
+def test_candles_closing_together_run_as_one_cycle(
+    store: Store, hooks: Recorder, clock: ManualClock
+) -> None:
+    """Two symbols' candles close at one instant (one timeframe): one cycle over both, each
+    candle claimed once; the cycle's fixed cost is paid once, not per symbol."""
+    eth = scripted_market().model_copy(update={"symbol": "ETH/USDT"})
+    emu = BinanceEmulator([scripted_market(), eth], accounts=[account(btc="2")]).start()
+    symbols = ("BTC/USDT", "ETH/USDT")
+    config = EngineConfig(
+        watchlist=tuple((s, "1h") for s in symbols), exchange_id="binance", history=3
+    )
+
+    async def body(client: Any) -> None:
+        engine = _engine(store, client, hooks, clock, config=config)
+        for symbol in symbols:
+            await engine.seed(symbol, "1h")
+        await asyncio.to_thread(emu.advance)
+        rows = {s: await client.fetch_ohlcv(s, "1h") for s in symbols}
+        await asyncio.gather(*(engine.on_candles(s, "1h", rows[s]) for s in symbols))
+        assert engine.stats.cycles == engine.stats.cycles_done == 2
+
+    try:
+        _run(emu, body)
+    finally:
+        errors = emu.internal_errors
+        emu.stop()
+    assert errors == []
+    assert hooks.batches == [[ClosedCandle(s, "1h", T0 + H) for s in symbols]]
