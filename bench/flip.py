@@ -45,10 +45,14 @@ class FlipStrategy(Strategy):
 
     def entry(self, prev: Row, last: Row) -> Signal | None:
         if last["odd_hour"] == 0.0:
-            return Signal(action=Action.BUY, confidence=1.0, reasoning="even hour", analyst=self.name)
+            return Signal(
+                action=Action.BUY, confidence=1.0, reasoning="even hour", analyst=self.name
+            )
         return None
 
     def exit(self, prev: Row, last: Row) -> Signal | None:
         if last["odd_hour"] == 1.0:
-            return Signal(action=Action.SELL, confidence=1.0, reasoning="odd hour", analyst=self.name)
+            return Signal(
+                action=Action.SELL, confidence=1.0, reasoning="odd hour", analyst=self.name
+            )
         return None

@@ -33,6 +33,7 @@ from kestrel.errors import ConfigError
 from kestrel.live.client import build_pro_client
 from kestrel.live.direct import DirectHooks
 from kestrel.live.engine import EngineConfig, EngineStats, LiveEngine
+from kestrel.live.recycle import RecycleBound
 from kestrel.live.source import CcxtProSource
 from kestrel.live.ticks import Levels
 from kestrel.mode import TradingMode, trading_mode
@@ -105,25 +106,31 @@ class PrefectHooks:
         return self.direct.levels()
 
 
-def engine_config(settings: KestrelSettings, exchange_id: str) -> EngineConfig:
+def engine_config(
+    settings: KestrelSettings, exchange_id: str, recycle: RecycleBound | None = None
+) -> EngineConfig:
     access = settings.exchange_api
     return EngineConfig(
         watchlist=tuple((i.symbol, i.timeframe) for i in settings.watchlist),
         exchange_id=exchange_id,
         sync_every_s=access.sync_window_s + 10,
         monitor_every_s=access.monitor_window_s + 10,
+        recycle=recycle or RecycleBound(),
     )
 
 
 async def _serve(
-    settings: KestrelSettings, hooks: PrefectHooks, run_for_s: float | None
+    settings: KestrelSettings,
+    hooks: PrefectHooks,
+    run_for_s: float | None,
+    recycle: RecycleBound | None = None,
 ) -> EngineStats:
     client = build_pro_client(settings.exchange, settings.exchange_api, real_credentials(settings))
     try:
         await client.load_markets()
         rt = hooks.direct.rt
         engine = LiveEngine(
-            engine_config(settings, rt.exchange.id),
+            engine_config(settings, rt.exchange.id, recycle),
             rt.store,
             CcxtProSource(client),
             hooks,
@@ -139,14 +146,21 @@ async def _serve(
 
 @flow(name="kestrel-live-engine", log_prints=True)
 def live_engine(
-    config: dict[str, Any] | None = None, run_for_s: float | None = None
+    config: dict[str, Any] | None = None,
+    run_for_s: float | None = None,
+    recycle: RecycleBound | None = None,
 ) -> str | State[Any]:
     """Run the live engine until cancelled (or for `run_for_s` seconds). A bad setting (a
-    mode other than REAL included) ends the run Cancelled with one WARNING (flows/_entry.py)."""
-    return settle("live engine", lambda: _run_engine(config, run_for_s))
+    mode other than REAL included) ends the run Cancelled with one WARNING (flows/_entry.py).
+
+    `recycle`: bounds (cycles run, resident MiB) at which the run ends Completed between
+    cycles, so its deployment starts a fresh process that resumes from the store."""
+    return settle("live engine", lambda: _run_engine(config, run_for_s, recycle))
 
 
-def _run_engine(config: dict[str, Any] | None, run_for_s: float | None) -> str:
+def _run_engine(
+    config: dict[str, Any] | None, run_for_s: float | None, recycle: RecycleBound | None = None
+) -> str:
     settings = load_effective(config, run="live-engine")
     if settings.mode is not TradingMode.REAL:
         raise ConfigError(
@@ -163,7 +177,7 @@ def _run_engine(config: dict[str, Any] | None, run_for_s: float | None) -> str:
         def serve() -> None:
             try:
                 with trading_mode(settings.mode):  # a new thread starts without the flow's
-                    result.append(asyncio.run(_serve(settings, hooks, run_for_s)))
+                    result.append(asyncio.run(_serve(settings, hooks, run_for_s, recycle)))
             except BaseException as exc:
                 errors.append(exc)
 
@@ -177,5 +191,7 @@ def _run_engine(config: dict[str, Any] | None, run_for_s: float | None) -> str:
         f"{stats.cycles} cycle(s), {stats.missed} missed candle(s), {stats.duplicates} "
         f"duplicate(s), {stats.tick_triggers} tick trigger(s), {stats.polls} REST poll(s)"
     )
+    if stats.recycled is not None:
+        summary += f"; ended for a fresh process: {stats.recycled}"
     get_run_logger().info("live engine stopped: %s", summary)
     return summary

@@ -32,6 +32,7 @@ from kestrel.live.candles import CandleBook, Seen, hole
 from kestrel.live.claims import CandleClaim, claim_candle, last_claimed, record_missed
 from kestrel.live.dedupe import OrderUpdate, OrderUpdateFilter
 from kestrel.live.jobs import CoalescedJob
+from kestrel.live.recycle import RecycleBound
 from kestrel.live.stream import Clock, Sleep, Watchdog, consume
 from kestrel.live.ticks import Levels, ProtectionWatch
 from kestrel.models import timeframe_ms
@@ -82,6 +83,7 @@ class EngineConfig:
     check_every_s: float = 1.0
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 30.0
+    recycle: RecycleBound = field(default_factory=RecycleBound)  # none: run until stopped
 
 
 @dataclass
@@ -95,6 +97,7 @@ class EngineStats:
     claimed_elsewhere: int = 0
     tick_triggers: int = 0
     polls: int = 0
+    recycled: str | None = None  # why the engine ended itself (a process-recycling bound)
     events: list[str] = field(default_factory=list)
 
 
@@ -297,11 +300,19 @@ class LiveEngine:
             self.monitor.request("safety net (periodic)")
         for symbol, timeframe in self.config.watchlist:
             dog = self.watchdogs.get(f"candles {symbol} {timeframe}")
-            if dog is not None and dog.silent():
+            if dog is not None and dog.silent() and self._close_due(symbol, timeframe):
                 self.stats.polls += 1
                 rows = await self.source.fetch_candles(symbol, timeframe, None, 3)
                 await self.on_candles(symbol, timeframe, rows)
         # A quiet account stream is normal (no orders changed): the periodic sync covers it.
+
+    def _close_due(self, symbol: str, timeframe: str) -> bool:
+        """Whether a REST poll can find anything: only a closed candle triggers, and none
+        closes before the forming candle's close time (the newest known + two periods). A
+        silent stream is polled from then on, not every check all the candle long."""
+        period = timeframe_ms(timeframe)
+        last = self.book.last(symbol, period)
+        return last is None or self.now_ms() >= last + 2 * period
 
     # -- running -------------------------------------------------------------------------------
 
@@ -377,7 +388,7 @@ class LiveEngine:
         return tasks
 
     async def run(self) -> None:
-        """Seed, start the streams, supervise until `stop_event`."""
+        """Seed, start the streams, supervise until `stop_event` or a recycling bound."""
         for symbol, timeframe in self.config.watchlist:
             await self.seed(symbol, timeframe)
         await self.refresh_levels()
@@ -386,8 +397,25 @@ class LiveEngine:
         try:
             while not self.stop_event.is_set():
                 await self.check()
+                if await self._recycled(tasks):
+                    return
                 await self.sleep(self.config.check_every_s)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _recycled(self, tasks: list[asyncio.Task[None]]) -> bool:
+        """At a bound: stop the streams between cycles (none in flight, none started after),
+        let a running sync / monitor pass finish, and say why, once."""
+        why = self.config.recycle.reason(self.stats.cycles_done)
+        if why is None:
+            return False
+        async with self._cycle_lock:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(self.sync.settle(), self.monitor.settle())
+        self.stats.recycled = why  # the flow's one closing INFO line says it
+        log.debug("live engine ends for a fresh process: %s", why)
+        return True
