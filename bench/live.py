@@ -1,16 +1,27 @@
 """The live engine against the emulator (a subprocess, so this process's CPU is the engine's):
-candle close -> order sent, tick crossing a stop -> exit order sent, and idle cost next to
-today's scheduled polling measured the same way, in one run.
+candle close -> order sent, tick crossing a stop -> exit order sent, idle cost next to today's
+scheduled polling measured the same way, and (--soak N) resident memory over N cycles.
 
     .venv/bin/python bench/live.py --csv /work/shared/data/ohlcv/BTC_USDT-1h.csv \
-        [--candles 20] [--ticks 20] [--idle 60]
+        [--candles 20] [--ticks 20] [--idle 60] [--phases latency,ticks,idle] [--soak 1000]
 
-"Order sent" is the moment the engine hands the order to ccxt's create_order (timed in this
-process, as is the candle close: just before the emulator is told to advance). Cycles run in
-process through kestrel.live.direct.DirectHooks (no Prefect): bench/cycle.py measures what
-Prefect adds. Idle: the engine with streams up and nothing happening, vs the order-sync
-(every 2 s) and position-monitor (every 5 s) passes the per-job deployments poll with; CPU
-is this process's, requests are what the emulator counted (REST) plus WebSocket messages.
+Trading: the watchlist trades `bench.flip:FlipStrategy` (bench/flip.py, through the normal
+`trading.default_strategy` setting): BUY on even hours, SELL on odd ones, so every measured
+close sends an order for every symbol. "Order sent" is the moment the engine hands the order
+to ccxt's create_order (timed in this process, as is the candle close: just before the
+emulator is told to advance). Cycles run in process through kestrel.live.direct.DirectHooks
+(no Prefect): bench/cycle.py measures what Prefect adds.
+
+Idle: two open positions (BTC with a stop-loss resting on the exchange, ETH watched by the
+monitor alone), the engine with streams up and nothing happening, vs the order-sync (every
+2 s) and position-monitor (every 5 s) passes the per-job deployments poll with; CPU is this
+process's, requests are what the emulator counted per endpoint (REST) plus WebSocket
+messages both ways. The engine's clock is the emulator's (frozen while idle), as a live
+engine's wall clock is the exchange's.
+
+Soak: the engine WITH its Prefect hooks (flows/live.py `live_engine`: cycles as subflows,
+sync and monitor as tasks) against a temporary Prefect server, ending itself at N cycles
+(its recycle bound); RSS after each candle, growth measured from the first 10% (warm-up).
 """
 
 from __future__ import annotations
