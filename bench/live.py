@@ -204,9 +204,17 @@ async def candle_latency(
         await asyncio.to_thread(emu.admin, "POST", "advance", {"candles": 1})
         while _settled(engine) < before + n:
             await asyncio.sleep(0.001)
+        done = time.perf_counter() - t0
+        # Candles are an hour apart: let the consumers watch again (and the order sync the
+        # fills ask for finish) before the next close. A kline that arrives while its consumer
+        # is still busy waits for the stream's next message (ccxt.pro), which Binance sends
+        # within 2 s but the emulator only on the next advance.
+        while engine.sync.busy or engine.monitor.busy:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
         if i == 0:
             continue
-        to_cycle_end.append(time.perf_counter() - t0)
+        to_cycle_end.append(done)
         first: dict[str, float] = {}
         for t, symbol, _ in TimedExchange.sent:
             first.setdefault(symbol, t - t0)
