@@ -1,16 +1,27 @@
 """The live engine against the emulator (a subprocess, so this process's CPU is the engine's):
-candle close -> order sent, tick crossing a stop -> exit order sent, and idle cost next to
-today's scheduled polling measured the same way, in one run.
+candle close -> order sent, tick crossing a stop -> exit order sent, idle cost next to today's
+scheduled polling measured the same way, and (--soak N) resident memory over N cycles.
 
     .venv/bin/python bench/live.py --csv /work/shared/data/ohlcv/BTC_USDT-1h.csv \
-        [--candles 20] [--ticks 20] [--idle 60]
+        [--candles 20] [--ticks 20] [--idle 60] [--phases latency,ticks,idle] [--soak 1000]
 
-"Order sent" is the moment the engine hands the order to ccxt's create_order (timed in this
-process, as is the candle close: just before the emulator is told to advance). Cycles run in
-process through kestrel.live.direct.DirectHooks (no Prefect): bench/cycle.py measures what
-Prefect adds. Idle: the engine with streams up and nothing happening, vs the order-sync
-(every 2 s) and position-monitor (every 5 s) passes the per-job deployments poll with; CPU
-is this process's, requests are what the emulator counted (REST) plus WebSocket messages.
+Trading: the watchlist trades `bench.flip:FlipStrategy` (bench/flip.py, through the normal
+`trading.default_strategy` setting): BUY on even hours, SELL on odd ones, so every measured
+close sends an order for every symbol. "Order sent" is the moment the engine hands the order
+to ccxt's create_order (timed in this process, as is the candle close: just before the
+emulator is told to advance). Cycles run in process through kestrel.live.direct.DirectHooks
+(no Prefect): bench/cycle.py measures what Prefect adds.
+
+Idle: two open positions (BTC with a stop-loss resting on the exchange, ETH watched by the
+monitor alone), the engine with streams up and nothing happening, vs the order-sync (every
+2 s) and position-monitor (every 5 s) passes the per-job deployments poll with; CPU is this
+process's, requests are what the emulator counted per endpoint (REST) plus WebSocket
+messages both ways. The engine's clock is the emulator's (frozen while idle), as a live
+engine's wall clock is the exchange's.
+
+Soak: the engine WITH its Prefect hooks (flows/live.py `live_engine`: cycles as subflows,
+sync and monitor as tasks) against a temporary Prefect server, ending itself at N cycles
+(its recycle bound); RSS after each candle, growth measured from the first 10% (warm-up).
 """
 
 from __future__ import annotations
@@ -23,9 +34,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
@@ -81,7 +94,7 @@ class Emulator:
         self.proc.wait(10)
 
 
-def settings_for(emu: Emulator, data_dir: Path, symbols: int) -> Any:
+def settings_for(emu: Emulator, data_dir: Path, symbols: int, protection: str = "monitor") -> Any:
     from kestrel.config.settings import load_settings
 
     return load_settings(
@@ -93,10 +106,21 @@ def settings_for(emu: Emulator, data_dir: Path, symbols: int) -> Any:
             "ws_url": emu.ws_url,
             "rate_limit": False,
             "timeout_s": 5.0,
-            "protection": "monitor",
+            "protection": protection,
         },
         watchlist=[{"symbol": f"{s}/USDT", "timeframe": "1h"} for s in SYMBOLS[:symbols]],
-        risk={"min_confidence": 0.0},
+        # The emulator replays 2019 candles: "stale" would be measured against today's clock.
+        risk={"min_confidence": 0.0, "stale_after_candles": 1e9},
+        trading={
+            "default_strategy": "bench.flip:FlipStrategy",
+            # Every close trades: no same-side wait, and a losing round trip (fees) must not
+            # trip the breaker before the bench has its samples.
+            "gates": {
+                "cooldown_candles": 0,
+                "max_consecutive_losses": 1_000_000,
+                "daily_loss_limit_pct": None,
+            },
+        },
     )
 
 
@@ -112,7 +136,11 @@ def ms(values: list[float]) -> str:
     return f"p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  (n={len(values)})"
 
 
-async def run_engine(settings: Any, emu: Emulator, body: Any) -> Any:
+async def run_engine(
+    settings: Any, emu: Emulator, body: Any, now_ms: Callable[[], int] | None = None
+) -> Any:
+    """now_ms: the engine's clock (default the wall clock; the idle run reads the emulator's
+    frozen one, as a live engine's wall clock is the exchange's)."""
     from kestrel.books.wallet import build_exchange
     from kestrel.exchange.ccxt_exchange import ExchangeCredentials
     from kestrel.live import CcxtProSource, EngineConfig, LiveEngine
@@ -136,6 +164,7 @@ async def run_engine(settings: Any, emu: Emulator, body: Any) -> Any:
         CcxtProSource(client),
         hooks,
         on_price=hooks.price,
+        **({"now_ms": now_ms} if now_ms is not None else {}),
     )
     runner = asyncio.create_task(engine.run())
     try:
@@ -163,7 +192,9 @@ def _settled(engine: Any) -> int:
 async def candle_latency(
     engine: Any, emu: Emulator, candles: int
 ) -> tuple[list[float], list[float]]:
-    """The first candle is a warm-up (the first analysis imports pandas-ta): not counted."""
+    """The first candle is a warm-up (the first analysis imports pandas-ta): not counted.
+    Per symbol and candle, the first order handed to ccxt (the bench strategy buys on even
+    hours and sells on odd ones, so every close sends one)."""
     to_order: list[float] = []
     to_cycle_end: list[float] = []
     for i in range(candles + 1):
@@ -173,10 +204,21 @@ async def candle_latency(
         await asyncio.to_thread(emu.admin, "POST", "advance", {"candles": 1})
         while _settled(engine) < before + n:
             await asyncio.sleep(0.001)
+        done = time.perf_counter() - t0
+        # Candles are an hour apart: let the consumers watch again (and the order sync the
+        # fills ask for finish) before the next close. A kline that arrives while its consumer
+        # is still busy waits for the stream's next message (ccxt.pro), which Binance sends
+        # within 2 s but the emulator only on the next advance.
+        while engine.sync.busy or engine.monitor.busy:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
         if i == 0:
             continue
-        to_cycle_end.append(time.perf_counter() - t0)
-        to_order.extend(t - t0 for t, _, side in TimedExchange.sent if side == "buy")
+        to_cycle_end.append(done)
+        first: dict[str, float] = {}
+        for t, symbol, _ in TimedExchange.sent:
+            first.setdefault(symbol, t - t0)
+        to_order.extend(first.values())
     return to_order, to_cycle_end
 
 
@@ -204,22 +246,75 @@ async def tick_latency(engine: Any, hooks: Any, rt: Any, emu: Emulator, ticks: i
     return out
 
 
-def idle_engine(settings: Any, emu: Emulator, seconds: float) -> tuple[float, float]:
-    async def body(engine: Any, hooks: Any, rt: Any) -> tuple[float, float]:
+def open_positions(rt: Any, emu: Emulator) -> None:
+    """Two open positions for the idle runs: BTC with a stop-loss resting on the exchange
+    (native protection; its take-profit watched), ETH with only a take-profit, which nothing
+    on the exchange covers: the position monitor alone protects it."""
+    from kestrel.execution.orders import place
+    from tests.lifecycle.intents import intent
+
+    btc = intent("idle-btc", "0.01", stop_loss="5000", take_profit="20000", reference=None)
+    eth = intent("idle-eth", "0.01", take_profit="20000", reference=None, symbol="ETH/USDT")
+    for entry in (btc, eth):
+        place(rt.store, rt.exchange, entry)
+
+
+class Idle:
+    """One idle measurement: CPU s/min, REST requests by endpoint, WebSocket messages."""
+
+    def __init__(self, seconds: float, cpu: float, rest: dict[str, int], ws: int) -> None:
+        self.seconds, self.cpu, self.rest, self.ws = seconds, cpu, rest, ws
+
+    def cpu_per_min(self) -> float:
+        return self.cpu / self.seconds * 60
+
+    def per_min(self, count: int) -> float:
+        return count / self.seconds * 60
+
+    def line(self) -> str:
+        cpu = self.cpu_per_min()
+        rest = sum(self.rest.values())
+        return (
+            f"{cpu:.3f} CPU s/min ({cpu / 60 * 100:.3f}% of a core), "
+            f"{self.per_min(rest):.1f} REST requests/min + {self.per_min(self.ws):.1f} WS "
+            "messages/min (both ways)"
+        )
+
+    def endpoints(self) -> str:
+        ranked = sorted(self.rest.items(), key=lambda kv: -kv[1])
+        return ", ".join(f"{k} {self.per_min(v):.1f}/min" for k, v in ranked) or "none"
+
+
+def idle_engine(settings: Any, emu: Emulator, seconds: float) -> Idle:
+    async def body(engine: Any, hooks: Any, rt: Any) -> Idle:
+        await asyncio.to_thread(open_positions, rt, emu)
+        for _ in range(3):  # the fills, then the stop order placed, then acknowledged
+            await engine.sync.request("bench positions")
+        # A price for each symbol reaches the engine the way it always does: the stream.
+        for symbol, price in (("BTC/USDT", "8300"), ("ETH/USDT", "180")):
+            await asyncio.to_thread(emu.admin, "POST", "tick", {"symbol": symbol, "price": price})
+            while hooks.prices.price(symbol) is None:
+                await asyncio.sleep(0.01)
+        await engine.monitor.request("bench warm-up")  # its first pass imports what it uses
+        levels = await asyncio.to_thread(hooks.levels)
+        print(f"idle positions: {[(lv.symbol, lv.stop_loss, lv.native_stop) for lv in levels]}")
         emu.admin("DELETE", "requests")
-        ws0 = emu.admin("GET", "ws/counts")["received"]
+        ws0 = emu.admin("GET", "ws/counts")
         cpu0 = time.process_time()
         await asyncio.sleep(seconds)
         cpu = time.process_time() - cpu0
-        rest = sum(emu.admin("GET", "requests").values())
-        ws = emu.admin("GET", "ws/counts")["received"] - ws0
-        return cpu / seconds * 60, (rest + ws) / seconds * 60
+        rest = emu.admin("GET", "requests")
+        ws1 = emu.admin("GET", "ws/counts")
+        ws = ws1["sent"] - ws0["sent"] + ws1["received"] - ws0["received"]
+        return Idle(seconds, cpu, rest, ws)
 
-    return asyncio.run(run_engine(settings, emu, body))
+    now = int(emu.admin("GET", "state")["now"])
+    return asyncio.run(run_engine(settings, emu, body, now_ms=lambda: now))
 
 
-def idle_polling(settings: Any, emu: Emulator, seconds: float) -> tuple[float, float]:
-    """The per-job loops' passes (sync every 2 s, monitor every 5 s), in this process."""
+def idle_polling(settings: Any, emu: Emulator, seconds: float) -> Idle:
+    """The per-job loops' passes (sync every 2 s, monitor every 5 s), in this process, on the
+    positions the engine's idle run left open."""
     from kestrel.books.wallet import build_exchange
     from kestrel.exchange.ccxt_exchange import ExchangeCredentials
     from kestrel.execution.monitor import monitor_positions
@@ -249,9 +344,169 @@ def idle_polling(settings: Any, emu: Emulator, seconds: float) -> tuple[float, f
                 next_monitor += 5
             time.sleep(max(0.0, min(next_sync, next_monitor) - time.monotonic()))
         cpu = time.process_time() - cpu0
-        rest = sum(emu.admin("GET", "requests").values())
+        rest = emu.admin("GET", "requests")
         store.close()
-    return cpu / seconds * 60, rest / seconds * 60
+    return Idle(seconds, cpu, rest, 0)
+
+
+def latency_phase(args: argparse.Namespace) -> None:
+    for n in (1, 10):
+        with tempfile.TemporaryDirectory() as tmp:
+            emu = Emulator(args.csv, n, Path(tmp), start=300)
+            try:
+                settings = settings_for(emu, Path(tmp), n)
+
+                async def body(engine: Any, hooks: Any, rt: Any, e: Emulator = emu) -> Any:
+                    got = await candle_latency(engine, e, args.candles)
+                    actions = Counter(str(d.action.value) for d in hooks.decisions)
+                    return (*got, dict(actions))
+
+                order, cycle_end, actions = asyncio.run(run_engine(settings, emu, body))
+                print(f"decisions, {n:2d} symbol(s): {actions}")
+                print(
+                    f"candle close -> order sent, {n:2d} symbol(s): {ms(order)} "
+                    f"of {args.candles * n} symbol-closes"
+                )
+                print(f"candle close -> all cycles done, {n:2d} symbol(s): {ms(cycle_end)}")
+            finally:
+                emu.stop()
+
+
+def ticks_phase(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        emu = Emulator(args.csv, 1, Path(tmp), start=300)
+        try:
+            settings = settings_for(emu, Path(tmp), 1)
+
+            async def ticks(engine: Any, hooks: Any, rt: Any) -> Any:
+                return await tick_latency(engine, hooks, rt, emu, args.ticks)
+
+            exits = asyncio.run(run_engine(settings, emu, ticks))
+            print(f"tick crossing a stop -> exit order sent: {ms(exits)}")
+        finally:
+            emu.stop()
+
+
+def idle_phase(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        emu = Emulator(args.csv, 2, Path(tmp), start=300)
+        try:
+            settings = settings_for(emu, Path(tmp), 2, protection="native")
+            engine = idle_engine(settings, emu, args.idle)
+            polling = idle_polling(settings, emu, args.idle)
+            print(
+                f"idle over {args.idle:.0f} s, 2 symbols, 2 open positions (one resting "
+                f"stop, one monitor-only): engine {engine.line()}; scheduled polling "
+                f"{polling.line()} (without the per-run process start of deployments)"
+            )
+            print(f"  engine requests while idle: {engine.endpoints()}")
+            print(f"  polling requests while idle: {polling.endpoints()}")
+        finally:
+            emu.stop()
+
+
+def soak_phase(args: argparse.Namespace) -> None:
+    """`--soak N` cycles in ONE engine process, with its Prefect hooks (flows/live.py: every
+    cycle a subflow, every sync / monitor pass a task of the kestrel-live-engine flow run)
+    against a temporary Prefect server; resident memory sampled after each candle. The flow
+    ends itself at N cycles (its recycle bound), Completed."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.live import live_engine
+    from kestrel.live.claims import last_claimed
+    from kestrel.live.recycle import RecycleBound, rss_mb
+    from kestrel.store.router import open_store
+
+    n = args.soak_symbols
+    candles = -(-args.soak // n)
+    root = Path(os.environ["PREFECT_HOME"]).parent
+    os.environ.update(
+        {
+            "KESTREL_MODE": "REAL",
+            "KESTREL_REAL_EXCHANGE_WHITELIST": '["binance"]',
+            "KESTREL_BINANCE_API_KEY": KEY,
+            "KESTREL_BINANCE_API_SECRET": SECRET,
+        }
+    )
+    emu = Emulator(args.csv, n, root, start=300)
+    # Where the exchange is belongs to the installation, never to a run's parameters.
+    os.environ["KESTREL_EXCHANGE_API__URL"] = emu.url
+    os.environ["KESTREL_EXCHANGE_API__WS_URL"] = emu.ws_url
+    try:
+        settings = settings_for(emu, root / "data", n)
+        config = settings.model_dump(mode="json")
+        result: list[Any] = []
+        with prefect_test_harness(server_startup_timeout=180):
+            bound = RecycleBound(after_cycles=args.soak)
+
+            def engine() -> None:
+                result.append(live_engine(config=config, recycle=bound, return_state=True))
+
+            thread = threading.Thread(target=engine, name="soak-engine", daemon=True)
+            thread.start()
+            while sum(len(c["streams"]) for c in emu.admin("GET", "ws/clients")) < 2 * n:
+                if not thread.is_alive():
+                    raise SystemExit(f"the engine flow ended before streaming: {result}")
+                time.sleep(0.1)
+            store = open_store(settings, settings.mode)  # the engine's own store
+            symbols = [i.symbol for i in settings.watchlist]
+            samples: list[float] = []
+            late = 0
+            t0 = time.perf_counter()
+            k = -1
+            # Past `candles` while the engine has not reached its bound (a kline it missed is
+            # recorded as missed, not run), as far as the data goes.
+            while (k := k + 1) < candles or (thread.is_alive() and k < candles + 50):
+                before = Counter(o.symbol for o in store.list_orders())
+                now = emu.admin("POST", "advance", {"candles": 1})["now"]
+                deadline = time.monotonic() + 20
+                # Every symbol's cycle for this candle has claimed it and sent its order (the
+                # first candle may be a SELL with nothing to sell: no order).
+                while thread.is_alive() and time.monotonic() < deadline:
+                    claimed = [last_claimed(store, "binance", s, "1h") for s in symbols]
+                    orders = Counter(o.symbol for o in store.list_orders())
+                    sent = [orders[s] > before[s] or k == 0 for s in symbols]
+                    if all(sent) and all(c is not None and c + 3_600_000 >= now for c in claimed):
+                        # The last symbol's cycle returns after its order: a kline that
+                        # arrives before its consumer watches again waits for the next message
+                        # (ccxt.pro; Binance sends one every 2 s, the emulator only on advance).
+                        time.sleep(5 if k == 0 else 2)
+                        break
+                    time.sleep(0.02)
+                else:
+                    late += thread.is_alive()
+                    print(
+                        f"  soak: candle {k} timed out: orders {dict(orders)} (before "
+                        f"{dict(before)}), claimed {claimed} (now {now})",
+                        flush=True,
+                    )
+                samples.append(rss_mb())
+                if k % max(1, candles // 10) == 0:
+                    print(f"  soak: {(k + 1) * n} cycles, RSS {samples[-1]:.1f} MiB", flush=True)
+            thread.join(120)
+            elapsed = time.perf_counter() - t0
+            store.close()
+        state = result[0] if result else None
+        warm = samples[len(samples) // 10]
+        growth = (samples[-1] - warm) / warm * 100
+        print(
+            f"soak: {len(samples)} candles x {n} symbols (Prefect hooks) in "
+            f"{elapsed:.0f} s; RSS after warm-up ({len(samples) // 10 * n} cycles) {warm:.1f} "
+            f"MiB, at the end {samples[-1]:.1f} MiB (max {max(samples):.1f}): growth "
+            f"{growth:+.1f}% (target <= 5%); candles that timed out: {late}; engine flow "
+            f"run: {state.type.value if state else 'did not end'}: "
+            f"{state.result() if state else ''}"
+        )
+    finally:
+        emu.stop()
+
+
+PHASES = {
+    "latency": latency_phase,
+    "ticks": ticks_phase,
+    "idle": idle_phase,
+    "soak": soak_phase,
+}
 
 
 def main() -> int:
@@ -260,48 +515,24 @@ def main() -> int:
     p.add_argument("--candles", type=int, default=20)
     p.add_argument("--ticks", type=int, default=20)
     p.add_argument("--idle", type=float, default=60.0, help="seconds per idle measurement")
+    p.add_argument(
+        "--phases", default="latency,ticks,idle", help=f"comma-separated, of {', '.join(PHASES)}"
+    )
+    p.add_argument("--soak", type=int, default=0, help="also run the soak phase: N cycles")
+    p.add_argument("--soak-symbols", type=int, default=10)
     args = p.parse_args()
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from kestrel.mode import TradingMode, trading_mode
+    phases = list(dict.fromkeys(args.phases.split(",") + (["soak"] if args.soak else [])))
+    with tempfile.TemporaryDirectory() as home:
+        if "soak" in phases:
+            from kestrel.config.prefect_env import configure_prefect_env
 
-    with trading_mode(TradingMode.REAL):
-        for n in (1, 10):
-            with tempfile.TemporaryDirectory() as tmp:
-                emu = Emulator(args.csv, n, Path(tmp), start=300)
-                try:
-                    settings = settings_for(emu, Path(tmp), n)
+            configure_prefect_env(Path(home))  # before anything imports prefect
+        from kestrel.mode import TradingMode, trading_mode
 
-                    async def body(engine: Any, hooks: Any, rt: Any, e: Emulator = emu) -> Any:
-                        got = await candle_latency(engine, e, args.candles)
-                        actions = Counter(str(d.action.value) for d in hooks.decisions)
-                        return (*got, dict(actions))
-
-                    order, cycle_end, actions = asyncio.run(run_engine(settings, emu, body))
-                    print(f"decisions, {n:2d} symbol(s): {actions}")
-                    print(f"candle close -> order sent, {n:2d} symbol(s): {ms(order)}")
-                    print(f"candle close -> all cycles done, {n:2d} symbol(s): {ms(cycle_end)}")
-                finally:
-                    emu.stop()
-        with tempfile.TemporaryDirectory() as tmp:
-            emu = Emulator(args.csv, 1, Path(tmp), start=300)
-            try:
-                settings = settings_for(emu, Path(tmp), 1)
-
-                async def ticks(engine: Any, hooks: Any, rt: Any) -> Any:
-                    return await tick_latency(engine, hooks, rt, emu, args.ticks)
-
-                exits = asyncio.run(run_engine(settings, emu, ticks))
-                print(f"tick crossing a stop -> exit order sent: {ms(exits)}")
-                cpu_e, req_e = idle_engine(settings, emu, args.idle)
-                cpu_p, req_p = idle_polling(settings, emu, args.idle)
-                print(
-                    f"idle over {args.idle:.0f} s, 1 symbol: engine {cpu_e:.2f} CPU s/min "
-                    f"({cpu_e / 60 * 100:.2f}% of a core), {req_e:.1f} requests+messages/min; "
-                    f"scheduled polling {cpu_p:.2f} CPU s/min, {req_p:.1f} requests/min "
-                    "(without the per-run process start of deployments)"
-                )
-            finally:
-                emu.stop()
+        with trading_mode(TradingMode.REAL):
+            for name in phases:
+                PHASES[name](args)
     return 0
 
 

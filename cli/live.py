@@ -33,17 +33,39 @@ def run(
         float | None,
         typer.Option("--for", min=1, help="stop after this many seconds (default: until Ctrl-C)"),
     ] = None,
+    recycle_after_cycles: Annotated[
+        int | None,
+        typer.Option(
+            "--recycle-after-cycles",
+            min=1,
+            help="end (Completed) after this many cycles, for a fresh process to resume",
+        ),
+    ] = None,
+    recycle_above_mb: Annotated[
+        float | None,
+        typer.Option(
+            "--recycle-above-mb",
+            min=1,
+            help="end (Completed) once resident memory exceeds this many MiB",
+        ),
+    ] = None,
 ) -> None:
     """Run the live engine here: one process, every step a Prefect subflow or task. REAL
-    trades the account (keys); DEMO the paper wallet on live public data (no keys)."""
+    trades the account (keys); DEMO the paper wallet on live public data (no keys). With a
+    recycle bound it ends between cycles; run it under a supervisor (or as a deployment) that
+    starts it again: the new process resumes after the newest claimed candle."""
     from kestrel.errors import ConfigError
+    from kestrel.live.recycle import RecycleBound
 
     settings = load_cli_settings()
     prepare_prefect(settings.data_dir.resolve())
     from flows.live import live_engine  # after prepare_prefect
 
+    recycle = RecycleBound(after_cycles=recycle_after_cycles, above_rss_mb=recycle_above_mb)
     try:
-        summary = live_engine(config=settings.model_dump(mode="json"), run_for_s=run_for)
+        summary = live_engine(
+            config=settings.model_dump(mode="json"), run_for_s=run_for, recycle=recycle
+        )
     except ConfigError as exc:
         raise fail(str(exc), 2) from None
     typer.echo(summary)

@@ -49,6 +49,7 @@ from kestrel.config.settings import KestrelSettings
 from kestrel.live.client import build_pro_client
 from kestrel.live.direct import DirectHooks, record_stood_down
 from kestrel.live.engine import ClosedCandle, EngineConfig, EngineStats, LiveEngine
+from kestrel.live.recycle import RecycleBound
 from kestrel.live.source import CcxtProSource
 from kestrel.live.ticks import Levels
 from kestrel.live.wallet import LiveWallet, live_wallet
@@ -204,7 +205,12 @@ class PrefectHooks:
             self.pacer.drained()
 
 
-def engine_config(settings: KestrelSettings, exchange_id: str, wallet: LiveWallet) -> EngineConfig:
+def engine_config(
+    settings: KestrelSettings,
+    exchange_id: str,
+    wallet: LiveWallet,
+    recycle: RecycleBound | None = None,
+) -> EngineConfig:
     access = settings.exchange_api
     return EngineConfig(
         watchlist=tuple((i.symbol, i.timeframe) for i in settings.watchlist),
@@ -214,18 +220,23 @@ def engine_config(settings: KestrelSettings, exchange_id: str, wallet: LiveWalle
         account_stream=wallet.account_stream,
         match_timeframe=wallet.match_timeframe,
         batch_window_s=BATCH_WINDOW_S,
+        recycle=recycle or RecycleBound(),
     )
 
 
 async def _serve(
-    settings: KestrelSettings, hooks: PrefectHooks, wallet: LiveWallet, run_for_s: float | None
+    settings: KestrelSettings,
+    hooks: PrefectHooks,
+    wallet: LiveWallet,
+    run_for_s: float | None,
+    recycle: RecycleBound | None = None,
 ) -> EngineStats:
     client = build_pro_client(settings.exchange, settings.exchange_api, wallet.credentials)
     try:
         await client.load_markets()
         rt = hooks.direct.rt
         engine = LiveEngine(
-            engine_config(settings, rt.exchange.id, wallet),
+            engine_config(settings, rt.exchange.id, wallet, recycle),
             rt.store,
             CcxtProSource(client),
             hooks,
@@ -242,15 +253,22 @@ async def _serve(
 
 @flow(name="kestrel-live-engine", log_prints=True)
 def live_engine(
-    config: dict[str, Any] | None = None, run_for_s: float | None = None
+    config: dict[str, Any] | None = None,
+    run_for_s: float | None = None,
+    recycle: RecycleBound | None = None,
 ) -> str | State[Any]:
     """Run the live engine until cancelled (or for `run_for_s` seconds), on the REAL account
     or the DEMO paper wallet. A bad setting (REAL without keys, a DEMO paper market that is
-    not live data) ends the run Cancelled with one WARNING (flows/_entry.py)."""
-    return settle("live engine", lambda: _run_engine(config, run_for_s))
+    not live data) ends the run Cancelled with one WARNING (flows/_entry.py).
+
+    `recycle`: bounds (cycles run, resident MiB) at which the run ends Completed between
+    cycles, so its deployment starts a fresh process that resumes from the store."""
+    return settle("live engine", lambda: _run_engine(config, run_for_s, recycle))
 
 
-def _run_engine(config: dict[str, Any] | None, run_for_s: float | None) -> str:
+def _run_engine(
+    config: dict[str, Any] | None, run_for_s: float | None, recycle: RecycleBound | None = None
+) -> str:
     settings = load_effective(config, run="live-engine")
     with trading_mode(settings.mode):
         prepare_exchange_access(settings)
@@ -268,7 +286,7 @@ def _run_engine(config: dict[str, Any] | None, run_for_s: float | None) -> str:
         def serve() -> None:
             try:
                 with trading_mode(settings.mode):  # a new thread starts without the flow's
-                    result.append(asyncio.run(_serve(settings, hooks, wallet, run_for_s)))
+                    result.append(asyncio.run(_serve(settings, hooks, wallet, run_for_s, recycle)))
             except BaseException as exc:
                 errors.append(exc)
 
@@ -285,5 +303,7 @@ def _run_engine(config: dict[str, Any] | None, run_for_s: float | None) -> str:
     )
     if wallet.match_timeframe is not None:
         summary += f", {stats.fill_triggers} paper fill sync(s) (DEMO)"
+    if stats.recycled is not None:
+        summary += f"; ended for a fresh process: {stats.recycled}"
     get_run_logger().info("live engine stopped: %s", summary)
     return summary

@@ -10,6 +10,7 @@ from kestrel.live.dedupe import OrderUpdate, OrderUpdateFilter
 from kestrel.live.engine import EngineConfig, EngineHooks, EngineStats, LiveEngine, MarketSource
 from kestrel.live.jobs import CoalescedJob
 from kestrel.live.protect import levels_from_store, monitor_at
+from kestrel.live.recycle import RecycleBound, rss_mb
 from kestrel.live.source import CcxtProSource
 from kestrel.live.stream import Watchdog, consume
 from kestrel.live.ticks import Levels, ProtectionWatch, StreamPricedExchange, levels_of
@@ -32,6 +33,7 @@ __all__ = [
     "OrderUpdate",
     "OrderUpdateFilter",
     "ProtectionWatch",
+    "RecycleBound",
     "Seen",
     "StreamPricedExchange",
     "Watchdog",
@@ -46,4 +48,5 @@ __all__ = [
     "monitor_at",
     "point_streams_at",
     "record_missed",
+    "rss_mb",
 ]

@@ -40,6 +40,7 @@ from kestrel.live.candles import CandleBook, Seen, hole
 from kestrel.live.claims import CandleClaim, claim_candle, last_claimed, record_missed
 from kestrel.live.dedupe import OrderUpdate, OrderUpdateFilter
 from kestrel.live.jobs import CoalescedJob
+from kestrel.live.recycle import RecycleBound
 from kestrel.live.stream import Clock, Sleep, Watchdog, consume
 from kestrel.live.ticks import Levels, ProtectionWatch
 from kestrel.models import LIVE_STATUSES, timeframe_ms
@@ -111,6 +112,7 @@ class EngineConfig:
     account_stream: bool = True  # REAL's user data stream; the paper wallet (DEMO) has none
     match_timeframe: str | None = None  # DEMO: the paper exchange's matching candles
     batch_window_s: float = 0.0  # how long a claimed candle waits for others to join it
+    recycle: RecycleBound = field(default_factory=RecycleBound)  # none: run until stopped
 
 
 @dataclass
@@ -125,6 +127,7 @@ class EngineStats:
     tick_triggers: int = 0
     fill_triggers: int = 0  # DEMO: syncs asked for by a closed matching candle
     polls: int = 0
+    recycled: str | None = None  # why the engine ended itself (a process-recycling bound)
     events: list[str] = field(default_factory=list)
 
 
@@ -516,7 +519,7 @@ class LiveEngine:
         return tasks
 
     async def run(self) -> None:
-        """Seed, start the streams, supervise until `stop_event`."""
+        """Seed, start the streams, supervise until `stop_event` or a recycling bound."""
         for symbol, timeframe in self.config.watchlist:
             await self.seed(symbol, timeframe)
         await self.refresh_levels()
@@ -525,8 +528,25 @@ class LiveEngine:
         try:
             while not self.stop_event.is_set():
                 await self.check()
+                if await self._recycled(tasks):
+                    return
                 await self.sleep(self.config.check_every_s)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _recycled(self, tasks: list[asyncio.Task[None]]) -> bool:
+        """At a bound: stop the streams between cycles (none in flight, none started after),
+        let a running sync / monitor pass finish, and say why, once."""
+        why = self.config.recycle.reason(self.stats.cycles_done)
+        if why is None:
+            return False
+        async with self._cycle_lock:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(self.sync.settle(), self.monitor.settle())
+        self.stats.recycled = why  # the flow's one closing INFO line says it
+        log.debug("live engine ends for a fresh process: %s", why)
+        return True

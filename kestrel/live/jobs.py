@@ -37,6 +37,11 @@ class CoalescedJob:
     def busy(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    async def settle(self) -> None:
+        """Wait for the run in progress (and the one asked for during it), if any."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
     async def _drain(self) -> None:
         while self._pending:
             reasons, self._pending = self._pending, []
