@@ -21,6 +21,7 @@ takes its watchlist from settings rather than its `items` parameter) keeps its s
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -48,6 +49,18 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The flow run's logger where there is one (so the UI shows the line), else ours."""
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return log
+
 
 HEARTBEAT_EVENT = "kestrel.live-engine.heartbeat"
 STOPPED_EVENT = "kestrel.live-engine.stopped"
@@ -128,7 +141,7 @@ class Handover:
                 newly.append(deployment.name)
             self._pause_silence(client)
         if newly:
-            log.info(
+            _logger().info(
                 "the live engine is active: paused the schedules of %s (they resume when it "
                 "stops, or by the dead-man's switch if it dies)",
                 ", ".join(newly),
@@ -165,7 +178,7 @@ class Handover:
         self._emit(STOPPED_EVENT, {"why": why, "resumed": resumed})
         if resumed:
             names = ", ".join(resumed)
-            log.info("the live engine stopped (%s): resumed the schedules of %s", why, names)
+            _logger().info("the live engine stopped (%s): resumed the schedules of %s", why, names)
         return resumed
 
     def _emit(self, event: str, payload: dict[str, Any]) -> None:
@@ -209,7 +222,7 @@ class Keeper:
             return
         stats = self.alive(now)
         if stats is None:
-            log.warning(
+            _logger().warning(
                 "the live engine's loop is stuck: no heartbeat (the dead-man's switch "
                 "resumes the per-job schedules if it stays so)"
             )
@@ -218,7 +231,7 @@ class Keeper:
         try:
             self.handover.heartbeat(stats)
         except Exception as exc:  # the server's trouble must not stop the engine
-            log.warning(
+            _logger().warning(
                 "heartbeat not sent (%s: %s); next try in %.0f s",
                 type(exc).__name__,
                 exc,
@@ -233,7 +246,7 @@ def engine_active(keeper: Keeper, tick_s: float = 2.0) -> Iterator[None]:
     try:
         keeper.handover.take_over()
     except Exception as exc:
-        log.warning(
+        _logger().warning(
             "could not pause the per-job schedules (%s: %s): they keep running beside the "
             "engine (safe: symbol leases and candle claims), at their cost",
             type(exc).__name__,
@@ -246,9 +259,12 @@ def engine_active(keeper: Keeper, tick_s: float = 2.0) -> Iterator[None]:
             try:
                 keeper.step()
             except Exception:
-                log.exception("live engine keeper step failed; next in %.0f s", tick_s)
+                _logger().exception("live engine keeper step failed; next in %.0f s", tick_s)
 
-    thread = threading.Thread(target=loop, name="live-engine-keeper", daemon=True)
+    context = contextvars.copy_context()  # the keeper's lines belong to the engine's run
+    thread = threading.Thread(
+        target=context.run, args=(loop,), name="live-engine-keeper", daemon=True
+    )
     thread.start()
     why = "the engine stopped"
     try:
@@ -262,7 +278,7 @@ def engine_active(keeper: Keeper, tick_s: float = 2.0) -> Iterator[None]:
         try:
             keeper.handover.hand_back(why)
         except Exception as exc:
-            log.warning(
+            _logger().warning(
                 "could not resume the per-job schedules (%s: %s): the dead-man's switch "
                 "resumes them when the heartbeats are missed",
                 type(exc).__name__,

@@ -9,6 +9,7 @@ guards."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import threading
@@ -115,12 +116,12 @@ def test_the_engine_trades_a_closed_candle_as_tasks_of_its_run_and_hands_back(
     from kestrel.live.recycle import RecycleBound
 
     outcome: list[Any] = []
-    run = threading.Thread(
-        target=lambda: outcome.append(
-            live_engine(recycle=RecycleBound(after_cycles=1), return_state=True)
-        ),
-        daemon=True,
-    )
+    context = contextvars.copy_context()  # this test's Prefect API settings, in the thread
+
+    def engine() -> None:
+        outcome.append(live_engine(recycle=RecycleBound(after_cycles=1), return_state=True))
+
+    run = threading.Thread(target=context.run, args=(engine,), daemon=True)
     run.start()
     streams = emu.streams
     until("the kline subscription", lambda: streams.subscribers("btcusdt@kline_1h") > 0)
