@@ -50,7 +50,17 @@ def prefect_api(prefect_server: LocalPrefectServer) -> Iterator[str]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
+        _fresh_events_worker()
         yield prefect_server.api_url
+
+
+def _fresh_events_worker() -> None:
+    """Prefect keeps one events worker per process, bound to the API it first met; a test
+    elsewhere in the session may have started it against a server that is gone. Drained, it
+    is started again, against this server, by the next event."""
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=10)
 
 
 @pytest.fixture

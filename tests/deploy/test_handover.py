@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from typing import cast
 from uuid import UUID
 
 import pytest
@@ -40,7 +41,9 @@ def deployments(prefect_api: str) -> Iterator[dict[str, UUID]]:
     from blocks.registry import register_block_types
 
     register_block_types()
-    ids = {s.name: runner_deployment(s).apply() for s in load_specs() if s.name in NAMES}
+    ids = {
+        s.name: cast(UUID, runner_deployment(s).apply()) for s in load_specs() if s.name in NAMES
+    }
     yield ids
     with get_client(sync_client=True) as client:
         for deployment_id in ids.values():

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import pytest
@@ -61,7 +61,7 @@ def order_sync_deployment(prefect_api: str) -> Iterator[UUID]:
     from prefect import get_client
 
     spec = next(s for s in load_specs() if s.name == "order-sync")
-    deployment_id = runner_deployment(spec).apply()
+    deployment_id = cast(UUID, runner_deployment(spec).apply())
     yield deployment_id
     with get_client(sync_client=True) as client:
         client.resume_deployment(deployment_id)
@@ -109,8 +109,9 @@ def children(flow_run_id: UUID) -> tuple[list[str], list[str]]:
 def test_the_engine_trades_a_closed_candle_as_tasks_of_its_run_and_hands_back(
     real_env: Path, emu: BinanceEmulator, order_sync_deployment: UUID
 ) -> None:
+    from prefect.client.schemas.objects import State
+    from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
-    from prefect.states import State
 
     from flows.live import live_engine
     from kestrel.live.recycle import RecycleBound
@@ -138,11 +139,14 @@ def test_the_engine_trades_a_closed_candle_as_tasks_of_its_run_and_hands_back(
     assert not is_paused(order_sync_deployment)  # handed back on the clean stop
 
     run_id = UUID(str(state.state_details.flow_run_id))
-    tasks, subflows = children(run_id)
-    stages = {name.split("-")[0] for name in tasks}
-    assert {"fetch", "analyze", "trade"} <= stages, tasks  # the cycle, visible as tasks
-    assert "kestrel-order-sync" in subflows, subflows  # the start-up sync, visible as a run
+    EventsWorker.drain_all(timeout=10)  # task runs reach the server as events
     APILogWorker.drain_all(timeout=10)
+
+    def stages() -> set[str]:
+        return {name.split("-")[0] for name in children(run_id)[0]}
+
+    until("the cycle's task runs recorded", lambda: {"fetch", "analyze", "trade"} <= stages())
+    assert "kestrel-order-sync" in children(run_id)[1]  # the start-up sync, visible as a run
     lines = run_levels(run_id)
     assert any("paused the schedules of" in m and "order-sync" in m for _, m in lines), lines
     assert [m for level, m in lines if level >= logging.ERROR] == [], lines
