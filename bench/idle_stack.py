@@ -18,12 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -31,35 +29,12 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.live import KEY, SECRET, Emulator
 from deployments.server import LocalPrefectServer
 
 REPO = Path(__file__).resolve().parents[1]
 KESTREL = REPO / ".venv" / "bin" / "kestrel"
-KEY, SECRET = "bench-key", "bench-secret"
 DEPLOYMENTS = ["order-sync", "position-monitor", "notifications", "trading-cycle-majors"]
-
-
-class Emulator:
-    def __init__(self, csv: Path, tmp: Path) -> None:
-        args = [sys.executable, "-m", "emulator", "--start", "300"]
-        args += ["--account", f"{KEY}:{SECRET}", "--balance", "USDT=100000"]
-        for name in ("BTC", "ETH"):
-            copy = tmp / f"{name}_USDT-1h.csv"
-            shutil.copy(csv, copy)
-            args += ["--market", f"{name}/USDT={copy}"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=REPO)
-        assert self.proc.stdout is not None
-        ready = json.loads(self.proc.stdout.readline())
-        self.url, self.ws_url = ready["url"], ready["ws_url"]
-
-    def admin(self, method: str, route: str) -> Any:
-        req = urllib.request.Request(f"{self.url}/_emulator/{route}", method=method)
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read() or b"null")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -184,7 +159,7 @@ def main() -> int:
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        emu = Emulator(args.csv, tmp)
+        emu = Emulator(args.csv, 2, tmp, start=300)  # BTC/USDT, ETH/USDT
         server = LocalPrefectServer(tmp / "prefect-server", scheduler=True, ui=False)
         server.start(timeout_s=240)
         assert server.process is not None

@@ -78,7 +78,8 @@ class Emulator:
             copy = tmp / f"{name}_USDT-1h.csv"
             shutil.copy(csv, copy)
             args += ["--market", f"{name}/USDT={copy}"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        repo = Path(__file__).resolve().parents[1]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=repo)
         assert self.proc.stdout is not None
         ready = json.loads(self.proc.stdout.readline())
         self.url, self.ws_url = ready["url"], ready["ws_url"]
